@@ -1,0 +1,70 @@
+//! Configuration from the environment; a missing variable fails the test loudly.
+//!
+//! - `RELAY_URL`: base URL of the running relay, e.g. `http://127.0.0.1:8799`. It must be
+//!   plain `http` on a loopback address: the suite never talks to anything else.
+//! - `JWT_SECRET`: the HS256 secret the relay verifies user tokens with.
+//! - `WEBHOOK_SECRET`, `ADMIN_SECRET`: bearer secrets of the backend and admin routes.
+
+use std::net::IpAddr;
+
+fn required(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v,
+        Ok(_) => panic!(
+            "environment variable {name} is empty. The e2e suite runs against an already \
+             running relay and needs RELAY_URL, JWT_SECRET, WEBHOOK_SECRET and ADMIN_SECRET \
+             (the same secrets the relay was started with)."
+        ),
+        Err(_) => panic!(
+            "environment variable {name} is not set. The e2e suite runs against an already \
+             running relay and needs RELAY_URL (e.g. http://127.0.0.1:8799), JWT_SECRET, \
+             WEBHOOK_SECRET and ADMIN_SECRET (the same secrets the relay was started with)."
+        ),
+    }
+}
+
+/// Base HTTP URL of the relay without a trailing slash, checked to be `http://` on loopback.
+pub fn relay_url() -> String {
+    let raw = required("RELAY_URL");
+    let url = reqwest::Url::parse(raw.trim())
+        .unwrap_or_else(|e| panic!("RELAY_URL={raw:?} is not a valid URL: {e}"));
+    assert_eq!(
+        url.scheme(),
+        "http",
+        "RELAY_URL={raw:?} must be a plain http:// URL of the local relay"
+    );
+    let host = url.host_str().unwrap_or_default();
+    let host_ip = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host_ip
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    assert!(
+        loopback,
+        "RELAY_URL={raw:?} must point at a loopback address (127.0.0.1, localhost, [::1]): \
+         the e2e suite only talks to a relay on this machine"
+    );
+    raw.trim().trim_end_matches('/').to_string()
+}
+
+/// Base WebSocket URL: `RELAY_URL` with `http` replaced by `ws`.
+pub fn ws_url() -> String {
+    let http = relay_url();
+    format!("ws{}", http.strip_prefix("http").expect("checked http scheme"))
+}
+
+/// The HS256 secret for user tokens.
+pub fn jwt_secret() -> String {
+    required("JWT_SECRET")
+}
+
+/// The backend (webhook) bearer secret.
+pub fn webhook_secret() -> String {
+    required("WEBHOOK_SECRET")
+}
+
+/// The admin/stats bearer secret.
+pub fn admin_secret() -> String {
+    required("ADMIN_SECRET")
+}

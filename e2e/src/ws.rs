@@ -1,0 +1,491 @@
+//! A WebSocket client for the relay's `/v1/rooms/{room}/ws` route.
+//!
+//! Frames are read in order. The `recv_*` methods that look for a particular frame leave the
+//! frames they pass over in a backlog, in arrival order, so nothing is ever silently skipped:
+//! a later `recv_json` returns them first. Every wait is bounded ([`DEFAULT_TIMEOUT`] unless
+//! said otherwise). Protocol-level ping/pong frames are not application frames and are
+//! passed over; a binary or non-JSON frame from the server fails the test.
+
+use crate::config::ws_url;
+use crate::shape::{assert_ack, assert_welcome, ty, Stamp};
+use crate::token::User;
+use crate::DEFAULT_TIMEOUT;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How the token travels with the upgrade request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `?token=<jwt>`.
+    Query,
+    /// `Authorization: Bearer <jwt>`.
+    Bearer,
+    /// `Sec-WebSocket-Protocol: relay.v1, bearer.<jwt>`.
+    Subprotocol,
+}
+
+/// One thing read from the socket.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// A JSON text frame.
+    Json(Value),
+    /// The connection closed: the close code if the server sent a close frame.
+    Closed { code: Option<u16>, reason: String },
+}
+
+/// Why an upgrade did not happen.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The server answered the upgrade request with a non-101 status.
+    Http {
+        status: u16,
+        headers: HeaderMap,
+        body: String,
+    },
+    /// Anything else (refused connection, protocol error, timeout).
+    Other(String),
+}
+
+impl ConnectError {
+    /// The HTTP status of a rejected upgrade.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ConnectError::Http { status, .. } => Some(*status),
+            ConnectError::Other(_) => None,
+        }
+    }
+
+    /// Asserts a rejection with `status` and the JSON error body with `code`.
+    pub fn assert_error(&self, status: u16, code: &str, ctx: &str) {
+        match self {
+            ConnectError::Http {
+                status: got, body, ..
+            } => {
+                assert_eq!(
+                    *got, status,
+                    "{ctx}: upgrade rejected with {got}, expected {status}; body {body:?}"
+                );
+                let v: Value = serde_json::from_str(body).unwrap_or_else(|_| {
+                    panic!("{ctx}: rejection body is not JSON: {body:?}")
+                });
+                crate::shape::assert_error_body(&v, code, ctx);
+            }
+            ConnectError::Other(e) => {
+                panic!("{ctx}: expected an HTTP {status} rejection, got error: {e}")
+            }
+        }
+    }
+}
+
+type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A connected WebSocket.
+pub struct Client {
+    ws: Stream,
+    backlog: VecDeque<Value>,
+    closed: Option<(Option<u16>, String)>,
+    /// The room this client connected to (as given, not encoded).
+    pub room: String,
+    /// Headers of the `101 Switching Protocols` response.
+    pub response_headers: HeaderMap,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("room", &self.room)
+            .field("backlog", &self.backlog)
+            .finish()
+    }
+}
+
+/// Connect timeout (TCP + handshake).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Client {
+    /// Connects to `/v1/rooms/{room}/ws` (room percent-encoded here).
+    pub async fn connect(
+        room: &str,
+        token: Option<&str>,
+        via: Via,
+        since: Option<u64>,
+    ) -> Result<Client, ConnectError> {
+        let mut c = Self::connect_raw(&crate::encode_segment(room), token, via, since).await?;
+        c.room = room.to_string();
+        Ok(c)
+    }
+
+    /// Connects to `/v1/rooms/{room_segment}/ws` with the path segment used exactly as given
+    /// (for deliberately malformed names).
+    pub async fn connect_raw(
+        room_segment: &str,
+        token: Option<&str>,
+        via: Via,
+        since: Option<u64>,
+    ) -> Result<Client, ConnectError> {
+        let mut query: Vec<String> = Vec::new();
+        if let Some(s) = since {
+            query.push(format!("since={s}"));
+        }
+        if let (Some(t), Via::Query) = (token, via) {
+            query.push(format!("token={}", crate::encode_query(t)));
+        }
+        let mut url = format!("{}/v1/rooms/{room_segment}/ws", ws_url());
+        if !query.is_empty() {
+            url = format!("{url}?{}", query.join("&"));
+        }
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("bad WebSocket URL {url}: {e}"));
+        if let Some(t) = token {
+            match via {
+                Via::Query => {}
+                Via::Bearer => {
+                    req.headers_mut().insert(
+                        "Authorization",
+                        HeaderValue::from_str(&format!("Bearer {t}")).expect("header value"),
+                    );
+                }
+                Via::Subprotocol => {
+                    req.headers_mut().insert(
+                        "Sec-WebSocket-Protocol",
+                        HeaderValue::from_str(&format!("relay.v1, bearer.{t}"))
+                            .expect("header value"),
+                    );
+                }
+            }
+        }
+        let res = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(req))
+            .await
+            .map_err(|_| ConnectError::Other(format!("connecting to {url} timed out")))?;
+        match res {
+            Ok((ws, resp)) => Ok(Client {
+                ws,
+                backlog: VecDeque::new(),
+                closed: None,
+                room: room_segment.to_string(),
+                response_headers: resp.headers().clone(),
+            }),
+            Err(WsError::Http(resp)) => Err(ConnectError::Http {
+                status: resp.status().as_u16(),
+                headers: resp.headers().clone(),
+                body: resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
+            }),
+            Err(e) => Err(ConnectError::Other(format!("connecting to {url}: {e}"))),
+        }
+    }
+
+    /// Connects with `?token=` and reads the first frame, which must be a `welcome`.
+    /// Returns the client and the welcome frame.
+    pub async fn join(room: &str, token: &str) -> (Client, Value) {
+        Self::join_with(room, token, Via::Query, None).await
+    }
+
+    /// Like [`Client::join`] with a chosen token transport and optional `since`.
+    pub async fn join_with(
+        room: &str,
+        token: &str,
+        via: Via,
+        since: Option<u64>,
+    ) -> (Client, Value) {
+        let mut c = Self::connect(room, Some(token), via, since)
+            .await
+            .unwrap_or_else(|e| panic!("joining room {room:?} failed: {e:?}"));
+        let welcome = c.recv_json().await;
+        assert_eq!(ty(&welcome), "welcome", "first frame must be welcome, got {welcome}");
+        (c, welcome)
+    }
+
+    /// Mints a token for `user` granting exactly `room`, joins, checks the full welcome shape
+    /// and returns the client and the welcome's `seq`.
+    pub async fn join_as(room: &str, user: &User) -> (Client, u64) {
+        let (c, welcome) = Self::join(room, &user.token(&[room])).await;
+        let seq = assert_welcome(&welcome, room, user);
+        (c, seq)
+    }
+
+    /// The `Sec-WebSocket-Protocol` the server selected, if any.
+    pub fn selected_protocol(&self) -> Option<String> {
+        self.response_headers
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    // ---- sending ---------------------------------------------------------------------
+
+    /// Sends a text frame; an error is returned, not panicked (the server may have closed).
+    pub async fn try_send_text(&mut self, text: String) -> Result<(), String> {
+        tokio::time::timeout(DEFAULT_TIMEOUT, self.ws.send(Message::text(text)))
+            .await
+            .map_err(|_| "sending timed out".to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        if let Err(e) = self.try_send_text(text).await {
+            panic!("sending a text frame failed: {e}");
+        }
+    }
+
+    /// Sends a JSON value as a text frame.
+    pub async fn send_json(&mut self, v: &Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        tokio::time::timeout(DEFAULT_TIMEOUT, self.ws.send(Message::binary(bytes)))
+            .await
+            .expect("sending timed out")
+            .unwrap_or_else(|e| panic!("sending a binary frame failed: {e}"));
+    }
+
+    /// Sends `{"type":"publish","cid","data"}` (plus `event` when given).
+    pub async fn publish(&mut self, cid: &str, event: Option<&str>, data: &Value) {
+        let mut frame = json!({"type": "publish", "cid": cid, "data": data});
+        if let Some(e) = event {
+            frame["event"] = json!(e);
+        }
+        self.send_json(&frame).await;
+    }
+
+    /// Publishes and waits for its `ack` (checked: `cid`, `duplicate:false`, shape). A
+    /// `rate_limited` error for it is answered by waiting a second and sending the same frame
+    /// again (bounded); any other error fails the test. Frames passed over stay in the backlog.
+    pub async fn publish_acked(&mut self, cid: &str, event: Option<&str>, data: &Value) -> Stamp {
+        for _attempt in 0..30 {
+            self.publish(cid, event, data).await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let reply = self
+                .take_first(
+                    |v| {
+                        let for_me = v.get("cid").and_then(Value::as_str) == Some(cid)
+                            || v.get("cid").map_or(true, Value::is_null);
+                        (ty(v) == "ack" && v.get("cid").and_then(Value::as_str) == Some(cid))
+                            || (ty(v) == "error" && for_me)
+                    },
+                    deadline,
+                )
+                .await
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no ack for publish cid={cid:?} within 10 s; backlog: {:?}",
+                        self.backlog
+                    )
+                });
+            if ty(&reply) == "ack" {
+                return assert_ack(&reply, cid, false);
+            }
+            if reply.get("code").and_then(Value::as_str) == Some("rate_limited") {
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+                continue;
+            }
+            panic!("publish cid={cid:?} got an error instead of an ack: {reply}");
+        }
+        panic!("publish cid={cid:?} stayed rate limited for 30 attempts");
+    }
+
+    /// Sends `{"type":"ping"}` and waits for the `pong`.
+    pub async fn ping(&mut self) {
+        self.send_json(&json!({"type": "ping"})).await;
+        let pong = self.recv_until("pong").await;
+        assert_eq!(pong, json!({"type": "pong"}), "pong frame shape");
+    }
+
+    /// Sends a close frame and waits (briefly, bounded) for the server's answer.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.closed.is_none() {
+            if self.read_wire(deadline).await.is_none() {
+                break;
+            }
+        }
+    }
+
+    // ---- receiving -------------------------------------------------------------------
+
+    /// Reads one thing from the wire (not the backlog). `None` on timeout.
+    async fn read_wire(&mut self, deadline: Instant) -> Option<Incoming> {
+        if let Some((code, reason)) = &self.closed {
+            return Some(Incoming::Closed {
+                code: *code,
+                reason: reason.clone(),
+            });
+        }
+        loop {
+            let next = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(n) => n,
+            };
+            let (code, reason) = match next {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap_or_else(|e| {
+                        panic!("server sent a text frame that is not JSON ({e}): {:?}", t.as_str())
+                    });
+                    return Some(Incoming::Json(v));
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    panic!(
+                        "server sent a binary frame ({} bytes); the contract has JSON text frames only",
+                        b.len()
+                    )
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(f))) => match f {
+                    Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_string()),
+                    None => (None, "close frame without a code".to_string()),
+                },
+                Some(Err(e)) => (None, format!("connection error: {e}")),
+                None => (None, "connection ended".to_string()),
+            };
+            self.closed = Some((code, reason.clone()));
+            return Some(Incoming::Closed { code, reason });
+        }
+    }
+
+    /// The next frame (backlog first), or `None` if nothing arrived by `deadline`.
+    pub async fn next_incoming(&mut self, deadline: Instant) -> Option<Incoming> {
+        if let Some(v) = self.backlog.pop_front() {
+            return Some(Incoming::Json(v));
+        }
+        self.read_wire(deadline).await
+    }
+
+    /// The next JSON frame within `timeout`; panics on timeout or close.
+    pub async fn recv_json_within(&mut self, timeout: Duration) -> Value {
+        match self.next_incoming(Instant::now() + timeout).await {
+            Some(Incoming::Json(v)) => v,
+            Some(Incoming::Closed { code, reason }) => {
+                panic!("connection closed (code {code:?}, {reason}) while waiting for a frame")
+            }
+            None => panic!("no frame within {timeout:?}"),
+        }
+    }
+
+    /// The next JSON frame within [`DEFAULT_TIMEOUT`]. Skips nothing.
+    pub async fn recv_json(&mut self) -> Value {
+        self.recv_json_within(DEFAULT_TIMEOUT).await
+    }
+
+    /// The next JSON frame if one arrives within `timeout`; panics on close.
+    pub async fn try_recv_json(&mut self, timeout: Duration) -> Option<Value> {
+        match self.next_incoming(Instant::now() + timeout).await {
+            Some(Incoming::Json(v)) => Some(v),
+            Some(Incoming::Closed { code, reason }) => {
+                panic!("connection closed (code {code:?}, {reason}) while waiting for a frame")
+            }
+            None => None,
+        }
+    }
+
+    /// Takes out the first frame (backlog first, then the wire) matching `pred`; every other
+    /// frame stays in the backlog in order. `None` if none arrived by `deadline`; panics if
+    /// the connection closes first.
+    pub async fn take_first(
+        &mut self,
+        pred: impl Fn(&Value) -> bool,
+        deadline: Instant,
+    ) -> Option<Value> {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i);
+        }
+        loop {
+            match self.read_wire(deadline).await {
+                Some(Incoming::Json(v)) if pred(&v) => return Some(v),
+                Some(Incoming::Json(v)) => self.backlog.push_back(v),
+                Some(Incoming::Closed { code, reason }) => panic!(
+                    "connection closed (code {code:?}, {reason}); frames seen meanwhile: {:?}",
+                    self.backlog
+                ),
+                None => return None,
+            }
+        }
+    }
+
+    /// The first frame of type `t` within [`DEFAULT_TIMEOUT`] (others stay queued).
+    pub async fn recv_until(&mut self, t: &str) -> Value {
+        self.recv_until_within(t, DEFAULT_TIMEOUT).await
+    }
+
+    /// The first frame of type `t` within `timeout` (others stay queued).
+    pub async fn recv_until_within(&mut self, t: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        match self.take_first(|v| ty(v) == t, deadline).await {
+            Some(v) => v,
+            None => panic!(
+                "no {t:?} frame within {timeout:?}; frames seen meanwhile: {:?}",
+                self.backlog
+            ),
+        }
+    }
+
+    /// The first frame whose type is not in `ignore` (those stay queued), within
+    /// [`DEFAULT_TIMEOUT`]. Used where unrelated frames (e.g. `presence`) may interleave.
+    pub async fn recv_ignoring(&mut self, ignore: &[&str]) -> Value {
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        match self.take_first(|v| !ignore.contains(&ty(v)), deadline).await {
+            Some(v) => v,
+            None => panic!(
+                "no frame other than {ignore:?} within {DEFAULT_TIMEOUT:?}; seen: {:?}",
+                self.backlog
+            ),
+        }
+    }
+
+    /// Waits `within` and fails if a frame matching `pred` arrives (or is queued). Other
+    /// frames stay queued.
+    pub async fn expect_none(&mut self, what: &str, within: Duration, pred: impl Fn(&Value) -> bool) {
+        if let Some(v) = self.take_first(pred, Instant::now() + within).await {
+            panic!("unexpected {what}: {v}");
+        }
+    }
+
+    /// Waits `within` and fails if any `message` frame arrives (or is queued).
+    pub async fn expect_no_message(&mut self, within: Duration) {
+        self.expect_none("message frame", within, |v| ty(v) == "message")
+            .await;
+    }
+
+    /// Waits for the connection to close (JSON frames before it stay queued) and returns the
+    /// close code, if a close frame carried one. Panics if still open after `within`.
+    pub async fn expect_close(&mut self, within: Duration) -> (Option<u16>, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.read_wire(deadline).await {
+                Some(Incoming::Json(v)) => self.backlog.push_back(v),
+                Some(Incoming::Closed { code, reason }) => return (code, reason),
+                None => panic!(
+                    "connection still open after {within:?}; frames seen: {:?}",
+                    self.backlog
+                ),
+            }
+        }
+    }
+
+    /// Frames received but not yet taken.
+    pub fn backlog(&self) -> &VecDeque<Value> {
+        &self.backlog
+    }
+
+    /// Drops every frame queued in the backlog.
+    pub fn clear_backlog(&mut self) {
+        self.backlog.clear();
+    }
+}

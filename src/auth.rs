@@ -1,0 +1,390 @@
+//! Authentication: where a token is found, HS256 JWT verification, and room grants.
+
+use chrono::{DateTime, Duration, Utc};
+use jwt_compact::{alg::Hs256, alg::Hs256Key, AlgorithmExt, TimeOptions, UntrustedToken};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RelayError, RelayResult};
+
+/// Clock leeway for `exp` and `nbf`; the contract allows at most 60 s.
+pub const MAX_LEEWAY_SECS: i64 = 60;
+pub const DEFAULT_LEEWAY_SECS: i64 = 30;
+/// Tokens longer than this are rejected before parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+const MAX_GRANTS: usize = 256;
+const MAX_CLAIM_TEXT_BYTES: usize = 256;
+/// The WebSocket subprotocol of this contract version.
+pub const SUBPROTOCOL: &str = "relay.v1";
+const BEARER_SUBPROTOCOL_PREFIX: &str = "bearer.";
+
+/// Who a user is, as shown to other users of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub role: Option<String>,
+}
+
+/// A verified token: the user, what rooms they may use, and when the token expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: User,
+    pub grants: Vec<String>,
+    pub expires_at: i64,
+}
+
+impl Identity {
+    /// Deny unless granted: `*`, an exact name, a `prefix*` pattern, or the user's own room.
+    pub fn may_access(&self, room: &str) -> bool {
+        if room.strip_prefix("user:") == Some(self.user.id.as_str()) {
+            return true;
+        }
+        self.grants.iter().any(|grant| match grant.strip_suffix('*') {
+            Some(prefix) => room.starts_with(prefix),
+            None => grant == room,
+        })
+    }
+
+    pub fn check_access(&self, room: &str) -> RelayResult<()> {
+        if self.may_access(room) {
+            Ok(())
+        } else {
+            Err(RelayError::forbidden("the token does not grant this room"))
+        }
+    }
+}
+
+/// What verification checks besides the signature.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub secret: Vec<u8>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway_secs: i64,
+}
+
+impl AuthConfig {
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        AuthConfig {
+            secret: secret.into(),
+            issuer: None,
+            audience: None,
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RelayClaims {
+    sub: Option<String>,
+    name: Option<String>,
+    role: Option<String>,
+    rooms: Option<OneOrMany>,
+    iss: Option<String>,
+    aud: Option<OneOrMany>,
+}
+
+fn unauthorized(reason: &str) -> RelayError {
+    RelayError::unauthorized(format!("invalid token: {reason}"))
+}
+
+/// Verifies an HS256 JWT and returns the identity it carries.
+pub fn verify(token: &str, config: &AuthConfig, now: DateTime<Utc>) -> RelayResult<Identity> {
+    if config.secret.is_empty() {
+        return Err(RelayError::internal());
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(unauthorized("too long"));
+    }
+    let untrusted = UntrustedToken::new(token).map_err(|_| unauthorized("malformed"))?;
+    // Only HS256 is accepted: this rules out `none` and any algorithm switching.
+    if untrusted.algorithm() != "HS256" {
+        return Err(unauthorized("algorithm not accepted"));
+    }
+    let key = Hs256Key::new(&config.secret);
+    let verified = Hs256
+        .validator::<RelayClaims>(&key)
+        .validate(&untrusted)
+        .map_err(|_| unauthorized("bad signature or claims"))?;
+    let claims = verified.claims();
+    let leeway = config.leeway_secs.clamp(0, MAX_LEEWAY_SECS);
+    let time = TimeOptions::new(Duration::seconds(leeway), move || now);
+    claims
+        .validate_expiration(&time)
+        .map_err(|_| unauthorized("expired or without exp"))?;
+    if claims.not_before.is_some() {
+        claims
+            .validate_maturity(&time)
+            .map_err(|_| unauthorized("not yet valid"))?;
+    }
+    let expires_at = claims
+        .expiration
+        .map(|exp| exp.timestamp())
+        .ok_or_else(|| unauthorized("expired or without exp"))?;
+    let custom = &claims.custom;
+    if let Some(issuer) = &config.issuer {
+        if custom.iss.as_deref() != Some(issuer.as_str()) {
+            return Err(unauthorized("wrong issuer"));
+        }
+    }
+    if let Some(audience) = &config.audience {
+        let matches = match &custom.aud {
+            Some(OneOrMany::One(aud)) => aud == audience,
+            Some(OneOrMany::Many(auds)) => auds.iter().any(|a| a == audience),
+            None => false,
+        };
+        if !matches {
+            return Err(unauthorized("wrong audience"));
+        }
+    }
+    let (_, claims) = verified.into_parts();
+    let custom = claims.custom;
+    let sub = custom
+        .sub
+        .filter(|s| !s.is_empty() && s.len() <= MAX_CLAIM_TEXT_BYTES)
+        .ok_or_else(|| unauthorized("sub missing, empty or too long"))?;
+    let grants = custom.rooms.map(OneOrMany::into_vec).unwrap_or_default();
+    if grants.len() > MAX_GRANTS {
+        return Err(unauthorized("too many room grants"));
+    }
+    let short = |s: Option<String>| s.filter(|s| s.len() <= MAX_CLAIM_TEXT_BYTES);
+    Ok(Identity {
+        user: User {
+            id: sub,
+            name: short(custom.name),
+            role: short(custom.role),
+        },
+        grants,
+        expires_at,
+    })
+}
+
+/// Finds the token: `Authorization: Bearer`, then the `bearer.<jwt>` subprotocol, then `?token=`.
+pub fn find_token<'a>(
+    authorization: Option<&'a str>,
+    subprotocols: Option<&'a str>,
+    query_token: Option<&'a str>,
+) -> RelayResult<&'a str> {
+    if let Some(header) = authorization {
+        return header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| RelayError::unauthorized("Authorization must be 'Bearer <token>'"));
+    }
+    if let Some(token) = subprotocols.and_then(|list| {
+        list.split(',')
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix(BEARER_SUBPROTOCOL_PREFIX))
+    }) {
+        return Ok(token);
+    }
+    query_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| RelayError::unauthorized("missing token"))
+}
+
+/// Whether the client offered the `relay.v1` subprotocol (the server then selects it).
+pub fn offers_subprotocol(subprotocols: Option<&str>) -> bool {
+    subprotocols.is_some_and(|list| list.split(',').any(|p| p.trim() == SUBPROTOCOL))
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+pub fn secrets_equal(given: &[u8], expected: &[u8]) -> bool {
+    if given.len() != expected.len() {
+        return false;
+    }
+    given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jwt_compact::{Claims, Header};
+    use serde_json::{json, Value};
+
+    const SECRET: &[u8] = b"test-secret-of-some-length-0123456789";
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn sign(claims: Value, secret: &[u8]) -> String {
+        let mut claims = Claims::new(claims);
+        claims.expiration = Some(now() + Duration::hours(1));
+        Hs256
+            .token(&Header::empty(), &claims, &Hs256Key::new(secret))
+            .unwrap()
+    }
+
+    fn sign_raw(claims: Value) -> String {
+        Hs256
+            .token(&Header::empty(), &Claims::new(claims), &Hs256Key::new(SECRET))
+            .unwrap()
+    }
+
+    fn config() -> AuthConfig {
+        AuthConfig::new(SECRET)
+    }
+
+    #[test]
+    fn valid_token_gives_identity() {
+        let token = sign(
+            json!({"sub":"alice","name":"Alice","role":"manager","rooms":["chat:1"]}),
+            SECRET,
+        );
+        let id = verify(&token, &config(), now()).unwrap();
+        assert_eq!(id.user.id, "alice");
+        assert_eq!(id.user.name.as_deref(), Some("Alice"));
+        assert_eq!(id.user.role.as_deref(), Some("manager"));
+        assert_eq!(id.grants, vec!["chat:1"]);
+        assert_eq!(id.expires_at, (now() + Duration::hours(1)).timestamp());
+    }
+
+    #[test]
+    fn expired_token_is_rejected_beyond_leeway() {
+        let exp = now().timestamp() - 31;
+        let token = sign_raw(json!({"sub":"a","exp":exp}));
+        assert!(verify(&token, &config(), now()).is_err());
+        let exp_in_leeway = now().timestamp() - 10;
+        let token = sign_raw(json!({"sub":"a","exp":exp_in_leeway}));
+        assert!(verify(&token, &config(), now()).is_ok());
+    }
+
+    #[test]
+    fn token_without_exp_is_rejected() {
+        let token = sign_raw(json!({"sub":"a"}));
+        assert!(verify(&token, &config(), now()).is_err());
+    }
+
+    #[test]
+    fn not_yet_valid_token_is_rejected() {
+        let exp = now().timestamp() + 3600;
+        let token = sign_raw(json!({"sub":"a","exp":exp,"nbf":now().timestamp() + 120}));
+        assert!(verify(&token, &config(), now()).is_err());
+        let token = sign_raw(json!({"sub":"a","exp":exp,"nbf":now().timestamp() + 5}));
+        assert!(verify(&token, &config(), now()).is_ok());
+    }
+
+    #[test]
+    fn bad_signature_is_rejected() {
+        let token = sign(json!({"sub":"a"}), b"another-secret");
+        let err = verify(&token, &config(), now()).unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::Unauthorized);
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_rejected() {
+        let payload = base64_url(&json!({"sub":"a","exp":now().timestamp()+60}).to_string());
+        for alg in ["none", "HS512", "RS256"] {
+            let header = base64_url(&json!({"alg":alg,"typ":"JWT"}).to_string());
+            let token = format!("{header}.{payload}.");
+            assert!(verify(&token, &config(), now()).is_err(), "{alg}");
+        }
+    }
+
+    fn base64_url(text: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn missing_or_empty_sub_is_rejected() {
+        assert!(verify(&sign(json!({"name":"x"}), SECRET), &config(), now()).is_err());
+        assert!(verify(&sign(json!({"sub":""}), SECRET), &config(), now()).is_err());
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let mut cfg = config();
+        cfg.issuer = Some("relay-auth".into());
+        cfg.audience = Some("relay".into());
+        let good = sign(json!({"sub":"a","iss":"relay-auth","aud":["x","relay"]}), SECRET);
+        assert!(verify(&good, &cfg, now()).is_ok());
+        let wrong_iss = sign(json!({"sub":"a","iss":"other","aud":"relay"}), SECRET);
+        assert!(verify(&wrong_iss, &cfg, now()).is_err());
+        let no_aud = sign(json!({"sub":"a","iss":"relay-auth"}), SECRET);
+        assert!(verify(&no_aud, &cfg, now()).is_err());
+    }
+
+    #[test]
+    fn malformed_and_oversized_tokens_are_rejected() {
+        assert!(verify("not-a-jwt", &config(), now()).is_err());
+        assert!(verify(&"a".repeat(MAX_TOKEN_BYTES + 1), &config(), now()).is_err());
+    }
+
+    fn identity(grants: &[&str]) -> Identity {
+        Identity {
+            user: User { id: "bob".into(), name: None, role: None },
+            grants: grants.iter().map(|g| g.to_string()).collect(),
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn grants_exact_prefix_star_and_own_room() {
+        assert!(identity(&["chat:1"]).may_access("chat:1"));
+        assert!(!identity(&["chat:1"]).may_access("chat:10"));
+        assert!(identity(&["city:*"]).may_access("city:Саратов"));
+        assert!(!identity(&["city:*"]).may_access("cit"));
+        assert!(identity(&["*"]).may_access("anything"));
+        assert!(identity(&[]).may_access("user:bob"));
+        assert!(!identity(&[]).may_access("user:bobby"));
+        assert!(!identity(&[]).may_access("chat:1"));
+    }
+
+    #[test]
+    fn rooms_claim_may_be_a_single_string() {
+        let token = sign(json!({"sub":"a","rooms":"*"}), SECRET);
+        assert_eq!(verify(&token, &config(), now()).unwrap().grants, vec!["*"]);
+    }
+
+    #[test]
+    fn token_is_found_in_header_subprotocol_or_query() {
+        assert_eq!(find_token(Some("Bearer abc"), None, Some("q")).unwrap(), "abc");
+        assert_eq!(find_token(None, Some("relay.v1, bearer.xyz"), Some("q")).unwrap(), "xyz");
+        assert_eq!(find_token(None, Some("relay.v1"), Some("q")).unwrap(), "q");
+        assert!(find_token(None, None, None).is_err());
+        assert!(find_token(Some("Basic abc"), None, None).is_err());
+        assert!(offers_subprotocol(Some("relay.v1, bearer.x")));
+        assert!(!offers_subprotocol(Some("bearer.x")));
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(secrets_equal(b"abc", b"abc"));
+        assert!(!secrets_equal(b"abc", b"abd"));
+        assert!(!secrets_equal(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,162 @@
+//! The one error type of the relay, and how it maps to HTTP statuses, error bodies and close codes.
+
+use std::fmt;
+
+/// Error categories of the wire contract; each has one HTTP status and one close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    TooLarge,
+    UpgradeRequired,
+    RateLimited,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::UpgradeRequired => "upgrade_required",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::UpgradeRequired => 426,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The WebSocket close code used when this error ends a connection.
+    pub fn close_code(self) -> u16 {
+        match self {
+            ErrorCode::Unauthorized => 4001,
+            ErrorCode::Forbidden => 4003,
+            ErrorCode::RateLimited => 4008,
+            ErrorCode::TooLarge => 4009,
+            ErrorCode::Internal => 1011,
+            _ => 4400,
+        }
+    }
+}
+
+/// An error with a message that is safe to show to the client (never internals or secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub type RelayResult<T> = Result<T, RelayError>;
+
+impl RelayError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        RelayError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::TooLarge, message)
+    }
+
+    /// An internal failure: the detail goes to the log only, the client sees a generic text.
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+
+    /// `{"error":{"code","message"}}`, the body of every failed HTTP response.
+    pub fn to_http_body(&self) -> String {
+        serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}})
+            .to_string()
+    }
+
+    /// `{"type":"error","code","message","cid"?}`, the frame sent over a WebSocket.
+    pub fn to_frame(&self, cid: Option<&str>) -> String {
+        let mut frame = serde_json::json!({
+            "type": "error",
+            "code": self.code.as_str(),
+            "message": self.message,
+        });
+        if let Some(cid) = cid {
+            frame["cid"] = cid.into();
+        }
+        frame.to_string()
+    }
+}
+
+impl fmt::Display for RelayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for RelayError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_body_has_code_and_message() {
+        let body = RelayError::forbidden("room not granted").to_http_body();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "forbidden");
+        assert_eq!(v["error"]["message"], "room not granted");
+    }
+
+    #[test]
+    fn frame_carries_cid_only_when_given() {
+        let e = RelayError::bad_request("x");
+        let with: serde_json::Value = serde_json::from_str(&e.to_frame(Some("c1"))).unwrap();
+        assert_eq!(with["type"], "error");
+        assert_eq!(with["cid"], "c1");
+        let without: serde_json::Value = serde_json::from_str(&e.to_frame(None)).unwrap();
+        assert!(without.get("cid").is_none());
+    }
+
+    #[test]
+    fn statuses_and_close_codes_follow_the_contract() {
+        assert_eq!(ErrorCode::UpgradeRequired.http_status(), 426);
+        assert_eq!(ErrorCode::TooLarge.http_status(), 413);
+        assert_eq!(ErrorCode::TooLarge.close_code(), 4009);
+        assert_eq!(ErrorCode::Unauthorized.close_code(), 4001);
+        assert_eq!(ErrorCode::RateLimited.close_code(), 4008);
+        assert_eq!(ErrorCode::BadRequest.close_code(), 4400);
+    }
+}

@@ -1,0 +1,322 @@
+//! The wire protocol v1: client frames parsed and validated, server frames built, and the limits.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::auth::User;
+use crate::error::{RelayError, RelayResult};
+
+/// Default largest text frame a client may send; larger frames close the socket with 4009.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+pub const MAX_CID_CHARS: usize = 64;
+pub const MAX_EVENT_CHARS: usize = 64;
+pub const DEFAULT_EVENT: &str = "message";
+
+/// A validated frame from a client.
+#[derive(Debug)]
+pub enum ClientFrame {
+    Publish(Publish),
+    Typing { active: bool },
+    Read { seq: u64 },
+    Ping,
+}
+
+/// A publish request, from a WebSocket frame or an HTTP body.
+#[derive(Debug, Deserialize)]
+pub struct Publish {
+    pub cid: Option<String>,
+    #[serde(default)]
+    pub event: Option<String>,
+    pub data: Box<RawValue>,
+}
+
+impl Publish {
+    pub fn event_name(&self) -> &str {
+        self.event.as_deref().unwrap_or(DEFAULT_EVENT)
+    }
+
+    /// Checks `cid` (required over WebSocket, 1..=64 chars) and `event`.
+    pub fn validate(&self, cid_required: bool) -> RelayResult<()> {
+        match &self.cid {
+            Some(cid) => validate_cid(cid)?,
+            None if cid_required => return Err(RelayError::bad_request("publish needs a cid")),
+            None => {}
+        }
+        if let Some(event) = &self.event {
+            validate_event_name(event)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn validate_cid(cid: &str) -> RelayResult<()> {
+    let chars = cid.chars().count();
+    if chars == 0 || chars > MAX_CID_CHARS {
+        return Err(RelayError::bad_request("cid must be 1..=64 characters"));
+    }
+    if cid.chars().any(char::is_control) {
+        return Err(RelayError::bad_request("cid must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Event names: 1..=64 characters of `[A-Za-z0-9_.:-]`.
+pub fn validate_event_name(event: &str) -> RelayResult<()> {
+    let ok = !event.is_empty()
+        && event.len() <= MAX_EVENT_CHARS
+        && event
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RelayError::bad_request(
+            "event must be 1..=64 characters of A-Z a-z 0-9 _ . : -",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct FrameHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    cid: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct TypingBody {
+    active: bool,
+}
+
+#[derive(Deserialize)]
+struct ReadBody {
+    seq: u64,
+}
+
+/// A parse failure, with the frame's `cid` when one could be read, for the error frame.
+#[derive(Debug)]
+pub struct FrameError {
+    pub error: RelayError,
+    pub cid: Option<String>,
+}
+
+fn field_error(kind: &str, err: serde_json::Error) -> RelayError {
+    RelayError::bad_request(format!("invalid {kind} frame: {err}"))
+}
+
+/// Parses one text frame. Size limits are checked by the caller before this.
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    let head: FrameHead = serde_json::from_str(text).map_err(|_| FrameError {
+        error: RelayError::bad_request("frame is not a JSON object"),
+        cid: None,
+    })?;
+    let cid = head
+        .cid
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .filter(|cid| validate_cid(cid).is_ok());
+    let fail = |error: RelayError| FrameError {
+        error,
+        cid: cid.clone(),
+    };
+    let kind = head
+        .kind
+        .ok_or_else(|| fail(RelayError::bad_request("frame has no type")))?;
+    match kind.as_ref() {
+        "publish" => {
+            let publish: Publish =
+                serde_json::from_str(text).map_err(|e| fail(field_error("publish", e)))?;
+            publish.validate(true).map_err(fail)?;
+            Ok(ClientFrame::Publish(publish))
+        }
+        "typing" => {
+            let body: TypingBody =
+                serde_json::from_str(text).map_err(|e| fail(field_error("typing", e)))?;
+            Ok(ClientFrame::Typing {
+                active: body.active,
+            })
+        }
+        "read" => {
+            let body: ReadBody =
+                serde_json::from_str(text).map_err(|e| fail(field_error("read", e)))?;
+            Ok(ClientFrame::Read { seq: body.seq })
+        }
+        "ping" => Ok(ClientFrame::Ping),
+        other => Err(fail(RelayError::bad_request(format!(
+            "unknown frame type {:?}",
+            truncate(other, 32)
+        )))),
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+/// A message as stored, replayed and broadcast.
+#[derive(Debug, Serialize)]
+pub struct MessageFrame<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub room: &'a str,
+    pub seq: u64,
+    pub id: &'a str,
+    pub event: &'a str,
+    pub data: &'a RawValue,
+    pub from: Option<&'a User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cid: Option<&'a str>,
+    pub ts: &'a str,
+}
+
+/// What a publisher learns about its message: the `ack` frame and the HTTP publish answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub seq: u64,
+    pub id: String,
+    pub ts: String,
+    pub duplicate: bool,
+}
+
+pub fn ack_frame(cid: &str, receipt: &Receipt) -> String {
+    serde_json::json!({
+        "type": "ack",
+        "cid": cid,
+        "seq": receipt.seq,
+        "id": receipt.id,
+        "ts": receipt.ts,
+        "duplicate": receipt.duplicate,
+    })
+    .to_string()
+}
+
+pub fn welcome_frame(room: &str, conn_id: &str, user: &User, seq: u64, presence: &[User]) -> String {
+    serde_json::json!({
+        "type": "welcome",
+        "room": room,
+        "conn_id": conn_id,
+        "user": user,
+        "seq": seq,
+        "presence": presence,
+    })
+    .to_string()
+}
+
+pub fn synced_frame(seq: u64) -> String {
+    serde_json::json!({"type": "synced", "seq": seq}).to_string()
+}
+
+pub fn reset_frame(seq: u64) -> String {
+    serde_json::json!({"type": "reset", "seq": seq}).to_string()
+}
+
+pub const PING_FRAME: &str = r#"{"type":"ping"}"#;
+pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn bad(text: &str) -> FrameError {
+        parse_client_frame(text).expect_err(text)
+    }
+
+    #[test]
+    fn parses_publish_with_and_without_event() {
+        match parse_client_frame(r#"{"type":"publish","cid":"c1","data":{"text":"hi"}}"#).unwrap() {
+            ClientFrame::Publish(p) => {
+                assert_eq!(p.cid.as_deref(), Some("c1"));
+                assert_eq!(p.event_name(), "message");
+                assert_eq!(p.data.get(), r#"{"text":"hi"}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_client_frame(r#"{"type":"publish","cid":"c","event":"order:updated","data":1}"#)
+            .unwrap()
+        {
+            ClientFrame::Publish(p) => assert_eq!(p.event_name(), "order:updated"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn publish_data_may_be_null_but_not_missing() {
+        assert!(parse_client_frame(r#"{"type":"publish","cid":"c","data":null}"#).is_ok());
+        let err = bad(r#"{"type":"publish","cid":"c"}"#);
+        assert_eq!(err.error.code, ErrorCode::BadRequest);
+        assert_eq!(err.cid.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn publish_cid_rules() {
+        assert!(bad(r#"{"type":"publish","data":1}"#).error.message.contains("cid"));
+        assert!(bad(r#"{"type":"publish","cid":"","data":1}"#).cid.is_none());
+        assert!(bad(r#"{"type":"publish","cid":5,"data":1}"#).cid.is_none());
+        let long = "x".repeat(65);
+        bad(&format!(r#"{{"type":"publish","cid":"{long}","data":1}}"#));
+        let max = "é".repeat(64);
+        assert!(parse_client_frame(&format!(r#"{{"type":"publish","cid":"{max}","data":1}}"#)).is_ok());
+    }
+
+    #[test]
+    fn event_name_rules() {
+        for good in ["message", "call:new", "a.b-c_d", &"e".repeat(64)] {
+            assert!(validate_event_name(good).is_ok(), "{good}");
+        }
+        for wrong in ["", "has space", "ünicode", &"e".repeat(65), "a/b"] {
+            assert!(validate_event_name(wrong).is_err(), "{wrong}");
+        }
+        bad(r#"{"type":"publish","cid":"c","event":"a b","data":1}"#);
+    }
+
+    #[test]
+    fn parses_typing_read_ping() {
+        assert!(matches!(
+            parse_client_frame(r#"{"type":"typing","active":true}"#).unwrap(),
+            ClientFrame::Typing { active: true }
+        ));
+        assert!(matches!(
+            parse_client_frame(r#"{"type":"read","seq":7}"#).unwrap(),
+            ClientFrame::Read { seq: 7 }
+        ));
+        assert!(matches!(parse_client_frame(r#"{"type": "ping"}"#).unwrap(), ClientFrame::Ping));
+        bad(r#"{"type":"typing","active":"yes"}"#);
+        bad(r#"{"type":"read","seq":-1}"#);
+    }
+
+    #[test]
+    fn rejects_non_objects_and_unknown_types() {
+        for text in ["", "nope", "[]", "42", r#"{"data":1}"#, r#"{"type":7}"#] {
+            assert_eq!(bad(text).error.code, ErrorCode::BadRequest, "{text}");
+        }
+        assert!(bad(r#"{"type":"shout"}"#).error.message.contains("unknown frame type"));
+    }
+
+    #[test]
+    fn message_frame_serialises_in_contract_shape() {
+        let data = RawValue::from_string(r#"{"text":"hi"}"#.into()).unwrap();
+        let user = User { id: "u1".into(), name: Some("Ann".into()), role: None };
+        let frame = MessageFrame {
+            kind: "message",
+            room: "r",
+            seq: 3,
+            id: "m1",
+            event: "message",
+            data: &data,
+            from: Some(&user),
+            cid: Some("c"),
+            ts: "2026-01-01T00:00:00.000Z",
+        };
+        let v: serde_json::Value = serde_json::to_value(&frame).unwrap();
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["data"]["text"], "hi");
+        assert_eq!(v["from"]["id"], "u1");
+        assert!(v["from"].get("role").is_none());
+        let backend = MessageFrame { from: None, cid: None, ..frame };
+        let v: serde_json::Value = serde_json::to_value(&backend).unwrap();
+        assert!(v["from"].is_null());
+        assert!(v.get("cid").is_none());
+    }
+}
