@@ -41,10 +41,12 @@ impl Identity {
         if room.strip_prefix("user:") == Some(self.user.id.as_str()) {
             return true;
         }
-        self.grants.iter().any(|grant| match grant.strip_suffix('*') {
-            Some(prefix) => room.starts_with(prefix),
-            None => grant == room,
-        })
+        self.grants
+            .iter()
+            .any(|grant| match grant.strip_suffix('*') {
+                Some(prefix) => room.starts_with(prefix),
+                None => grant == room,
+            })
     }
 
     pub fn check_access(&self, room: &str) -> RelayResult<()> {
@@ -242,7 +244,11 @@ mod tests {
 
     fn sign_raw(claims: Value) -> String {
         Hs256
-            .token(&Header::empty(), &Claims::new(claims), &Hs256Key::new(SECRET))
+            .token(
+                &Header::empty(),
+                &Claims::new(claims),
+                &Hs256Key::new(SECRET),
+            )
             .unwrap()
     }
 
@@ -311,7 +317,8 @@ mod tests {
         let bytes = text.as_bytes();
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32) << (8 * (3 - chunk.len()));
+            let n =
+                chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32) << (8 * (3 - chunk.len()));
             for i in 0..=chunk.len() {
                 out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }
@@ -330,7 +337,10 @@ mod tests {
         let mut cfg = config();
         cfg.issuer = Some("relay-auth".into());
         cfg.audience = Some("relay".into());
-        let good = sign(json!({"sub":"a","iss":"relay-auth","aud":["x","relay"]}), SECRET);
+        let good = sign(
+            json!({"sub":"a","iss":"relay-auth","aud":["x","relay"]}),
+            SECRET,
+        );
         assert!(verify(&good, &cfg, now()).is_ok());
         let wrong_iss = sign(json!({"sub":"a","iss":"other","aud":"relay"}), SECRET);
         assert!(verify(&wrong_iss, &cfg, now()).is_err());
@@ -346,7 +356,11 @@ mod tests {
 
     fn identity(grants: &[&str]) -> Identity {
         Identity {
-            user: User { id: "bob".into(), name: None, role: None },
+            user: User {
+                id: "bob".into(),
+                name: None,
+                role: None,
+            },
             grants: grants.iter().map(|g| g.to_string()).collect(),
             expires_at: 0,
         }
@@ -372,8 +386,14 @@ mod tests {
 
     #[test]
     fn token_is_found_in_header_subprotocol_or_query() {
-        assert_eq!(find_token(Some("Bearer abc"), None, Some("q")).unwrap(), "abc");
-        assert_eq!(find_token(None, Some("relay.v1, bearer.xyz"), Some("q")).unwrap(), "xyz");
+        assert_eq!(
+            find_token(Some("Bearer abc"), None, Some("q")).unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            find_token(None, Some("relay.v1, bearer.xyz"), Some("q")).unwrap(),
+            "xyz"
+        );
         assert_eq!(find_token(None, Some("relay.v1"), Some("q")).unwrap(), "q");
         assert!(find_token(None, None, None).is_err());
         assert!(find_token(Some("Basic abc"), None, None).is_err());

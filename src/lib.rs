@@ -7,10 +7,12 @@
 //! - [`protocol`]: the v1 wire frames and their limits.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
 //! - [`presence`]: who is online, per user rather than per connection.
+//! - [`config`]: limits read from the Worker's variables.
 //! - [`paging`]: history query parameters and page assembly.
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
 pub mod auth;
+pub mod config;
 pub mod error;
 pub mod paging;
 pub mod presence;

@@ -40,14 +40,14 @@ fn parse_number(name: &str, value: &str) -> RelayResult<u64> {
         .parse::<u64>()
         .ok()
         .filter(|n| *n <= SEQ_CEILING)
-        .ok_or_else(|| {
-            RelayError::bad_request(format!("{name} must be a non-negative integer"))
-        })
+        .ok_or_else(|| RelayError::bad_request(format!("{name} must be a non-negative integer")))
 }
 
 impl HistoryQuery {
     /// Parses `after`, `before` and `limit`; other parameters (such as `token`) are ignored.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> RelayResult<Self> {
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> RelayResult<Self> {
         let mut query = HistoryQuery {
             after: None,
             before: None,
@@ -156,13 +156,18 @@ mod tests {
     }
 
     fn rows(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, String)> {
-        seqs.into_iter().map(|s| (s, format!("{{\"seq\":{s}}}"))).collect()
+        seqs.into_iter()
+            .map(|s| (s, format!("{{\"seq\":{s}}}")))
+            .collect()
     }
 
     /// Stands in for a store: the rows of `all` that `range` selects, as a store returns them.
     fn fetch(all: &[u64], range: &SeqRange) -> Vec<(u64, String)> {
-        let mut hits: Vec<u64> =
-            all.iter().copied().filter(|s| *s > range.after && *s < range.before).collect();
+        let mut hits: Vec<u64> = all
+            .iter()
+            .copied()
+            .filter(|s| *s > range.after && *s < range.before)
+            .collect();
         if range.direction == Direction::Backward {
             hits.reverse();
         }
@@ -176,14 +181,27 @@ mod tests {
 
     #[test]
     fn parses_defaults_and_clamps() {
-        assert_eq!(q(&[]).unwrap(), HistoryQuery { after: None, before: None, limit: 50 });
+        assert_eq!(
+            q(&[]).unwrap(),
+            HistoryQuery {
+                after: None,
+                before: None,
+                limit: 50
+            }
+        );
         assert_eq!(q(&[("limit", "500")]).unwrap().limit, 200);
         assert_eq!(q(&[("token", "x"), ("after", "3")]).unwrap().after, Some(3));
     }
 
     #[test]
     fn rejects_bad_numbers() {
-        for (k, v) in [("after", "-1"), ("before", "abc"), ("limit", "1.5"), ("limit", "0"), ("after", "")] {
+        for (k, v) in [
+            ("after", "-1"),
+            ("before", "abc"),
+            ("limit", "1.5"),
+            ("limit", "0"),
+            ("after", ""),
+        ] {
             assert!(q(&[(k, v)]).is_err(), "{k}={v}");
         }
         assert!(q(&[("after", "9223372036854775808")]).is_err());
@@ -240,16 +258,30 @@ mod tests {
             let range = q(&pairs).unwrap().range();
             let mut merged = fetch(&archive, &range);
             merged.extend(fetch(&hot, &range));
-            assert_eq!(assemble(&range, merged), assemble(&range, fetch(&all, &range)), "{pairs:?}");
+            assert_eq!(
+                assemble(&range, merged),
+                assemble(&range, fetch(&all, &range)),
+                "{pairs:?}"
+            );
         }
     }
 
     #[test]
     fn page_json_joins_stored_bodies() {
-        let page = Page { messages: rows([1, 2]), has_more: true };
+        let page = Page {
+            messages: rows([1, 2]),
+            has_more: true,
+        };
         let v: serde_json::Value = serde_json::from_str(&page.to_json()).unwrap();
         assert_eq!(v["messages"][1]["seq"], 2);
         assert_eq!(v["has_more"], true);
-        assert_eq!(Page { messages: vec![], has_more: false }.to_json(), r#"{"messages":[],"has_more":false}"#);
+        assert_eq!(
+            Page {
+                messages: vec![],
+                has_more: false
+            }
+            .to_json(),
+            r#"{"messages":[],"has_more":false}"#
+        );
     }
 }

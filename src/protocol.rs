@@ -55,7 +55,9 @@ pub fn validate_cid(cid: &str) -> RelayResult<()> {
         return Err(RelayError::bad_request("cid must be 1..=64 characters"));
     }
     if cid.chars().any(char::is_control) {
-        return Err(RelayError::bad_request("cid must not contain control characters"));
+        return Err(RelayError::bad_request(
+            "cid must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -190,7 +192,13 @@ pub fn ack_frame(cid: &str, receipt: &Receipt) -> String {
     .to_string()
 }
 
-pub fn welcome_frame(room: &str, conn_id: &str, user: &User, seq: u64, presence: &[User]) -> String {
+pub fn welcome_frame(
+    room: &str,
+    conn_id: &str,
+    user: &User,
+    seq: u64,
+    presence: &[User],
+) -> String {
     serde_json::json!({
         "type": "welcome",
         "room": room,
@@ -208,6 +216,14 @@ pub fn synced_frame(seq: u64) -> String {
 
 pub fn reset_frame(seq: u64) -> String {
     serde_json::json!({"type": "reset", "seq": seq}).to_string()
+}
+
+pub fn presence_frame(event: &str, user: &User) -> String {
+    serde_json::json!({"type": "presence", "event": event, "user": user}).to_string()
+}
+
+pub fn typing_frame(user: &User, active: bool) -> String {
+    serde_json::json!({"type": "typing", "user": user, "active": active}).to_string()
 }
 
 pub const PING_FRAME: &str = r#"{"type":"ping"}"#;
@@ -250,13 +266,18 @@ mod tests {
 
     #[test]
     fn publish_cid_rules() {
-        assert!(bad(r#"{"type":"publish","data":1}"#).error.message.contains("cid"));
+        assert!(bad(r#"{"type":"publish","data":1}"#)
+            .error
+            .message
+            .contains("cid"));
         assert!(bad(r#"{"type":"publish","cid":"","data":1}"#).cid.is_none());
         assert!(bad(r#"{"type":"publish","cid":5,"data":1}"#).cid.is_none());
         let long = "x".repeat(65);
         bad(&format!(r#"{{"type":"publish","cid":"{long}","data":1}}"#));
         let max = "é".repeat(64);
-        assert!(parse_client_frame(&format!(r#"{{"type":"publish","cid":"{max}","data":1}}"#)).is_ok());
+        assert!(
+            parse_client_frame(&format!(r#"{{"type":"publish","cid":"{max}","data":1}}"#)).is_ok()
+        );
     }
 
     #[test]
@@ -280,7 +301,10 @@ mod tests {
             parse_client_frame(r#"{"type":"read","seq":7}"#).unwrap(),
             ClientFrame::Read { seq: 7 }
         ));
-        assert!(matches!(parse_client_frame(r#"{"type": "ping"}"#).unwrap(), ClientFrame::Ping));
+        assert!(matches!(
+            parse_client_frame(r#"{"type": "ping"}"#).unwrap(),
+            ClientFrame::Ping
+        ));
         bad(r#"{"type":"typing","active":"yes"}"#);
         bad(r#"{"type":"read","seq":-1}"#);
     }
@@ -290,13 +314,20 @@ mod tests {
         for text in ["", "nope", "[]", "42", r#"{"data":1}"#, r#"{"type":7}"#] {
             assert_eq!(bad(text).error.code, ErrorCode::BadRequest, "{text}");
         }
-        assert!(bad(r#"{"type":"shout"}"#).error.message.contains("unknown frame type"));
+        assert!(bad(r#"{"type":"shout"}"#)
+            .error
+            .message
+            .contains("unknown frame type"));
     }
 
     #[test]
     fn message_frame_serialises_in_contract_shape() {
         let data = RawValue::from_string(r#"{"text":"hi"}"#.into()).unwrap();
-        let user = User { id: "u1".into(), name: Some("Ann".into()), role: None };
+        let user = User {
+            id: "u1".into(),
+            name: Some("Ann".into()),
+            role: None,
+        };
         let frame = MessageFrame {
             kind: "message",
             room: "r",
@@ -314,7 +345,11 @@ mod tests {
         assert_eq!(v["data"]["text"], "hi");
         assert_eq!(v["from"]["id"], "u1");
         assert!(v["from"].get("role").is_none());
-        let backend = MessageFrame { from: None, cid: None, ..frame };
+        let backend = MessageFrame {
+            from: None,
+            cid: None,
+            ..frame
+        };
         let v: serde_json::Value = serde_json::to_value(&backend).unwrap();
         assert!(v["from"].is_null());
         assert!(v.get("cid").is_none());

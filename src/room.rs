@@ -241,7 +241,11 @@ pub fn message_body(
 }
 
 /// Builds a page from local and archive rows (see [`crate::paging::assemble`]).
-pub fn merge_page(range: &SeqRange, local: Vec<(u64, String)>, archive: Vec<(u64, String)>) -> Page {
+pub fn merge_page(
+    range: &SeqRange,
+    local: Vec<(u64, String)>,
+    archive: Vec<(u64, String)>,
+) -> Page {
     let mut rows = local;
     rows.extend(archive);
     crate::paging::assemble(range, rows)
@@ -328,7 +332,10 @@ mod tests {
     }
 
     fn stamps() -> FakeStamps {
-        FakeStamps { now_ms: 1_800_000_000_123, next: Cell::new(0) }
+        FakeStamps {
+            now_ms: 1_800_000_000_123,
+            next: Cell::new(0),
+        }
     }
 
     fn publish(cid: &str, data: &str) -> Publish {
@@ -336,7 +343,11 @@ mod tests {
     }
 
     fn alice() -> User {
-        User { id: "alice".into(), name: Some("Alice".into()), role: None }
+        User {
+            id: "alice".into(),
+            name: Some("Alice".into()),
+            role: None,
+        }
     }
 
     fn room() -> RoomCore<MemoryRoomStore> {
@@ -349,13 +360,23 @@ mod tests {
         let s = stamps();
         let user = alice();
         for expected in 1..=3 {
-            let out = room.publish(Sender::User(&user), &publish(&format!("c{expected}"), "1"), &s).unwrap();
+            let out = room
+                .publish(
+                    Sender::User(&user),
+                    &publish(&format!("c{expected}"), "1"),
+                    &s,
+                )
+                .unwrap();
             assert_eq!(out.receipt().seq, expected);
             assert!(!out.receipt().duplicate);
         }
         assert_eq!(room.last_seq(), 3);
-        let out = room.publish(Sender::User(&user), &publish("c4", r#"{"text":"hi"}"#), &s).unwrap();
-        let Published::New { frame, receipt } = out else { panic!("expected new") };
+        let out = room
+            .publish(Sender::User(&user), &publish("c4", r#"{"text":"hi"}"#), &s)
+            .unwrap();
+        let Published::New { frame, receipt } = out else {
+            panic!("expected new")
+        };
         let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
         assert_eq!(v["type"], "message");
         assert_eq!(v["room"], "chat:1");
@@ -373,17 +394,29 @@ mod tests {
         let mut room = room();
         let s = stamps();
         let user = alice();
-        let first = room.publish(Sender::User(&user), &publish("same", "1"), &s).unwrap();
-        let again = room.publish(Sender::User(&user), &publish("same", "2"), &s).unwrap();
+        let first = room
+            .publish(Sender::User(&user), &publish("same", "1"), &s)
+            .unwrap();
+        let again = room
+            .publish(Sender::User(&user), &publish("same", "2"), &s)
+            .unwrap();
         assert!(matches!(again, Published::Duplicate(_)));
         assert!(again.receipt().duplicate);
         assert_eq!(again.receipt().seq, first.receipt().seq);
         assert_eq!(again.receipt().id, first.receipt().id);
         assert_eq!(room.last_seq(), 1);
-        let bob = User { id: "bob".into(), name: None, role: None };
-        let other = room.publish(Sender::User(&bob), &publish("same", "3"), &s).unwrap();
+        let bob = User {
+            id: "bob".into(),
+            name: None,
+            role: None,
+        };
+        let other = room
+            .publish(Sender::User(&bob), &publish("same", "3"), &s)
+            .unwrap();
         assert_eq!(other.receipt().seq, 2, "cids are scoped per sender");
-        let backend = room.publish(Sender::Backend, &publish("same", "4"), &s).unwrap();
+        let backend = room
+            .publish(Sender::Backend, &publish("same", "4"), &s)
+            .unwrap();
         assert_eq!(backend.receipt().seq, 3);
     }
 
@@ -391,8 +424,10 @@ mod tests {
     fn sequence_survives_reopening_the_store() {
         let mut room = room();
         let s = stamps();
-        room.publish(Sender::Backend, &publish("a", "1"), &s).unwrap();
-        room.publish(Sender::Backend, &publish("b", "1"), &s).unwrap();
+        room.publish(Sender::Backend, &publish("a", "1"), &s)
+            .unwrap();
+        room.publish(Sender::Backend, &publish("b", "1"), &s)
+            .unwrap();
         let RoomCore { store, .. } = room;
         let reopened = RoomCore::open(store, "chat:1".into()).unwrap();
         assert_eq!(reopened.last_seq(), 2);
@@ -403,25 +438,42 @@ mod tests {
         let mut room = room();
         let s = stamps();
         for i in 0..10 {
-            room.publish(Sender::Backend, &publish(&format!("c{i}"), "1"), &s).unwrap();
+            room.publish(Sender::Backend, &publish(&format!("c{i}"), "1"), &s)
+                .unwrap();
         }
         assert_eq!(room.resume_plan(11).unwrap(), ResumePlan::Reset { seq: 10 });
         assert_eq!(
             room.resume_plan(4).unwrap(),
-            ResumePlan::Replay { since: 4, up_to: 10, archive_before: None }
+            ResumePlan::Replay {
+                since: 4,
+                up_to: 10,
+                archive_before: None
+            }
         );
         assert_eq!(
             room.resume_plan(10).unwrap(),
-            ResumePlan::Replay { since: 10, up_to: 10, archive_before: None }
+            ResumePlan::Replay {
+                since: 10,
+                up_to: 10,
+                archive_before: None
+            }
         );
         room.store().pruned_below.set(7);
         assert_eq!(
             room.resume_plan(4).unwrap(),
-            ResumePlan::Replay { since: 4, up_to: 10, archive_before: Some(7) }
+            ResumePlan::Replay {
+                since: 4,
+                up_to: 10,
+                archive_before: Some(7)
+            }
         );
         assert_eq!(
             room.resume_plan(6).unwrap(),
-            ResumePlan::Replay { since: 6, up_to: 10, archive_before: None }
+            ResumePlan::Replay {
+                since: 6,
+                up_to: 10,
+                archive_before: None
+            }
         );
     }
 
@@ -430,9 +482,14 @@ mod tests {
         let mut room = room();
         let s = stamps();
         for i in 0..20 {
-            room.publish(Sender::Backend, &publish(&format!("c{i}"), "1"), &s).unwrap();
+            room.publish(Sender::Backend, &publish(&format!("c{i}"), "1"), &s)
+                .unwrap();
         }
-        let range = |pairs: &[(&str, &str)]| HistoryQuery::from_pairs(pairs.iter().copied()).unwrap().range();
+        let range = |pairs: &[(&str, &str)]| {
+            HistoryQuery::from_pairs(pairs.iter().copied())
+                .unwrap()
+                .range()
+        };
         assert!(room.local_page(&range(&[("after", "0")])).unwrap().1);
         room.store().pruned_below.set(11);
         assert!(!room.local_page(&range(&[("after", "0")])).unwrap().1);

@@ -77,7 +77,15 @@ mod tests {
 
     #[test]
     fn rejects_forbidden_characters() {
-        for bad in ["a%20b", "a%2Fb", "a%3Fb", "a%23b", "a%09b", "a%00b", "a%E2%80%83b"] {
+        for bad in [
+            "a%20b",
+            "a%2Fb",
+            "a%3Fb",
+            "a%23b",
+            "a%09b",
+            "a%00b",
+            "a%E2%80%83b",
+        ] {
             assert!(from_path_segment(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -33,7 +33,11 @@ pub fn route(method: &str, path: &str) -> RelayResult<Route> {
         Some(route) if allowed.contains(&method) => Ok(route),
         _ => Err(RelayError::new(
             ErrorCode::MethodNotAllowed,
-            format!("method {} is not allowed here; allowed: {}", method, allowed.join(", ")),
+            format!(
+                "method {} is not allowed here; allowed: {}",
+                method,
+                allowed.join(", ")
+            ),
         )),
     }
 }
@@ -47,11 +51,15 @@ mod tests {
         assert_eq!(route("GET", "/health").unwrap(), Route::Health);
         assert_eq!(
             route("GET", "/v1/rooms/chat:1/ws").unwrap(),
-            Route::RoomSocket { room: "chat:1".into() }
+            Route::RoomSocket {
+                room: "chat:1".into()
+            }
         );
         assert_eq!(
             route("GET", "/v1/rooms/city:%D0%A1/messages").unwrap(),
-            Route::RoomHistory { room: "city:С".into() }
+            Route::RoomHistory {
+                room: "city:С".into()
+            }
         );
         assert_eq!(
             route("POST", "/v1/rooms/a/messages").unwrap(),
@@ -61,14 +69,28 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_404() {
-        for path in ["/", "/nope", "/v1/rooms", "/v1/rooms/a", "/v1/rooms/a/ws/extra", "/health/"] {
-            assert_eq!(route("GET", path).unwrap_err().code, ErrorCode::NotFound, "{path}");
+        for path in [
+            "/",
+            "/nope",
+            "/v1/rooms",
+            "/v1/rooms/a",
+            "/v1/rooms/a/ws/extra",
+            "/health/",
+        ] {
+            assert_eq!(
+                route("GET", path).unwrap_err().code,
+                ErrorCode::NotFound,
+                "{path}"
+            );
         }
     }
 
     #[test]
     fn wrong_methods_are_405() {
-        assert_eq!(route("DELETE", "/health").unwrap_err().code, ErrorCode::MethodNotAllowed);
+        assert_eq!(
+            route("DELETE", "/health").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
         assert_eq!(
             route("POST", "/v1/rooms/a/ws").unwrap_err().code,
             ErrorCode::MethodNotAllowed
@@ -81,7 +103,13 @@ mod tests {
 
     #[test]
     fn bad_room_names_are_400() {
-        assert_eq!(route("GET", "/v1/rooms/a%20b/ws").unwrap_err().code, ErrorCode::BadRequest);
-        assert_eq!(route("GET", "/v1/rooms//ws").unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(
+            route("GET", "/v1/rooms/a%20b/ws").unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            route("GET", "/v1/rooms//ws").unwrap_err().code,
+            ErrorCode::BadRequest
+        );
     }
 }

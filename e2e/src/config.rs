@@ -51,7 +51,10 @@ pub fn relay_url() -> String {
 /// Base WebSocket URL: `RELAY_URL` with `http` replaced by `ws`.
 pub fn ws_url() -> String {
     let http = relay_url();
-    format!("ws{}", http.strip_prefix("http").expect("checked http scheme"))
+    format!(
+        "ws{}",
+        http.strip_prefix("http").expect("checked http scheme")
+    )
 }
 
 /// The HS256 secret for user tokens.

@@ -142,3 +142,33 @@ pub async fn history(room: &str, query: &str, auth: &ReqAuth) -> HttpResponse {
 pub async fn plain_get_ws(room: &str, auth: &ReqAuth) -> HttpResponse {
     get(&crate::room_path(room, "ws"), auth).await
 }
+
+/// Repeats a WebSocket upgrade request (`ws://` URL and its headers, including `Upgrade`,
+/// `Connection`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version`) with the HTTP client, to read
+/// the complete body of a rejection. Only meaningful for requests the server rejects.
+pub async fn replay_upgrade(
+    ws_url: &str,
+    headers: &tokio_tungstenite::tungstenite::http::HeaderMap,
+) -> HttpResponse {
+    let http_url = format!("http{}", ws_url.strip_prefix("ws").unwrap_or(ws_url));
+    let mut req = client().get(&http_url);
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_bytes());
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {http_url} (upgrade replay) failed: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.text().await.unwrap_or_default();
+    let json = serde_json::from_str(&body).ok();
+    HttpResponse {
+        method: Method::GET,
+        url: http_url,
+        status,
+        headers,
+        body,
+        json,
+    }
+}

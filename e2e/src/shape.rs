@@ -40,7 +40,10 @@ pub fn assert_error_body(v: &Value, code: &str, ctx: &str) {
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("{ctx}: error.message must be a string in {v}"));
-    assert!(!msg.is_empty(), "{ctx}: error.message must not be empty in {v}");
+    assert!(
+        !msg.is_empty(),
+        "{ctx}: error.message must not be empty in {v}"
+    );
 }
 
 /// An RFC 3339 timestamp in UTC (`Z` or `+00:00`).
@@ -142,7 +145,11 @@ impl Stamp {
 /// `{"type":"ack","cid","seq","id","ts","duplicate"}`.
 pub fn assert_ack(v: &Value, cid: &str, duplicate: bool) -> Stamp {
     assert_eq!(ty(v), "ack", "expected an ack, got {v}");
-    assert_eq!(v.get("cid").and_then(Value::as_str), Some(cid), "ack.cid in {v}");
+    assert_eq!(
+        v.get("cid").and_then(Value::as_str),
+        Some(cid),
+        "ack.cid in {v}"
+    );
     assert_eq!(
         v.get("duplicate").and_then(Value::as_bool),
         Some(duplicate),
@@ -170,7 +177,11 @@ pub fn assert_message(
     cid: Option<&str>,
 ) -> Stamp {
     assert_eq!(ty(v), "message", "expected a message, got {v}");
-    assert_eq!(v.get("room").and_then(Value::as_str), Some(room), "message.room in {v}");
+    assert_eq!(
+        v.get("room").and_then(Value::as_str),
+        Some(room),
+        "message.room in {v}"
+    );
     assert_eq!(
         v.get("event").and_then(Value::as_str),
         Some(event),
@@ -180,7 +191,11 @@ pub fn assert_message(
     assert_user(&v["from"], from, "message.from");
     let got_cid = v.get("cid").filter(|c| !c.is_null());
     match cid {
-        Some(c) => assert_eq!(got_cid.and_then(Value::as_str), Some(c), "message.cid in {v}"),
+        Some(c) => assert_eq!(
+            got_cid.and_then(Value::as_str),
+            Some(c),
+            "message.cid in {v}"
+        ),
         None => assert!(got_cid.is_none(), "message.cid should be absent in {v}"),
     }
     let stamp = Stamp {
@@ -197,7 +212,11 @@ pub fn assert_message(
 /// `{"type":"error","code":<code>,"message":<string>,"cid"?}`.
 pub fn assert_error_frame(v: &Value, code: &str) {
     assert_eq!(ty(v), "error", "expected an error frame, got {v}");
-    assert_eq!(v.get("code").and_then(Value::as_str), Some(code), "error.code in {v}");
+    assert_eq!(
+        v.get("code").and_then(Value::as_str),
+        Some(code),
+        "error.code in {v}"
+    );
     assert!(
         v.get("message").and_then(Value::as_str).is_some(),
         "error.message must be a string in {v}"

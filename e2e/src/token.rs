@@ -1,6 +1,6 @@
 //! Minting user JWTs: valid HS256 tokens and deliberately broken ones.
 //!
-//! ```ignore
+//! ```text
 //! let t = token("alice").name("Alice").role("customer").rooms(["chat:*"]).mint();
 //! let expired = token("alice").rooms(["*"]).exp_in(-3600).mint();
 //! let forged = BadToken::AlgNone.mint("alice", &["*"]);
@@ -134,12 +134,10 @@ impl TokenBuilder {
     /// The compact JWT.
     pub fn mint(self) -> String {
         let now = Utc::now();
-        let claims = Claims {
-            expiration: self.exp_offset.map(|s| now + Duration::seconds(s)),
-            not_before: self.nbf_offset.map(|s| now + Duration::seconds(s)),
-            issued_at: Some(now),
-            custom: self.claims,
-        };
+        let mut claims = Claims::new(self.claims);
+        claims.expiration = self.exp_offset.map(|s| now + Duration::seconds(s));
+        claims.not_before = self.nbf_offset.map(|s| now + Duration::seconds(s));
+        claims.issued_at = Some(now);
         match self.signing {
             Signing::Hs256 => {
                 let secret = self

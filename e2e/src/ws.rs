@@ -43,12 +43,18 @@ pub enum Incoming {
 
 /// Why an upgrade did not happen.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per failed connect in a test; size is moot
 pub enum ConnectError {
-    /// The server answered the upgrade request with a non-101 status.
+    /// The server answered the upgrade request with a non-101 status. `body` holds only
+    /// what arrived together with the headers (tungstenite reads no further); `url` and
+    /// `request_headers` allow [`ConnectError::assert_error`] to repeat the request over
+    /// plain HTTP to read the whole body.
     Http {
         status: u16,
         headers: HeaderMap,
         body: String,
+        url: String,
+        request_headers: HeaderMap,
     },
     /// Anything else (refused connection, protocol error, timeout).
     Other(String),
@@ -63,19 +69,35 @@ impl ConnectError {
         }
     }
 
-    /// Asserts a rejection with `status` and the JSON error body with `code`.
-    pub fn assert_error(&self, status: u16, code: &str, ctx: &str) {
+    /// Asserts a rejection with `status` and the JSON error body with `code`. If the body
+    /// did not arrive with the headers, the same upgrade request (same URL and headers,
+    /// including `Upgrade: websocket`) is repeated with an HTTP client to read it.
+    pub async fn assert_error(&self, status: u16, code: &str, ctx: &str) {
         match self {
             ConnectError::Http {
-                status: got, body, ..
+                status: got,
+                body,
+                url,
+                request_headers,
+                ..
             } => {
                 assert_eq!(
                     *got, status,
                     "{ctx}: upgrade rejected with {got}, expected {status}; body {body:?}"
                 );
-                let v: Value = serde_json::from_str(body).unwrap_or_else(|_| {
-                    panic!("{ctx}: rejection body is not JSON: {body:?}")
-                });
+                let parsed: Option<Value> = serde_json::from_str(body).ok();
+                let v = match parsed {
+                    Some(v) => v,
+                    None => {
+                        let again = crate::http::replay_upgrade(url, request_headers).await;
+                        assert_eq!(
+                            again.status, status,
+                            "{ctx}: repeating the upgrade over HTTP gave {} {:?}",
+                            again.status, again.body
+                        );
+                        again.json().clone()
+                    }
+                };
                 crate::shape::assert_error_body(&v, code, ctx);
             }
             ConnectError::Other(e) => {
@@ -164,6 +186,7 @@ impl Client {
                 }
             }
         }
+        let request_headers = req.headers().clone();
         let res = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(req))
             .await
             .map_err(|_| ConnectError::Other(format!("connecting to {url} timed out")))?;
@@ -183,6 +206,8 @@ impl Client {
                     .as_ref()
                     .map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_default(),
+                url: url.clone(),
+                request_headers,
             }),
             Err(e) => Err(ConnectError::Other(format!("connecting to {url}: {e}"))),
         }
@@ -205,7 +230,11 @@ impl Client {
             .await
             .unwrap_or_else(|e| panic!("joining room {room:?} failed: {e:?}"));
         let welcome = c.recv_json().await;
-        assert_eq!(ty(&welcome), "welcome", "first frame must be welcome, got {welcome}");
+        assert_eq!(
+            ty(&welcome),
+            "welcome",
+            "first frame must be welcome, got {welcome}"
+        );
         (c, welcome)
     }
 
@@ -276,7 +305,7 @@ impl Client {
                 .take_first(
                     |v| {
                         let for_me = v.get("cid").and_then(Value::as_str) == Some(cid)
-                            || v.get("cid").map_or(true, Value::is_null);
+                            || v.get("cid").is_none_or(Value::is_null);
                         (ty(v) == "ack" && v.get("cid").and_then(Value::as_str) == Some(cid))
                             || (ty(v) == "error" && for_me)
                     },
@@ -299,6 +328,17 @@ impl Client {
             panic!("publish cid={cid:?} got an error instead of an ack: {reply}");
         }
         panic!("publish cid={cid:?} stayed rate limited for 30 attempts");
+    }
+
+    /// The first `ack` for `cid` within [`DEFAULT_TIMEOUT`] (other frames stay queued).
+    pub async fn recv_ack(&mut self, cid: &str) -> Value {
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        self.take_first(
+            |v| ty(v) == "ack" && v.get("cid").and_then(Value::as_str) == Some(cid),
+            deadline,
+        )
+        .await
+        .unwrap_or_else(|| panic!("no ack for cid {cid:?}; frames seen: {:?}", self.backlog))
     }
 
     /// Sends `{"type":"ping"}` and waits for the `pong`.
@@ -337,7 +377,10 @@ impl Client {
             let (code, reason) = match next {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(t.as_str()).unwrap_or_else(|e| {
-                        panic!("server sent a text frame that is not JSON ({e}): {:?}", t.as_str())
+                        panic!(
+                            "server sent a text frame that is not JSON ({e}): {:?}",
+                            t.as_str()
+                        )
                     });
                     return Some(Incoming::Json(v));
                 }
@@ -440,7 +483,10 @@ impl Client {
     /// [`DEFAULT_TIMEOUT`]. Used where unrelated frames (e.g. `presence`) may interleave.
     pub async fn recv_ignoring(&mut self, ignore: &[&str]) -> Value {
         let deadline = Instant::now() + DEFAULT_TIMEOUT;
-        match self.take_first(|v| !ignore.contains(&ty(v)), deadline).await {
+        match self
+            .take_first(|v| !ignore.contains(&ty(v)), deadline)
+            .await
+        {
             Some(v) => v,
             None => panic!(
                 "no frame other than {ignore:?} within {DEFAULT_TIMEOUT:?}; seen: {:?}",
@@ -451,7 +497,12 @@ impl Client {
 
     /// Waits `within` and fails if a frame matching `pred` arrives (or is queued). Other
     /// frames stay queued.
-    pub async fn expect_none(&mut self, what: &str, within: Duration, pred: impl Fn(&Value) -> bool) {
+    pub async fn expect_none(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) {
         if let Some(v) = self.take_first(pred, Instant::now() + within).await {
             panic!("unexpected {what}: {v}");
         }

@@ -1,0 +1,61 @@
+//! Tunable limits read from the Worker's variables, with the documented defaults.
+
+use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
+
+/// Messages whose bodies a room keeps in its own storage after they are archived in D1.
+pub const DEFAULT_HOT_WINDOW: u64 = 1_000;
+/// Delay between a publish and the archive write that picks it up (lets writes batch).
+pub const DEFAULT_ARCHIVE_DELAY_MS: u64 = 200;
+/// Largest HTTP body the relay reads.
+pub const MAX_HTTP_BODY_BYTES: usize = 256 * 1024;
+/// Error frames a connection may cause before it is closed with 4400.
+pub const MAX_PROTOCOL_VIOLATIONS: u32 = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub hot_window: u64,
+    pub archive_delay_ms: u64,
+}
+
+impl Limits {
+    /// Reads `MAX_FRAME_BYTES`, `ROOM_HOT_WINDOW` and `ARCHIVE_DELAY_MS`; missing or
+    /// unparsable values fall back to the defaults, and each is clamped to a sane range.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let number = |name: &str, default: u64, min: u64, max: u64| {
+            var(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+                .clamp(min, max)
+        };
+        Limits {
+            max_frame_bytes: number(
+                "MAX_FRAME_BYTES",
+                DEFAULT_MAX_FRAME_BYTES as u64,
+                1024,
+                1 << 20,
+            ) as usize,
+            hot_window: number("ROOM_HOT_WINDOW", DEFAULT_HOT_WINDOW, 100, 1_000_000),
+            archive_delay_ms: number("ARCHIVE_DELAY_MS", DEFAULT_ARCHIVE_DELAY_MS, 10, 60_000),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let defaults = Limits::from_vars(|_| None);
+        assert_eq!(defaults.max_frame_bytes, 64 * 1024);
+        assert_eq!(defaults.hot_window, 1_000);
+        let custom = Limits::from_vars(|name| (name == "MAX_FRAME_BYTES").then(|| "2048".into()));
+        assert_eq!(custom.max_frame_bytes, 2048);
+        let clamped = Limits::from_vars(|_| Some("1".into()));
+        assert_eq!(clamped.max_frame_bytes, 1024);
+        assert_eq!(clamped.hot_window, 100);
+        let junk = Limits::from_vars(|_| Some("lots".into()));
+        assert_eq!(junk, defaults);
+    }
+}

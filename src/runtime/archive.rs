@@ -1,0 +1,94 @@
+//! The D1 archive: every room's messages written behind in batches, and read for history and resume.
+
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+use worker::D1Database;
+
+use crate::error::{RelayError, RelayResult};
+use crate::paging::{Direction, SeqRange};
+use crate::room::StoredMessage;
+
+const INSERT: &str = "INSERT INTO messages (room, seq, id, event, sender_key, cid, ts, body)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room, seq) DO NOTHING";
+
+fn archive_error(context: &'static str) -> impl Fn(worker::Error) -> RelayError {
+    move |err| {
+        worker::console_error!("archive failure in {context}: {err}");
+        RelayError::internal()
+    }
+}
+
+#[derive(Deserialize)]
+struct BodyRow {
+    seq: u64,
+    body: String,
+}
+
+pub struct Archive {
+    db: D1Database,
+}
+
+impl Archive {
+    pub fn new(db: D1Database) -> Self {
+        Archive { db }
+    }
+
+    /// Writes a batch in one round trip; rows already present are left as they are.
+    pub async fn write(&self, room: &str, messages: &[StoredMessage]) -> RelayResult<()> {
+        let statements = messages
+            .iter()
+            .map(|m| {
+                self.db.prepare(INSERT).bind(&[
+                    JsValue::from_str(room),
+                    JsValue::from_f64(m.seq as f64),
+                    JsValue::from_str(&m.id),
+                    JsValue::from_str(&m.event),
+                    JsValue::from_str(&m.sender_key),
+                    m.cid.as_deref().map_or(JsValue::NULL, JsValue::from_str),
+                    JsValue::from_str(&m.ts),
+                    JsValue::from_str(&m.body),
+                ])
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(archive_error("bind"))?;
+        let results = self
+            .db
+            .batch(statements)
+            .await
+            .map_err(archive_error("batch"))?;
+        if results.iter().all(|r| r.success()) {
+            Ok(())
+        } else {
+            worker::console_error!("archive batch reported a failed statement");
+            Err(RelayError::internal())
+        }
+    }
+
+    /// The rows of `range` for `room`, fetched like a room's own store does.
+    pub async fn page(&self, room: &str, range: &SeqRange) -> RelayResult<Vec<(u64, String)>> {
+        let statement = match range.direction {
+            Direction::Forward => {
+                "SELECT seq, body FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
+            }
+            Direction::Backward => {
+                "SELECT seq, body FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            }
+        };
+        let rows: Vec<BodyRow> = self
+            .db
+            .prepare(statement)
+            .bind(&[
+                JsValue::from_str(room),
+                JsValue::from_f64(range.after as f64),
+                JsValue::from_f64(range.before as f64),
+                JsValue::from_f64(f64::from(range.fetch_limit)),
+            ])
+            .map_err(archive_error("bind"))?
+            .all()
+            .await
+            .map_err(archive_error("page"))?
+            .results()
+            .map_err(archive_error("decode"))?;
+        Ok(rows.into_iter().map(|row| (row.seq, row.body)).collect())
+    }
+}

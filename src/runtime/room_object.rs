@@ -1,0 +1,649 @@
+//! The `Room` Durable Object: one per room, holding its hibernating sockets and its storage.
+//!
+//! Everything a connection needs after the object wakes lives in the socket's attachment
+//! (`Attachment`) or in SQLite; the in-memory `Loaded` state is a cache rebuilt on demand.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use worker::{
+    durable_object, DurableObject, Env, Headers, Request, Response, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
+
+use super::archive::Archive;
+use super::sql_store::SqlRoomStore;
+use super::{http, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
+use crate::auth::User;
+use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
+use crate::error::{ErrorCode, RelayError, RelayResult};
+use crate::paging::{Direction, HistoryQuery, SeqRange, MAX_PAGE_LIMIT};
+use crate::presence::Presence;
+use crate::protocol::{self, ClientFrame, Publish};
+use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
+use crate::room_name;
+
+/// Meta keys of the room's storage.
+const META_ROOM: &str = "room";
+const META_ARCHIVED: &str = "archived_seq";
+const META_ARCHIVE_FAILURES: &str = "archive_failures";
+/// Messages written to D1 per batch, and batches per alarm run.
+const ARCHIVE_BATCH: u32 = 100;
+const ARCHIVE_BATCHES_PER_RUN: u32 = 10;
+const ARCHIVE_MAX_BACKOFF_MS: u64 = 60_000;
+/// Times the archive part of a resume is re-read if the room pruned meanwhile.
+const RESUME_ATTEMPTS: u32 = 3;
+
+/// What each socket carries through hibernation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Attachment {
+    conn_id: String,
+    user: User,
+    exp: i64,
+}
+
+struct Loaded {
+    core: RoomCore<SqlRoomStore>,
+    presence: Option<Presence>,
+    violations: HashMap<String, u32>,
+    archive_scheduled: bool,
+}
+
+struct RuntimeStamps;
+
+impl Stamps for RuntimeStamps {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+
+    fn new_id(&self) -> String {
+        random_id()
+    }
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The runtime always provides crypto.getRandomValues; fall back to time plus a counter.
+        bytes[..8].copy_from_slice(&now_ms().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[durable_object]
+pub struct Room {
+    state: State,
+    env: Env,
+    limits: Limits,
+    loaded: RefCell<Option<Loaded>>,
+}
+
+impl DurableObject for Room {
+    fn new(state: State, env: Env) -> Self {
+        if let Ok(pair) =
+            worker::WebSocketRequestResponsePair::new(protocol::PING_FRAME, protocol::PONG_FRAME)
+        {
+            state.set_websocket_auto_response(&pair);
+        }
+        let limits = Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
+        Room {
+            state,
+            env,
+            limits,
+            loaded: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        match self.handle(req).await {
+            Ok(response) => Ok(response),
+            Err(err) => http::error(&err),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        if let Err(err) = self.on_message(&ws, message).await {
+            self.reject(&ws, err, None);
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        self.on_gone(&ws);
+        // Completes the closing handshake where the runtime does not do it by itself.
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.on_gone(&ws);
+        Ok(())
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Err(err) = self.archive_pending().await {
+            worker::console_error!("archive run failed: {err}");
+        }
+        Response::empty()
+    }
+}
+
+fn internal(context: &'static str) -> impl Fn(worker::Error) -> RelayError {
+    move |err| {
+        worker::console_error!("{context}: {err}");
+        RelayError::internal()
+    }
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+fn caller(req: &Request) -> RelayResult<Caller> {
+    header(req, CALLER_HEADER)
+        .and_then(|h| serde_json::from_str(&h).ok())
+        .ok_or_else(|| RelayError::unauthorized("missing caller"))
+}
+
+impl Room {
+    /// Opens the room's storage on first use; `room` names it on its first request.
+    fn with_loaded<T>(
+        &self,
+        room: Option<&str>,
+        f: impl FnOnce(&mut Loaded) -> RelayResult<T>,
+    ) -> RelayResult<T> {
+        let mut slot = self.loaded.borrow_mut();
+        if slot.is_none() {
+            let store = SqlRoomStore::open(self.state.storage().sql())?;
+            let name = match (store.meta(META_ROOM)?, room) {
+                (Some(name), _) => name,
+                (None, Some(name)) => {
+                    store.set_meta(META_ROOM, name)?;
+                    name.to_string()
+                }
+                (None, None) => return Err(RelayError::internal()),
+            };
+            *slot = Some(Loaded {
+                core: RoomCore::open(store, name)?,
+                presence: None,
+                violations: HashMap::new(),
+                archive_scheduled: false,
+            });
+        }
+        f(slot.as_mut().expect("loaded above"))
+    }
+
+    async fn handle(&self, req: Request) -> RelayResult<Response> {
+        let room = header(&req, ROOM_HEADER)
+            .map(|r| room_name::percent_decode(&r))
+            .transpose()?
+            .ok_or_else(|| RelayError::bad_request("missing room"))?;
+        let url = req.url().map_err(internal("url"))?;
+        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        match url.path() {
+            "/connect" => self.accept_connection(&req, &room, &query).await,
+            "/history" => self.history(&room, &query).await,
+            "/publish" => self.http_publish(req, &room).await,
+            _ => Err(RelayError::not_found("no such room route")),
+        }
+    }
+
+    async fn accept_connection(
+        &self,
+        req: &Request,
+        room: &str,
+        query: &[(String, String)],
+    ) -> RelayResult<Response> {
+        let caller = caller(req)?;
+        let since = query
+            .iter()
+            .find(|(k, _)| k == "since")
+            .map(|(_, v)| {
+                v.parse::<u64>()
+                    .map_err(|_| RelayError::bad_request("bad since"))
+            })
+            .transpose()?;
+        let plan = match since {
+            Some(since) => Some(self.with_loaded(Some(room), |l| l.core.resume_plan(since))?),
+            None => {
+                self.with_loaded(Some(room), |_| Ok(()))?;
+                None
+            }
+        };
+        // Archive reads happen before the socket joins the room, so that nothing is
+        // broadcast to it between the replay and the live traffic.
+        let mut archived = Vec::new();
+        let mut plan = plan;
+        for _ in 0..RESUME_ATTEMPTS {
+            let Some(ResumePlan::Replay {
+                since,
+                archive_before: Some(before),
+                ..
+            }) = plan
+            else {
+                break;
+            };
+            archived = self.read_archive(room, since, before).await?;
+            let fresh = self.with_loaded(None, |l| l.core.resume_plan(since))?;
+            let still_covered = match &fresh {
+                ResumePlan::Replay {
+                    archive_before: Some(now_before),
+                    ..
+                } => *now_before <= before,
+                _ => true,
+            };
+            plan = Some(fresh);
+            if still_covered {
+                break;
+            }
+        }
+
+        let pair = WebSocketPair::new().map_err(internal("pair"))?;
+        let server = pair.server;
+        let attachment = Attachment {
+            conn_id: random_id(),
+            user: caller.user.clone(),
+            exp: caller.exp,
+        };
+        self.ensure_presence(None)?;
+        self.state.accept_web_socket(&server);
+        server
+            .serialize_attachment(&attachment)
+            .map_err(internal("attachment"))?;
+        let (joined, welcome) = self.with_loaded(None, |l| {
+            let presence = l.presence.get_or_insert_with(Presence::default);
+            let joined = presence.connect(&attachment.conn_id, &attachment.user);
+            let welcome = protocol::welcome_frame(
+                l.core.room(),
+                &attachment.conn_id,
+                &attachment.user,
+                l.core.last_seq(),
+                &presence.users(),
+            );
+            Ok((joined, welcome))
+        })?;
+        let _ = server.send_with_str(&welcome);
+        if joined {
+            let frame = protocol::presence_frame("join", &attachment.user);
+            self.broadcast(&frame, Some(&server));
+        }
+        if let Some(plan) = plan {
+            self.replay(&server, plan, archived)?;
+        }
+
+        let headers = Headers::new();
+        if let Some(protocol) = header(req, SUBPROTOCOL_HEADER) {
+            headers
+                .set("sec-websocket-protocol", &protocol)
+                .map_err(internal("headers"))?;
+        }
+        Ok(Response::from_websocket(pair.client)
+            .map_err(internal("upgrade"))?
+            .with_headers(headers))
+    }
+
+    async fn read_archive(
+        &self,
+        room: &str,
+        since: u64,
+        before: u64,
+    ) -> RelayResult<Vec<(u64, String)>> {
+        let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
+        let mut rows = Vec::new();
+        let mut after = since;
+        while after + 1 < before {
+            let range = SeqRange {
+                after,
+                before,
+                direction: Direction::Forward,
+                fetch_limit: MAX_PAGE_LIMIT,
+            };
+            let page = archive.page(room, &range).await?;
+            let Some(last) = page.last().map(|(seq, _)| *seq) else {
+                break;
+            };
+            after = last;
+            rows.extend(page);
+        }
+        Ok(rows)
+    }
+
+    /// Sends the replay frames; runs without awaiting, so no publish can interleave.
+    fn replay(
+        &self,
+        ws: &WebSocket,
+        plan: ResumePlan,
+        archived: Vec<(u64, String)>,
+    ) -> RelayResult<()> {
+        let (since, up_to) = match plan {
+            ResumePlan::Reset { seq } => {
+                let _ = ws.send_with_str(protocol::reset_frame(seq));
+                return Ok(());
+            }
+            ResumePlan::Replay { since, up_to, .. } => (since, up_to),
+        };
+        let mut sent = since;
+        for (seq, body) in archived {
+            if seq == sent + 1 {
+                let _ = ws.send_with_str(&body);
+                sent = seq;
+            }
+        }
+        self.with_loaded(None, |l| {
+            while sent < up_to {
+                let range = SeqRange {
+                    after: sent,
+                    before: up_to + 1,
+                    direction: Direction::Forward,
+                    fetch_limit: MAX_PAGE_LIMIT,
+                };
+                let rows = l.core.store().page(&range)?;
+                if rows.is_empty() {
+                    break;
+                }
+                for (seq, body) in rows {
+                    if seq != sent + 1 {
+                        worker::console_error!("replay found a gap after seq {sent}");
+                        return Err(RelayError::internal());
+                    }
+                    let _ = ws.send_with_str(&body);
+                    sent = seq;
+                }
+            }
+            Ok(())
+        })?;
+        let _ = ws.send_with_str(protocol::synced_frame(sent));
+        Ok(())
+    }
+
+    async fn history(&self, room: &str, query: &[(String, String)]) -> RelayResult<Response> {
+        let history =
+            HistoryQuery::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let range = history.range();
+        let (local, complete) = self.with_loaded(Some(room), |l| l.core.local_page(&range))?;
+        let page = if complete {
+            crate::paging::assemble(&range, local)
+        } else {
+            let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
+            let archived = archive.page(room, &range).await?;
+            room::merge_page(&range, local, archived)
+        };
+        http::json(page.to_json(), 200).map_err(internal("history response"))
+    }
+
+    async fn http_publish(&self, mut req: Request, room: &str) -> RelayResult<Response> {
+        let caller = caller(&req)?;
+        let body = req
+            .text()
+            .await
+            .map_err(|_| RelayError::bad_request("unreadable body"))?;
+        if body.len() > self.limits.max_frame_bytes {
+            return Err(RelayError::too_large(
+                "message is larger than the frame limit",
+            ));
+        }
+        let publish: Publish = serde_json::from_str(&body)
+            .map_err(|e| RelayError::bad_request(format!("invalid publish body: {e}")))?;
+        publish.validate(false)?;
+        let published = self.with_loaded(Some(room), |l| {
+            l.core
+                .publish(Sender::User(&caller.user), &publish, &RuntimeStamps)
+        })?;
+        if let Published::New { frame, .. } = &published {
+            self.broadcast(frame, None);
+            self.schedule_archive().await;
+        }
+        let receipt =
+            serde_json::to_string(published.receipt()).map_err(|_| RelayError::internal())?;
+        http::json(receipt, 200).map_err(internal("publish response"))
+    }
+
+    async fn on_message(
+        &self,
+        ws: &WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> RelayResult<()> {
+        let text = match message {
+            WebSocketIncomingMessage::String(text) => text,
+            WebSocketIncomingMessage::Binary(_) => {
+                return Err(RelayError::bad_request(
+                    "binary frames are not supported; send JSON text",
+                ))
+            }
+        };
+        if text.len() > self.limits.max_frame_bytes {
+            let _ = ws.close(
+                Some(ErrorCode::TooLarge.close_code()),
+                Some("frame too large"),
+            );
+            return Ok(());
+        }
+        let attachment: Attachment = ws
+            .deserialize_attachment()
+            .ok()
+            .flatten()
+            .ok_or_else(RelayError::internal)?;
+        if attachment.exp * 1000 < now_ms() {
+            let _ = ws.close(
+                Some(ErrorCode::Unauthorized.close_code()),
+                Some("token expired"),
+            );
+            return Ok(());
+        }
+        let frame = match protocol::parse_client_frame(&text) {
+            Ok(frame) => frame,
+            Err(err) => {
+                self.reject(ws, err.error, err.cid.as_deref());
+                return Ok(());
+            }
+        };
+        match frame {
+            ClientFrame::Ping => {
+                let _ = ws.send_with_str(protocol::PONG_FRAME);
+            }
+            ClientFrame::Publish(publish) => {
+                let published = self.with_loaded(None, |l| {
+                    l.core
+                        .publish(Sender::User(&attachment.user), &publish, &RuntimeStamps)
+                });
+                let cid = publish.cid.as_deref().unwrap_or_default();
+                match published {
+                    Ok(published) => {
+                        let _ = ws.send_with_str(protocol::ack_frame(cid, published.receipt()));
+                        if let Published::New { frame, .. } = &published {
+                            self.broadcast(frame, Some(ws));
+                            self.schedule_archive().await;
+                        }
+                    }
+                    Err(err) => self.reject(ws, err, Some(cid)),
+                }
+            }
+            ClientFrame::Typing { active } => {
+                let frame = protocol::typing_frame(&attachment.user, active);
+                self.broadcast(&frame, Some(ws));
+            }
+            ClientFrame::Read { .. } => {
+                self.reject(
+                    ws,
+                    RelayError::bad_request("read receipts are not supported yet"),
+                    None,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an error frame; a connection that keeps sending bad frames is closed with 4400.
+    fn reject(&self, ws: &WebSocket, err: RelayError, cid: Option<&str>) {
+        let _ = ws.send_with_str(err.to_frame(cid));
+        if err.code != ErrorCode::BadRequest {
+            return;
+        }
+        let conn_id = ws
+            .deserialize_attachment::<Attachment>()
+            .ok()
+            .flatten()
+            .map(|a| a.conn_id)
+            .unwrap_or_default();
+        let too_many = self
+            .with_loaded(None, |l| {
+                let count = l.violations.entry(conn_id).or_insert(0);
+                *count += 1;
+                Ok(*count > MAX_PROTOCOL_VIOLATIONS)
+            })
+            .unwrap_or(false);
+        if too_many {
+            let _ = ws.close(
+                Some(ErrorCode::BadRequest.close_code()),
+                Some("too many protocol violations"),
+            );
+        }
+    }
+
+    /// Rebuilds presence from the sockets' attachments when the object has just woken.
+    fn ensure_presence(&self, closing: Option<(&WebSocket, &Attachment)>) -> RelayResult<()> {
+        let needs_rebuild = self.with_loaded(None, |l| Ok(l.presence.is_none()))?;
+        if !needs_rebuild {
+            return Ok(());
+        }
+        let mut presence = Presence::default();
+        for ws in self.state.get_websockets() {
+            if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
+                presence.connect(&a.conn_id, &a.user);
+            }
+        }
+        if let Some((_, attachment)) = closing {
+            presence.connect(&attachment.conn_id, &attachment.user);
+        }
+        self.with_loaded(None, |l| {
+            l.presence = Some(presence);
+            Ok(())
+        })
+    }
+
+    /// A socket closed or failed: uncount it and announce a leave after the user's last one.
+    fn on_gone(&self, ws: &WebSocket) {
+        let Ok(Some(attachment)) = ws.deserialize_attachment::<Attachment>() else {
+            return;
+        };
+        if self.ensure_presence(Some((ws, &attachment))).is_err() {
+            return;
+        }
+        let left = self
+            .with_loaded(None, |l| {
+                l.violations.remove(&attachment.conn_id);
+                Ok(l.presence
+                    .as_mut()
+                    .is_some_and(|p| p.disconnect(&attachment.conn_id, &attachment.user.id)))
+            })
+            .unwrap_or(false);
+        if left {
+            self.broadcast(
+                &protocol::presence_frame("leave", &attachment.user),
+                Some(ws),
+            );
+        }
+    }
+
+    /// Sends one pre-serialised frame to every socket of the room but `except`.
+    fn broadcast(&self, frame: &str, except: Option<&WebSocket>) {
+        for ws in self.state.get_websockets() {
+            if Some(&ws) != except {
+                let _ = ws.send_with_str(frame);
+            }
+        }
+    }
+
+    async fn schedule_archive(&self) {
+        let already = self
+            .with_loaded(None, |l| {
+                Ok(std::mem::replace(&mut l.archive_scheduled, true))
+            })
+            .unwrap_or(true);
+        if already {
+            return;
+        }
+        let at = now_ms() + self.limits.archive_delay_ms as i64;
+        if let Err(err) = self.state.storage().set_alarm(at).await {
+            worker::console_error!("could not schedule the archive: {err}");
+            let _ = self.with_loaded(None, |l| {
+                l.archive_scheduled = false;
+                Ok(())
+            });
+        }
+    }
+
+    /// Writes unarchived messages to D1 in batches; on failure, retries with backoff.
+    async fn archive_pending(&self) -> RelayResult<()> {
+        let (room, mut archived_seq) = self.with_loaded(None, |l| {
+            l.archive_scheduled = false;
+            let archived = l
+                .core
+                .store()
+                .meta(META_ARCHIVED)?
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            Ok((l.core.room().to_string(), archived))
+        })?;
+        let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
+        for _ in 0..ARCHIVE_BATCHES_PER_RUN {
+            let batch = self.with_loaded(None, |l| {
+                l.core.store().unarchived(archived_seq, ARCHIVE_BATCH)
+            })?;
+            let Some(last) = batch.last().map(|m| m.seq) else {
+                break;
+            };
+            if let Err(err) = archive.write(&room, &batch).await {
+                self.retry_archive_later().await?;
+                return Err(err);
+            }
+            archived_seq = last;
+            self.with_loaded(None, |l| {
+                let store = l.core.store();
+                store.set_meta(META_ARCHIVED, &archived_seq.to_string())?;
+                store.set_meta(META_ARCHIVE_FAILURES, "0")
+            })?;
+        }
+        let (more, last_seq) = self.with_loaded(None, |l| {
+            let store = l.core.store();
+            store.prune_bodies(archived_seq, self.limits.hot_window)?;
+            Ok((l.core.last_seq() > archived_seq, l.core.last_seq()))
+        })?;
+        if more {
+            worker::console_log!("archive of {room} continues: {archived_seq} of {last_seq}");
+            self.schedule_archive().await;
+        }
+        Ok(())
+    }
+
+    async fn retry_archive_later(&self) -> RelayResult<()> {
+        let failures = self.with_loaded(None, |l| {
+            let store = l.core.store();
+            let failures = store
+                .meta(META_ARCHIVE_FAILURES)?
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
+                .saturating_add(1);
+            store.set_meta(META_ARCHIVE_FAILURES, &failures.to_string())?;
+            l.archive_scheduled = true;
+            Ok(failures)
+        })?;
+        let backoff = (500u64 << failures.min(7)).min(ARCHIVE_MAX_BACKOFF_MS);
+        self.state
+            .storage()
+            .set_alarm(now_ms() + backoff as i64)
+            .await
+            .map_err(internal("archive retry alarm"))
+    }
+}

@@ -1,0 +1,219 @@
+//! The room's own storage: the Durable Object's SQLite, behind the core's `RoomStore` trait.
+
+use serde::Deserialize;
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::error::{RelayError, RelayResult};
+use crate::paging::{Direction, SeqRange};
+use crate::protocol::Receipt;
+use crate::room::{RoomStore, StoredMessage};
+
+const SCHEMA: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS messages (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        sender_key TEXT NOT NULL,
+        cid TEXT,
+        ts TEXT NOT NULL,
+        body TEXT
+    )",
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_cid ON messages (sender_key, cid) WHERE cid IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+];
+
+/// Logs the storage failure and returns an error that reveals nothing of it.
+pub fn storage_error(context: &str) -> impl Fn(worker::Error) -> RelayError + '_ {
+    move |err| {
+        worker::console_error!("storage failure in {context}: {err}");
+        RelayError::internal()
+    }
+}
+
+/// Meta key: the lowest seq whose body the room still keeps.
+const KEPT_FROM: &str = "kept_from";
+
+fn int(value: u64) -> SqlStorageValue {
+    SqlStorageValue::Integer(value as i64)
+}
+
+pub struct SqlRoomStore {
+    sql: SqlStorage,
+}
+
+#[derive(Deserialize)]
+struct SeqRow {
+    seq: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct BodyRow {
+    seq: u64,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct ReceiptRow {
+    seq: u64,
+    id: String,
+    ts: String,
+}
+
+#[derive(Deserialize)]
+struct MessageRow {
+    seq: u64,
+    id: String,
+    event: String,
+    sender_key: String,
+    cid: Option<String>,
+    ts: String,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct MetaRow {
+    value: String,
+}
+
+impl SqlRoomStore {
+    pub fn open(sql: SqlStorage) -> RelayResult<Self> {
+        for statement in SCHEMA {
+            sql.exec(statement, None).map_err(storage_error("schema"))?;
+        }
+        Ok(SqlRoomStore { sql })
+    }
+
+    fn query<T: serde::de::DeserializeOwned>(
+        &self,
+        statement: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> RelayResult<Vec<T>> {
+        self.sql
+            .exec(statement, Some(bindings))
+            .and_then(|cursor| cursor.to_array::<T>())
+            .map_err(storage_error(statement))
+    }
+
+    fn execute(&self, statement: &str, bindings: Vec<SqlStorageValue>) -> RelayResult<()> {
+        self.sql
+            .exec(statement, Some(bindings))
+            .map(|_| ())
+            .map_err(storage_error(statement))
+    }
+
+    pub fn meta(&self, key: &str) -> RelayResult<Option<String>> {
+        let rows: Vec<MetaRow> =
+            self.query("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(rows.into_iter().next().map(|row| row.value))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> RelayResult<()> {
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), value.into()],
+        )
+    }
+
+    /// Messages not yet written to the archive, oldest first.
+    pub fn unarchived(&self, after_seq: u64, limit: u32) -> RelayResult<Vec<StoredMessage>> {
+        let rows: Vec<MessageRow> = self.query(
+            "SELECT seq, id, event, sender_key, cid, ts, body FROM messages
+             WHERE seq > ? AND body IS NOT NULL ORDER BY seq LIMIT ?",
+            vec![int(after_seq), int(u64::from(limit))],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredMessage {
+                seq: row.seq,
+                id: row.id,
+                event: row.event,
+                sender_key: row.sender_key,
+                cid: row.cid,
+                ts: row.ts,
+                body: row.body,
+            })
+            .collect())
+    }
+
+    /// Drops the bodies of archived messages older than the newest `keep`; the rows stay
+    /// so that idempotency keys keep working.
+    pub fn prune_bodies(&self, archived_seq: u64, keep: u64) -> RelayResult<()> {
+        let last = self.last_seq()?;
+        let kept_from = archived_seq.min(last.saturating_sub(keep)) + 1;
+        if kept_from <= self.kept_from()? {
+            return Ok(());
+        }
+        self.execute(
+            "UPDATE messages SET body = NULL WHERE seq < ? AND body IS NOT NULL",
+            vec![int(kept_from)],
+        )?;
+        self.set_meta(KEPT_FROM, &kept_from.to_string())
+    }
+
+    fn kept_from(&self) -> RelayResult<u64> {
+        Ok(self
+            .meta(KEPT_FROM)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1))
+    }
+}
+
+impl RoomStore for SqlRoomStore {
+    fn last_seq(&self) -> RelayResult<u64> {
+        let rows: Vec<SeqRow> = self.query("SELECT MAX(seq) AS seq FROM messages", vec![])?;
+        Ok(rows.into_iter().next().and_then(|r| r.seq).unwrap_or(0))
+    }
+
+    fn find_by_cid(&self, sender_key: &str, cid: &str) -> RelayResult<Option<Receipt>> {
+        let rows: Vec<ReceiptRow> = self.query(
+            "SELECT seq, id, ts FROM messages WHERE sender_key = ? AND cid = ?",
+            vec![sender_key.into(), cid.into()],
+        )?;
+        Ok(rows.into_iter().next().map(|row| Receipt {
+            seq: row.seq,
+            id: row.id,
+            ts: row.ts,
+            duplicate: false,
+        }))
+    }
+
+    fn append(&self, message: &StoredMessage) -> RelayResult<()> {
+        self.execute(
+            "INSERT INTO messages (seq, id, event, sender_key, cid, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                int(message.seq),
+                message.id.as_str().into(),
+                message.event.as_str().into(),
+                message.sender_key.as_str().into(),
+                message.cid.as_deref().into(),
+                message.ts.as_str().into(),
+                message.body.as_str().into(),
+            ],
+        )
+    }
+
+    fn page(&self, range: &SeqRange) -> RelayResult<Vec<(u64, String)>> {
+        let statement = match range.direction {
+            Direction::Forward => {
+                "SELECT seq, body FROM messages WHERE seq > ? AND seq < ? AND body IS NOT NULL ORDER BY seq ASC LIMIT ?"
+            }
+            Direction::Backward => {
+                "SELECT seq, body FROM messages WHERE seq > ? AND seq < ? AND body IS NOT NULL ORDER BY seq DESC LIMIT ?"
+            }
+        };
+        let rows: Vec<BodyRow> = self.query(
+            statement,
+            vec![
+                int(range.after),
+                int(range.before),
+                int(u64::from(range.fetch_limit)),
+            ],
+        )?;
+        Ok(rows.into_iter().map(|row| (row.seq, row.body)).collect())
+    }
+
+    fn oldest_kept_seq(&self) -> RelayResult<Option<u64>> {
+        let kept_from = self.kept_from()?;
+        Ok((kept_from <= self.last_seq()?).then_some(kept_from))
+    }
+}
