@@ -1,6 +1,7 @@
 //! Tunable limits read from the Worker's variables, with the documented defaults.
 
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
+use crate::rate_limit::RateLimits;
 
 /// Messages whose bodies a room keeps in its own storage after they are archived in D1.
 pub const DEFAULT_HOT_WINDOW: u64 = 1_000;
@@ -16,10 +17,12 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     pub hot_window: u64,
     pub archive_delay_ms: u64,
+    pub rates: RateLimits,
 }
 
 impl Limits {
-    /// Reads `MAX_FRAME_BYTES`, `ROOM_HOT_WINDOW` and `ARCHIVE_DELAY_MS`; missing or
+    /// Reads `MAX_FRAME_BYTES`, `ROOM_HOT_WINDOW`, `ARCHIVE_DELAY_MS`, `PUBLISH_RATE_PER_SEC`,
+    /// `PUBLISH_BURST` and `RATE_LIMIT_STRIKES`; missing or
     /// unparsable values fall back to the defaults, and each is clamped to a sane range.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let number = |name: &str, default: u64, min: u64, max: u64| {
@@ -37,6 +40,12 @@ impl Limits {
             ) as usize,
             hot_window: number("ROOM_HOT_WINDOW", DEFAULT_HOT_WINDOW, 100, 1_000_000),
             archive_delay_ms: number("ARCHIVE_DELAY_MS", DEFAULT_ARCHIVE_DELAY_MS, 10, 60_000),
+            rates: RateLimits {
+                publish_per_second: number("PUBLISH_RATE_PER_SEC", 20, 1, 10_000) as u32,
+                publish_burst: number("PUBLISH_BURST", 40, 1, 10_000) as u32,
+                max_strikes: number("RATE_LIMIT_STRIKES", 50, 1, 10_000) as u32,
+                ..RateLimits::default()
+            },
         }
     }
 }

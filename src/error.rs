@@ -63,6 +63,8 @@ impl ErrorCode {
 pub struct RelayError {
     pub code: ErrorCode,
     pub message: String,
+    /// For `rate_limited`: when to try again (the HTTP `Retry-After`).
+    pub retry_after_ms: Option<u64>,
 }
 
 pub type RelayResult<T> = Result<T, RelayError>;
@@ -72,6 +74,7 @@ impl RelayError {
         RelayError {
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 
@@ -93,6 +96,18 @@ impl RelayError {
 
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::TooLarge, message)
+    }
+
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        RelayError {
+            retry_after_ms: Some(retry_after_ms),
+            ..Self::new(ErrorCode::RateLimited, "too many publishes; slow down")
+        }
+    }
+
+    /// Whole seconds for a `Retry-After` header (at least 1).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1))
     }
 
     /// An internal failure: the detail goes to the log only, the client sees a generic text.
@@ -148,6 +163,13 @@ mod tests {
         assert_eq!(with["cid"], "c1");
         let without: serde_json::Value = serde_json::from_str(&e.to_frame(None)).unwrap();
         assert!(without.get("cid").is_none());
+    }
+
+    #[test]
+    fn rate_limited_rounds_retry_after_up_to_seconds() {
+        assert_eq!(RelayError::rate_limited(1).retry_after_secs(), Some(1));
+        assert_eq!(RelayError::rate_limited(1_001).retry_after_secs(), Some(2));
+        assert_eq!(RelayError::bad_request("x").retry_after_secs(), None);
     }
 
     #[test]

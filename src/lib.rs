@@ -6,7 +6,8 @@
 //! - [`auth`]: token lookup, HS256 JWT verification, room grants, constant-time secret checks.
 //! - [`protocol`]: the v1 wire frames and their limits.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
-//! - [`presence`]: who is online, per user rather than per connection.
+//! - [`presence`]: who is online per user, deferred leaves, typing state.
+//! - [`rate_limit`]: token buckets and strikes for publishes and typing.
 //! - [`config`]: limits read from the Worker's variables.
 //! - [`paging`]: history query parameters and page assembly.
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod paging;
 pub mod presence;
 pub mod protocol;
+pub mod rate_limit;
 pub mod room;
 pub mod room_name;
 pub mod router;

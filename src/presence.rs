@@ -1,51 +1,119 @@
-//! Presence per user, not per tab: which users a room's open connections belong to.
+//! Presence per user, not per tab: who is online, deferred leaves, and who is typing.
+//!
+//! Rule against flicker: when a user's last connection closes, the `leave` is announced only
+//! after [`LEAVE_GRACE_MS`]; a connection of the same user within that time cancels it and no
+//! `join` is announced either, so a quick reconnect (a page reload) is invisible to others.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::auth::User;
 
-/// Connections by user; rebuilt from socket attachments after the room wakes. Connections are
-/// tracked by id, so counting or uncounting one twice changes nothing.
+pub const LEAVE_GRACE_MS: i64 = 2_000;
+/// Closed connection ids remembered, so that a close and an error of one socket count once.
+const GONE_MEMORY: usize = 1_024;
+
+/// A user whose leave is due: announce `typing active:false` first when `was_typing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub user: User,
+    pub last_seen_ms: i64,
+    pub was_typing: bool,
+}
+
+/// Connections by user; rebuilt from socket attachments after the room wakes.
 #[derive(Debug, Default)]
 pub struct Presence {
-    users: BTreeMap<String, (User, BTreeSet<String>)>,
+    online: BTreeMap<String, (User, BTreeSet<String>)>,
+    departing: BTreeMap<String, (User, i64)>,
+    gone: VecDeque<String>,
+    typing: BTreeSet<String>,
 }
 
 impl Presence {
-    /// Counts a connection; true when it is the user's first (a `join` to announce).
+    /// Counts a connection; true when others should be told the user joined.
     pub fn connect(&mut self, conn_id: &str, user: &User) -> bool {
+        let returning = self.departing.remove(&user.id).is_some();
         let (_, conns) = self
-            .users
+            .online
             .entry(user.id.clone())
             .or_insert_with(|| (user.clone(), BTreeSet::new()));
-        conns.insert(conn_id.to_string()) && conns.len() == 1
+        let first = conns.insert(conn_id.to_string()) && conns.len() == 1;
+        first && !returning
     }
 
-    /// Uncounts a connection; true when it was the user's last (a `leave` to announce).
-    pub fn disconnect(&mut self, conn_id: &str, user_id: &str) -> bool {
-        let Some((_, conns)) = self.users.get_mut(user_id) else {
-            return false;
-        };
-        if !conns.remove(conn_id) {
+    /// Uncounts a closed connection; true when it was the user's last, so a leave is now
+    /// pending (see [`Presence::due_departures`]). A connection is uncounted only once.
+    pub fn disconnect(&mut self, conn_id: &str, user: &User, now_ms: i64) -> bool {
+        if self.gone.iter().any(|gone| gone == conn_id) {
             return false;
         }
-        if conns.is_empty() {
-            self.users.remove(user_id);
-            return true;
+        if self.gone.len() == GONE_MEMORY {
+            self.gone.pop_front();
         }
-        false
+        self.gone.push_back(conn_id.to_string());
+        if let Some((_, conns)) = self.online.get_mut(&user.id) {
+            conns.remove(conn_id);
+            if !conns.is_empty() {
+                return false;
+            }
+            self.online.remove(&user.id);
+        }
+        if self.departing.contains_key(&user.id) {
+            return false;
+        }
+        self.departing
+            .insert(user.id.clone(), (user.clone(), now_ms));
+        true
     }
 
+    /// Removes and returns the departures whose grace time has passed.
+    pub fn due_departures(&mut self, now_ms: i64) -> Vec<Departure> {
+        let due: Vec<String> = self
+            .departing
+            .iter()
+            .filter(|(_, (_, left_ms))| now_ms - left_ms >= LEAVE_GRACE_MS)
+            .map(|(id, _)| id.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|id| {
+                let (user, last_seen_ms) = self.departing.remove(&id)?;
+                let was_typing = self.typing.remove(&id);
+                Some(Departure {
+                    user,
+                    last_seen_ms,
+                    was_typing,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a typing state; typing of users who are not online is ignored.
+    pub fn set_typing(&mut self, user_id: &str, active: bool) {
+        if active && self.online.contains_key(user_id) {
+            self.typing.insert(user_id.to_string());
+        } else {
+            self.typing.remove(user_id);
+        }
+    }
+
+    /// Users others currently see as present (online, or within their leave grace).
     pub fn users(&self) -> Vec<User> {
-        self.users.values().map(|(user, _)| user.clone()).collect()
+        let mut users: Vec<User> = self.online.values().map(|(user, _)| user.clone()).collect();
+        users.extend(self.departing.values().map(|(user, _)| user.clone()));
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        users
+    }
+
+    pub fn is_online(&self, user_id: &str) -> bool {
+        self.online.contains_key(user_id)
     }
 
     pub fn user_count(&self) -> usize {
-        self.users.len()
+        self.online.len()
     }
 
     pub fn connection_count(&self) -> usize {
-        self.users.values().map(|(_, conns)| conns.len()).sum()
+        self.online.values().map(|(_, conns)| conns.len()).sum()
     }
 }
 
@@ -67,23 +135,65 @@ mod tests {
         assert!(p.connect("c1", &user("a")));
         assert!(!p.connect("c2", &user("a")));
         assert!(p.connect("c3", &user("b")));
-        assert_eq!(p.user_count(), 2);
-        assert_eq!(p.connection_count(), 3);
-        assert!(!p.disconnect("c1", "a"));
-        assert!(p.disconnect("c2", "a"));
+        assert_eq!((p.user_count(), p.connection_count()), (2, 3));
+        assert!(!p.disconnect("c1", &user("a"), 1_000));
+        assert!(p.disconnect("c2", &user("a"), 1_000));
+        assert!(p.due_departures(1_000 + LEAVE_GRACE_MS - 1).is_empty());
+        let due = p.due_departures(1_000 + LEAVE_GRACE_MS);
+        assert_eq!(
+            due,
+            vec![Departure {
+                user: user("a"),
+                last_seen_ms: 1_000,
+                was_typing: false
+            }]
+        );
         assert_eq!(p.users(), vec![user("b")]);
     }
 
     #[test]
-    fn repeated_events_change_nothing() {
+    fn quick_reconnect_is_neither_a_leave_nor_a_join() {
         let mut p = Presence::default();
         assert!(p.connect("c1", &user("a")));
-        assert!(!p.connect("c1", &user("a")));
-        assert!(p.disconnect("c1", "a"));
+        assert!(p.disconnect("c1", &user("a"), 0));
+        assert_eq!(p.users(), vec![user("a")], "still shown during the grace");
         assert!(
-            !p.disconnect("c1", "a"),
-            "a second close of one socket is no second leave"
+            !p.connect("c2", &user("a")),
+            "no join after a quick reconnect"
         );
-        assert!(!p.disconnect("zz", "nobody"));
+        assert!(
+            p.due_departures(10 * LEAVE_GRACE_MS).is_empty(),
+            "no leave either"
+        );
+        assert!(p.is_online("a"));
+    }
+
+    #[test]
+    fn close_and_error_of_one_socket_count_once() {
+        let mut p = Presence::default();
+        p.connect("c1", &user("a"));
+        p.connect("c2", &user("a"));
+        assert!(!p.disconnect("c1", &user("a"), 0));
+        assert!(!p.disconnect("c1", &user("a"), 0));
+        assert!(p.is_online("a"), "the second tab keeps the user online");
+    }
+
+    #[test]
+    fn a_socket_missed_by_the_rebuild_still_produces_a_leave() {
+        // After waking, sockets already closing are not counted; their close still ends the user.
+        let mut p = Presence::default();
+        assert!(p.disconnect("closing", &user("a"), 0));
+        assert_eq!(p.due_departures(LEAVE_GRACE_MS).len(), 1);
+    }
+
+    #[test]
+    fn departing_typist_is_reported() {
+        let mut p = Presence::default();
+        p.connect("c1", &user("a"));
+        p.set_typing("a", true);
+        p.set_typing("ghost", true);
+        p.disconnect("c1", &user("a"), 0);
+        let due = p.due_departures(LEAVE_GRACE_MS);
+        assert!(due[0].was_typing);
     }
 }

@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
+use crate::room::ReadMarker;
 
 /// Default largest text frame a client may send; larger frames close the socket with 4009.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -192,22 +193,37 @@ pub fn ack_frame(cid: &str, receipt: &Receipt) -> String {
     .to_string()
 }
 
-pub fn welcome_frame(
-    room: &str,
-    conn_id: &str,
-    user: &User,
-    seq: u64,
-    presence: &[User],
-) -> String {
+/// The first frame of a connection.
+pub struct Welcome<'a> {
+    pub room: &'a str,
+    pub conn_id: &'a str,
+    pub user: &'a User,
+    pub seq: u64,
+    pub presence: &'a [User],
+    pub reads: &'a [ReadMarker],
+}
+
+pub fn welcome_frame(welcome: &Welcome<'_>) -> String {
     serde_json::json!({
         "type": "welcome",
-        "room": room,
-        "conn_id": conn_id,
-        "user": user,
-        "seq": seq,
-        "presence": presence,
+        "room": welcome.room,
+        "conn_id": welcome.conn_id,
+        "user": welcome.user,
+        "seq": welcome.seq,
+        "presence": welcome.presence,
+        "reads": welcome.reads,
     })
     .to_string()
+}
+
+pub fn read_frame(marker: &ReadMarker) -> String {
+    serde_json::json!({"type": "read", "user": marker.user, "seq": marker.seq, "at": marker.at})
+        .to_string()
+}
+
+pub fn leave_frame(user: &User, last_seen: &str) -> String {
+    serde_json::json!({"type": "presence", "event": "leave", "user": user, "last_seen": last_seen})
+        .to_string()
 }
 
 pub fn synced_frame(seq: u64) -> String {
@@ -218,8 +234,8 @@ pub fn reset_frame(seq: u64) -> String {
     serde_json::json!({"type": "reset", "seq": seq}).to_string()
 }
 
-pub fn presence_frame(event: &str, user: &User) -> String {
-    serde_json::json!({"type": "presence", "event": event, "user": user}).to_string()
+pub fn join_frame(user: &User) -> String {
+    serde_json::json!({"type": "presence", "event": "join", "user": user}).to_string()
 }
 
 pub fn typing_frame(user: &User, active: bool) -> String {

@@ -28,6 +28,17 @@ pub struct StoredMessage {
     pub body: String,
 }
 
+/// How far a user has read in a room.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReadMarker {
+    pub user: User,
+    pub seq: u64,
+    pub at: String,
+}
+
+/// Read markers the `welcome` frame carries, most recent first.
+pub const WELCOME_READS: u32 = 50;
+
 /// The room's own storage (a Durable Object's SQLite in production).
 pub trait RoomStore {
     fn last_seq(&self) -> RelayResult<u64>;
@@ -38,6 +49,11 @@ pub trait RoomStore {
     fn page(&self, range: &SeqRange) -> RelayResult<Vec<(u64, String)>>;
     /// The lowest seq whose body the room still keeps (`None` when it keeps none).
     fn oldest_kept_seq(&self) -> RelayResult<Option<u64>>;
+    fn read_marker(&self, user_id: &str) -> RelayResult<Option<u64>>;
+    /// Stores a user's marker, replacing the earlier one.
+    fn save_read(&self, marker: &ReadMarker) -> RelayResult<()>;
+    /// The `limit` most recently moved markers, most recent first.
+    fn recent_reads(&self, limit: u32) -> RelayResult<Vec<ReadMarker>>;
 }
 
 /// Time and identifiers, injected so that tests control them.
@@ -185,6 +201,35 @@ impl<S: RoomStore> RoomCore<S> {
         })
     }
 
+    /// Moves a user's read marker forward; `None` when `seq` is not past the current one.
+    pub fn mark_read(
+        &mut self,
+        user: &User,
+        seq: u64,
+        stamps: &impl Stamps,
+    ) -> RelayResult<Option<ReadMarker>> {
+        if seq > self.last_seq {
+            return Err(RelayError::bad_request(format!(
+                "read seq {seq} is beyond the room's last seq {}",
+                self.last_seq
+            )));
+        }
+        if self
+            .store
+            .read_marker(&user.id)?
+            .is_some_and(|current| seq <= current)
+        {
+            return Ok(None);
+        }
+        let marker = ReadMarker {
+            user: user.clone(),
+            seq,
+            at: rfc3339_ms(stamps.now_ms()),
+        };
+        self.store.save_read(&marker)?;
+        Ok(Some(marker))
+    }
+
     /// Decides how a client resuming after `since` catches up.
     pub fn resume_plan(&self, since: u64) -> RelayResult<ResumePlan> {
         let last = self.last_seq;
@@ -255,6 +300,7 @@ pub fn merge_page(
 #[derive(Default)]
 pub struct MemoryRoomStore {
     messages: std::cell::RefCell<Vec<StoredMessage>>,
+    reads: std::cell::RefCell<Vec<ReadMarker>>,
     /// Bodies with seq below this are treated as pruned (kept only in the archive).
     pub pruned_below: std::cell::Cell<u64>,
 }
@@ -307,6 +353,32 @@ impl RoomStore for MemoryRoomStore {
             .iter()
             .map(|m| m.seq)
             .find(|seq| *seq >= floor))
+    }
+
+    fn read_marker(&self, user_id: &str) -> RelayResult<Option<u64>> {
+        Ok(self
+            .reads
+            .borrow()
+            .iter()
+            .find(|r| r.user.id == user_id)
+            .map(|r| r.seq))
+    }
+
+    fn save_read(&self, marker: &ReadMarker) -> RelayResult<()> {
+        let mut reads = self.reads.borrow_mut();
+        reads.retain(|r| r.user.id != marker.user.id);
+        reads.insert(0, marker.clone());
+        Ok(())
+    }
+
+    fn recent_reads(&self, limit: u32) -> RelayResult<Vec<ReadMarker>> {
+        Ok(self
+            .reads
+            .borrow()
+            .iter()
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 }
 
@@ -474,6 +546,47 @@ mod tests {
                 up_to: 10,
                 archive_before: None
             }
+        );
+    }
+
+    #[test]
+    fn read_markers_only_move_forward() {
+        let mut room = room();
+        let s = stamps();
+        let user = alice();
+        for i in 0..5 {
+            room.publish(Sender::Backend, &publish(&format!("c{i}"), "1"), &s)
+                .unwrap();
+        }
+        let marker = room.mark_read(&user, 3, &s).unwrap().expect("moved");
+        assert_eq!(
+            (marker.seq, marker.at.as_str()),
+            (3, "2027-01-15T08:00:00.123Z")
+        );
+        assert!(
+            room.mark_read(&user, 3, &s).unwrap().is_none(),
+            "equal changes nothing"
+        );
+        assert!(
+            room.mark_read(&user, 2, &s).unwrap().is_none(),
+            "lower changes nothing"
+        );
+        assert_eq!(room.mark_read(&user, 5, &s).unwrap().unwrap().seq, 5);
+        let err = room.mark_read(&user, 6, &s).unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::BadRequest);
+        let bob = User {
+            id: "bob".into(),
+            name: None,
+            role: None,
+        };
+        room.mark_read(&bob, 1, &s).unwrap();
+        let recent = room.store().recent_reads(WELCOME_READS).unwrap();
+        assert_eq!(
+            recent
+                .iter()
+                .map(|r| (r.user.id.as_str(), r.seq))
+                .collect::<Vec<_>>(),
+            vec![("bob", 1), ("alice", 5)]
         );
     }
 

@@ -2,11 +2,11 @@
 
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::D1Database;
+use worker::{D1Database, D1PreparedStatement};
 
 use crate::error::{RelayError, RelayResult};
 use crate::paging::{Direction, SeqRange};
-use crate::room::StoredMessage;
+use crate::room::{ReadMarker, StoredMessage};
 
 const INSERT: &str = "INSERT INTO messages (room, seq, id, event, sender_key, cid, ts, body)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room, seq) DO NOTHING";
@@ -17,6 +17,10 @@ fn archive_error(context: &'static str) -> impl Fn(worker::Error) -> RelayError 
         RelayError::internal()
     }
 }
+
+const UPSERT_READ: &str = "INSERT INTO read_state (room, user_id, seq, read_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (room, user_id) DO UPDATE SET seq = excluded.seq, read_at = excluded.read_at
+    WHERE excluded.seq > read_state.seq";
 
 #[derive(Deserialize)]
 struct BodyRow {
@@ -51,6 +55,10 @@ impl Archive {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(archive_error("bind"))?;
+        self.run_batch(statements).await
+    }
+
+    async fn run_batch(&self, statements: Vec<D1PreparedStatement>) -> RelayResult<()> {
         let results = self
             .db
             .batch(statements)
@@ -62,6 +70,23 @@ impl Archive {
             worker::console_error!("archive batch reported a failed statement");
             Err(RelayError::internal())
         }
+    }
+
+    /// Writes read markers; a marker never moves backwards, whatever order batches land in.
+    pub async fn write_reads(&self, room: &str, markers: &[ReadMarker]) -> RelayResult<()> {
+        let statements = markers
+            .iter()
+            .map(|m| {
+                self.db.prepare(UPSERT_READ).bind(&[
+                    JsValue::from_str(room),
+                    JsValue::from_str(&m.user.id),
+                    JsValue::from_f64(m.seq as f64),
+                    JsValue::from_str(&m.at),
+                ])
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(archive_error("bind"))?;
+        self.run_batch(statements).await
     }
 
     /// The rows of `range` for `room`, fetched like a room's own store does.

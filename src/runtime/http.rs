@@ -14,5 +14,9 @@ pub fn json(body: String, status: u16) -> worker::Result<Response> {
 }
 
 pub fn error(err: &RelayError) -> worker::Result<Response> {
-    json(err.to_http_body(), err.code.http_status())
+    let response = json(err.to_http_body(), err.code.http_status())?;
+    if let Some(secs) = err.retry_after_secs() {
+        response.headers().set("retry-after", &secs.to_string())?;
+    }
+    Ok(response)
 }

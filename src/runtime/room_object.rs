@@ -5,10 +5,11 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, DurableObject, Env, Headers, Request, Response, State, WebSocket,
+    durable_object, Delay, DurableObject, Env, Headers, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
 
@@ -19,10 +20,16 @@ use crate::auth::User;
 use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::paging::{Direction, HistoryQuery, SeqRange, MAX_PAGE_LIMIT};
-use crate::presence::Presence;
-use crate::protocol::{self, ClientFrame, Publish};
-use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
+use crate::presence::{Presence, LEAVE_GRACE_MS};
+use crate::protocol::{self, ClientFrame, Publish, Welcome};
+use crate::rate_limit::{PublishLimiter, TokenBucket, Verdict};
+use crate::room::{
+    self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps, WELCOME_READS,
+};
 use crate::room_name;
+
+/// `WebSocket.readyState` of an open socket.
+const OPEN: u16 = 1;
 
 /// Meta keys of the room's storage.
 const META_ROOM: &str = "room";
@@ -43,11 +50,39 @@ struct Attachment {
     exp: i64,
 }
 
+/// Limits of one connection, kept in memory: after a wake they start full, which matches
+/// an idle period long enough to hibernate.
+struct ConnectionLimits {
+    publish: PublishLimiter,
+    typing: TokenBucket,
+    violations: u32,
+}
+
+/// Largest number of per-user HTTP publish limiters kept; the map is cleared when full.
+const MAX_HTTP_LIMITERS: usize = 10_000;
+
 struct Loaded {
     core: RoomCore<SqlRoomStore>,
     presence: Option<Presence>,
-    violations: HashMap<String, u32>,
+    connections: HashMap<String, ConnectionLimits>,
+    http_limiters: HashMap<String, PublishLimiter>,
     archive_scheduled: bool,
+}
+
+impl Loaded {
+    fn connection(&mut self, conn_id: &str, limits: &Limits) -> &mut ConnectionLimits {
+        self.connections
+            .entry(conn_id.to_string())
+            .or_insert_with(|| ConnectionLimits {
+                publish: PublishLimiter::new(&limits.rates, now_ms()),
+                typing: TokenBucket::new(
+                    limits.rates.typing_per_second,
+                    limits.rates.typing_burst,
+                    now_ms(),
+                ),
+                violations: 0,
+            })
+    }
 }
 
 struct RuntimeStamps;
@@ -120,14 +155,14 @@ impl DurableObject for Room {
         _reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        self.on_gone(&ws);
         // Completes the closing handshake where the runtime does not do it by itself.
         let _ = ws.close(Some(1000), Some("closed"));
+        self.on_gone(&ws).await;
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.on_gone(&ws);
+        self.on_gone(&ws).await;
         Ok(())
     }
 
@@ -177,7 +212,8 @@ impl Room {
             *slot = Some(Loaded {
                 core: RoomCore::open(store, name)?,
                 presence: None,
-                violations: HashMap::new(),
+                connections: HashMap::new(),
+                http_limiters: HashMap::new(),
                 archive_scheduled: false,
             });
         }
@@ -256,7 +292,7 @@ impl Room {
             user: caller.user.clone(),
             exp: caller.exp,
         };
-        self.ensure_presence(None)?;
+        self.ensure_presence()?;
         self.state.accept_web_socket(&server);
         server
             .serialize_attachment(&attachment)
@@ -264,19 +300,20 @@ impl Room {
         let (joined, welcome) = self.with_loaded(None, |l| {
             let presence = l.presence.get_or_insert_with(Presence::default);
             let joined = presence.connect(&attachment.conn_id, &attachment.user);
-            let welcome = protocol::welcome_frame(
-                l.core.room(),
-                &attachment.conn_id,
-                &attachment.user,
-                l.core.last_seq(),
-                &presence.users(),
-            );
+            let reads = l.core.store().recent_reads(WELCOME_READS)?;
+            let welcome = protocol::welcome_frame(&Welcome {
+                room: l.core.room(),
+                conn_id: &attachment.conn_id,
+                user: &attachment.user,
+                seq: l.core.last_seq(),
+                presence: &presence.users(),
+                reads: &reads,
+            });
             Ok((joined, welcome))
         })?;
         let _ = server.send_with_str(&welcome);
         if joined {
-            let frame = protocol::presence_frame("join", &attachment.user);
-            self.broadcast(&frame, Some(&server));
+            self.broadcast(&protocol::join_frame(&attachment.user), Some(&server));
         }
         if let Some(plan) = plan {
             self.replay(&server, plan, archived)?;
@@ -397,6 +434,20 @@ impl Room {
             .map_err(|e| RelayError::bad_request(format!("invalid publish body: {e}")))?;
         publish.validate(false)?;
         let published = self.with_loaded(Some(room), |l| {
+            if l.http_limiters.len() >= MAX_HTTP_LIMITERS {
+                l.http_limiters.clear();
+            }
+            let limiter = l
+                .http_limiters
+                .entry(caller.user.id.clone())
+                .or_insert_with(|| PublishLimiter::new(&self.limits.rates, now_ms()));
+            match limiter.check(now_ms()) {
+                Verdict::Allow => {}
+                Verdict::Refuse { retry_after_ms } => {
+                    return Err(RelayError::rate_limited(retry_after_ms))
+                }
+                Verdict::Close => return Err(RelayError::rate_limited(1_000)),
+            }
             l.core
                 .publish(Sender::User(&caller.user), &publish, &RuntimeStamps)
         })?;
@@ -453,11 +504,32 @@ impl Room {
                 let _ = ws.send_with_str(protocol::PONG_FRAME);
             }
             ClientFrame::Publish(publish) => {
+                let cid = publish.cid.as_deref().unwrap_or_default();
+                let verdict = self.with_loaded(None, |l| {
+                    Ok(l.connection(&attachment.conn_id, &self.limits)
+                        .publish
+                        .check(now_ms()))
+                })?;
+                match verdict {
+                    Verdict::Allow => {}
+                    Verdict::Refuse { retry_after_ms } => {
+                        let _ = ws.send_with_str(
+                            RelayError::rate_limited(retry_after_ms).to_frame(Some(cid)),
+                        );
+                        return Ok(());
+                    }
+                    Verdict::Close => {
+                        let _ = ws.close(
+                            Some(ErrorCode::RateLimited.close_code()),
+                            Some("rate limit abuse"),
+                        );
+                        return Ok(());
+                    }
+                }
                 let published = self.with_loaded(None, |l| {
                     l.core
                         .publish(Sender::User(&attachment.user), &publish, &RuntimeStamps)
                 });
-                let cid = publish.cid.as_deref().unwrap_or_default();
                 match published {
                     Ok(published) => {
                         let _ = ws.send_with_str(protocol::ack_frame(cid, published.receipt()));
@@ -470,15 +542,36 @@ impl Room {
                 }
             }
             ClientFrame::Typing { active } => {
-                let frame = protocol::typing_frame(&attachment.user, active);
-                self.broadcast(&frame, Some(ws));
+                // Typing beyond the rate is dropped silently: it is a hint, not data.
+                let allowed = self.with_loaded(None, |l| {
+                    let allowed = l
+                        .connection(&attachment.conn_id, &self.limits)
+                        .typing
+                        .try_take(now_ms())
+                        .is_ok();
+                    if allowed {
+                        if let Some(presence) = l.presence.as_mut() {
+                            presence.set_typing(&attachment.user.id, active);
+                        }
+                    }
+                    Ok(allowed)
+                })?;
+                if allowed {
+                    self.broadcast(&protocol::typing_frame(&attachment.user, active), Some(ws));
+                }
             }
-            ClientFrame::Read { .. } => {
-                self.reject(
-                    ws,
-                    RelayError::bad_request("read receipts are not supported yet"),
-                    None,
-                );
+            ClientFrame::Read { seq } => {
+                let moved = self.with_loaded(None, |l| {
+                    l.core.mark_read(&attachment.user, seq, &RuntimeStamps)
+                });
+                match moved {
+                    Ok(Some(marker)) => {
+                        self.broadcast(&protocol::read_frame(&marker), Some(ws));
+                        self.schedule_archive().await;
+                    }
+                    Ok(None) => {}
+                    Err(err) => self.reject(ws, err, None),
+                }
             }
         }
         Ok(())
@@ -498,9 +591,9 @@ impl Room {
             .unwrap_or_default();
         let too_many = self
             .with_loaded(None, |l| {
-                let count = l.violations.entry(conn_id).or_insert(0);
-                *count += 1;
-                Ok(*count > MAX_PROTOCOL_VIOLATIONS)
+                let connection = l.connection(&conn_id, &self.limits);
+                connection.violations += 1;
+                Ok(connection.violations > MAX_PROTOCOL_VIOLATIONS)
             })
             .unwrap_or(false);
         if too_many {
@@ -512,19 +605,20 @@ impl Room {
     }
 
     /// Rebuilds presence from the sockets' attachments when the object has just woken.
-    fn ensure_presence(&self, closing: Option<(&WebSocket, &Attachment)>) -> RelayResult<()> {
+    fn ensure_presence(&self) -> RelayResult<()> {
         let needs_rebuild = self.with_loaded(None, |l| Ok(l.presence.is_none()))?;
         if !needs_rebuild {
             return Ok(());
         }
         let mut presence = Presence::default();
         for ws in self.state.get_websockets() {
+            // Sockets already closing are not counted; their close handler still runs.
+            if ws.as_ref().ready_state() != OPEN {
+                continue;
+            }
             if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
                 presence.connect(&a.conn_id, &a.user);
             }
-        }
-        if let Some((_, attachment)) = closing {
-            presence.connect(&attachment.conn_id, &attachment.user);
         }
         self.with_loaded(None, |l| {
             l.presence = Some(presence);
@@ -532,27 +626,41 @@ impl Room {
         })
     }
 
-    /// A socket closed or failed: uncount it and announce a leave after the user's last one.
-    fn on_gone(&self, ws: &WebSocket) {
+    /// A socket closed or failed: uncount it; after the user's last one, wait out the leave
+    /// grace and announce the leave (and the end of their typing) unless they came back.
+    async fn on_gone(&self, ws: &WebSocket) {
         let Ok(Some(attachment)) = ws.deserialize_attachment::<Attachment>() else {
             return;
         };
-        if self.ensure_presence(Some((ws, &attachment))).is_err() {
+        if self.ensure_presence().is_err() {
             return;
         }
-        let left = self
+        let departing = self
             .with_loaded(None, |l| {
-                l.violations.remove(&attachment.conn_id);
+                l.connections.remove(&attachment.conn_id);
                 Ok(l.presence
                     .as_mut()
-                    .is_some_and(|p| p.disconnect(&attachment.conn_id, &attachment.user.id)))
+                    .is_some_and(|p| p.disconnect(&attachment.conn_id, &attachment.user, now_ms())))
             })
             .unwrap_or(false);
-        if left {
-            self.broadcast(
-                &protocol::presence_frame("leave", &attachment.user),
-                Some(ws),
-            );
+        if !departing {
+            return;
+        }
+        Delay::from(Duration::from_millis(LEAVE_GRACE_MS as u64 + 50)).await;
+        let departures = self
+            .with_loaded(None, |l| {
+                Ok(l.presence
+                    .as_mut()
+                    .map(|p| p.due_departures(now_ms()))
+                    .unwrap_or_default())
+            })
+            .unwrap_or_default();
+        for departure in departures {
+            if departure.was_typing {
+                self.broadcast(&protocol::typing_frame(&departure.user, false), None);
+            }
+            let last_seen = room::rfc3339_ms(departure.last_seen_ms);
+            self.broadcast(&protocol::leave_frame(&departure.user, &last_seen), None);
         }
     }
 
@@ -615,12 +723,20 @@ impl Room {
                 store.set_meta(META_ARCHIVE_FAILURES, "0")
             })?;
         }
+        let reads = self.with_loaded(None, |l| l.core.store().unarchived_reads(ARCHIVE_BATCH))?;
+        if !reads.is_empty() {
+            if let Err(err) = archive.write_reads(&room, &reads).await {
+                self.retry_archive_later().await?;
+                return Err(err);
+            }
+            self.with_loaded(None, |l| l.core.store().mark_reads_archived(&reads))?;
+        }
         let (more, last_seq) = self.with_loaded(None, |l| {
             let store = l.core.store();
             store.prune_bodies(archived_seq, self.limits.hot_window)?;
             Ok((l.core.last_seq() > archived_seq, l.core.last_seq()))
         })?;
-        if more {
+        if more || reads.len() == ARCHIVE_BATCH as usize {
             worker::console_log!("archive of {room} continues: {archived_seq} of {last_seq}");
             self.schedule_archive().await;
         }

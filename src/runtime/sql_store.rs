@@ -6,9 +6,9 @@ use worker::{SqlStorage, SqlStorageValue};
 use crate::error::{RelayError, RelayResult};
 use crate::paging::{Direction, SeqRange};
 use crate::protocol::Receipt;
-use crate::room::{RoomStore, StoredMessage};
+use crate::room::{ReadMarker, RoomStore, StoredMessage};
 
-const SCHEMA: [&str; 3] = [
+const SCHEMA: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS messages (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL,
@@ -20,6 +20,14 @@ const SCHEMA: [&str; 3] = [
     )",
     "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_cid ON messages (sender_key, cid) WHERE cid IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reads (
+        user_id TEXT PRIMARY KEY,
+        user_json TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        moved INTEGER NOT NULL,
+        archived INTEGER NOT NULL DEFAULT 0
+    )",
 ];
 
 /// Logs the storage failure and returns an error that reveals nothing of it.
@@ -68,6 +76,24 @@ struct MessageRow {
     cid: Option<String>,
     ts: String,
     body: String,
+}
+
+#[derive(Deserialize)]
+struct ReadRow {
+    user_json: String,
+    seq: u64,
+    at: String,
+}
+
+impl ReadRow {
+    fn into_marker(self) -> Option<ReadMarker> {
+        let user = serde_json::from_str(&self.user_json).ok()?;
+        Some(ReadMarker {
+            user,
+            seq: self.seq,
+            at: self.at,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -133,6 +159,26 @@ impl SqlRoomStore {
                 body: row.body,
             })
             .collect())
+    }
+
+    /// Read markers not yet written to the archive.
+    pub fn unarchived_reads(&self, limit: u32) -> RelayResult<Vec<ReadMarker>> {
+        let rows: Vec<ReadRow> = self.query(
+            "SELECT user_json, seq, at FROM reads WHERE archived = 0 LIMIT ?",
+            vec![int(u64::from(limit))],
+        )?;
+        Ok(rows.into_iter().filter_map(ReadRow::into_marker).collect())
+    }
+
+    /// Marks markers archived, unless they moved again meanwhile.
+    pub fn mark_reads_archived(&self, markers: &[ReadMarker]) -> RelayResult<()> {
+        for marker in markers {
+            self.execute(
+                "UPDATE reads SET archived = 1 WHERE user_id = ? AND seq = ?",
+                vec![marker.user.id.as_str().into(), int(marker.seq)],
+            )?;
+        }
+        Ok(())
     }
 
     /// Drops the bodies of archived messages older than the newest `keep`; the rows stay
@@ -215,5 +261,37 @@ impl RoomStore for SqlRoomStore {
     fn oldest_kept_seq(&self) -> RelayResult<Option<u64>> {
         let kept_from = self.kept_from()?;
         Ok((kept_from <= self.last_seq()?).then_some(kept_from))
+    }
+
+    fn read_marker(&self, user_id: &str) -> RelayResult<Option<u64>> {
+        let rows: Vec<SeqRow> = self.query(
+            "SELECT seq FROM reads WHERE user_id = ?",
+            vec![user_id.into()],
+        )?;
+        Ok(rows.into_iter().next().and_then(|r| r.seq))
+    }
+
+    fn save_read(&self, marker: &ReadMarker) -> RelayResult<()> {
+        let user_json = serde_json::to_string(&marker.user).map_err(|_| RelayError::internal())?;
+        self.execute(
+            "INSERT INTO reads (user_id, user_json, seq, at, moved, archived) VALUES (?, ?, ?, ?, ?, 0)
+             ON CONFLICT (user_id) DO UPDATE SET user_json = excluded.user_json, seq = excluded.seq,
+             at = excluded.at, moved = excluded.moved, archived = 0",
+            vec![
+                marker.user.id.as_str().into(),
+                user_json.into(),
+                int(marker.seq),
+                marker.at.as_str().into(),
+                SqlStorageValue::Integer(super::now_ms()),
+            ],
+        )
+    }
+
+    fn recent_reads(&self, limit: u32) -> RelayResult<Vec<ReadMarker>> {
+        let rows: Vec<ReadRow> = self.query(
+            "SELECT user_json, seq, at FROM reads ORDER BY moved DESC LIMIT ?",
+            vec![int(u64::from(limit))],
+        )?;
+        Ok(rows.into_iter().filter_map(ReadRow::into_marker).collect())
     }
 }
