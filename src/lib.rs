@@ -8,13 +8,19 @@
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
 //! - [`presence`]: who is online per user, deferred leaves, typing state.
 //! - [`rate_limit`]: token buckets and strikes for publishes and typing.
+//! - [`dev_token`]: the development token route's request rules.
+//! - [`feed`]: room members and the coalesced `room.update` feed of personal rooms.
 //! - [`config`]: limits read from the Worker's variables.
 //! - [`paging`]: history query parameters and page assembly.
+//! - [`stats`]: room reports and the stats answers.
+//! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
 pub mod auth;
 pub mod config;
+pub mod dev_token;
 pub mod error;
+pub mod feed;
 pub mod paging;
 pub mod presence;
 pub mod protocol;
@@ -22,6 +28,8 @@ pub mod rate_limit;
 pub mod room;
 pub mod room_name;
 pub mod router;
+pub mod stats;
+pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]
 mod runtime;

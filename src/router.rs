@@ -2,43 +2,72 @@
 
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::room_name;
+use crate::webhook;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
+    Ready,
     RoomSocket { room: String },
     RoomHistory { room: String },
     RoomPublish { room: String },
+    RoomMembers { room: String },
+    RoomPresence { room: String },
+    Broadcast,
+    Stats,
+    StatsRooms,
+    LegacyBroadcast { kind: String },
+    LegacyStatsConnections,
+    LegacyStatsRooms,
+    DevToken,
 }
 
 /// Resolves `method` and the raw (still percent-encoded) `path`.
 pub fn route(method: &str, path: &str) -> RelayResult<Route> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (allowed, route): (&[&str], Option<Route>) = match segments.as_slice() {
-        ["health"] => (&["GET", "HEAD"], Some(Route::Health)),
-        ["v1", "rooms", room, "ws"] => {
-            let room = room_name::from_path_segment(room)?;
-            (&["GET"], Some(Route::RoomSocket { room }))
+    let room = |segment: &str| room_name::from_path_segment(segment);
+    let (allowed, route): (&[&str], Route) = match segments.as_slice() {
+        ["health"] => (&["GET", "HEAD"], Route::Health),
+        ["health", "ready"] => (&["GET", "HEAD"], Route::Ready),
+        ["v1", "rooms", name, "ws"] => (&["GET"], Route::RoomSocket { room: room(name)? }),
+        ["v1", "rooms", name, "messages"] => {
+            let room = room(name)?;
+            let route = if method == "POST" {
+                Route::RoomPublish { room }
+            } else {
+                Route::RoomHistory { room }
+            };
+            (&["GET", "POST"], route)
         }
-        ["v1", "rooms", room, "messages"] => {
-            let room = room_name::from_path_segment(room)?;
-            match method {
-                "POST" => (&["POST"], Some(Route::RoomPublish { room })),
-                _ => (&["GET", "POST"], Some(Route::RoomHistory { room })),
-            }
+        ["v1", "rooms", name, "members"] => {
+            (&["GET", "PUT"], Route::RoomMembers { room: room(name)? })
         }
+        ["v1", "rooms", name, "presence"] => (&["GET"], Route::RoomPresence { room: room(name)? }),
+        ["v1", "broadcast"] => (&["POST"], Route::Broadcast),
+        ["v1", "stats"] => (&["GET"], Route::Stats),
+        ["v1", "stats", "rooms"] => (&["GET"], Route::StatsRooms),
+        ["api", "v1", "broadcast", kind] if webhook::is_legacy_kind(kind) => (
+            &["POST"],
+            Route::LegacyBroadcast {
+                kind: kind.to_string(),
+            },
+        ),
+        ["api", "v1", "stats", "connections"] => (&["GET"], Route::LegacyStatsConnections),
+        ["api", "v1", "stats", "rooms"] => (&["GET"], Route::LegacyStatsRooms),
+        ["dev", "token"] => (&["POST"], Route::DevToken),
         _ => return Err(RelayError::not_found("no such route")),
     };
-    match route {
-        Some(route) if allowed.contains(&method) => Ok(route),
-        _ => Err(RelayError::new(
+    if allowed.contains(&method) {
+        Ok(route)
+    } else {
+        Err(RelayError::new(
             ErrorCode::MethodNotAllowed,
             format!(
                 "method {} is not allowed here; allowed: {}",
                 method,
                 allowed.join(", ")
             ),
-        )),
+        ))
     }
 }
 
@@ -65,6 +94,39 @@ mod tests {
             route("POST", "/v1/rooms/a/messages").unwrap(),
             Route::RoomPublish { room: "a".into() }
         );
+    }
+
+    #[test]
+    fn routes_backend_and_admin_paths() {
+        assert_eq!(route("POST", "/v1/broadcast").unwrap(), Route::Broadcast);
+        assert_eq!(
+            route("PUT", "/v1/rooms/a/members").unwrap(),
+            Route::RoomMembers { room: "a".into() }
+        );
+        assert_eq!(
+            route("GET", "/v1/rooms/a/presence").unwrap(),
+            Route::RoomPresence { room: "a".into() }
+        );
+        assert_eq!(route("GET", "/v1/stats/rooms").unwrap(), Route::StatsRooms);
+        assert_eq!(
+            route("POST", "/api/v1/broadcast/order-new").unwrap(),
+            Route::LegacyBroadcast {
+                kind: "order-new".into()
+            }
+        );
+        assert_eq!(
+            route("GET", "/api/v1/stats/connections").unwrap(),
+            Route::LegacyStatsConnections
+        );
+        assert_eq!(
+            route("POST", "/api/v1/broadcast/other").unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            route("GET", "/v1/broadcast").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(route("POST", "/dev/token").unwrap(), Route::DevToken);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use worker::{
 
 use super::archive::Archive;
 use super::sql_store::SqlRoomStore;
-use super::{http, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
+use super::{http, internal, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::auth::User;
 use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
@@ -61,12 +61,15 @@ struct ConnectionLimits {
 /// Largest number of per-user HTTP publish limiters kept; the map is cleared when full.
 const MAX_HTTP_LIMITERS: usize = 10_000;
 
-struct Loaded {
-    core: RoomCore<SqlRoomStore>,
-    presence: Option<Presence>,
+pub(super) struct Loaded {
+    pub(super) core: RoomCore<SqlRoomStore>,
+    pub(super) presence: Option<Presence>,
     connections: HashMap<String, ConnectionLimits>,
     http_limiters: HashMap<String, PublishLimiter>,
-    archive_scheduled: bool,
+    /// When the alarm is set for, as far as this instance knows (`None` after a wake).
+    alarm_at: Option<i64>,
+    /// Outbound traffic to other objects: feed updates and stats reports.
+    pub(super) outbox: super::room_backend::Outbox,
 }
 
 impl Loaded {
@@ -85,7 +88,7 @@ impl Loaded {
     }
 }
 
-struct RuntimeStamps;
+pub(super) struct RuntimeStamps;
 
 impl Stamps for RuntimeStamps {
     fn now_ms(&self) -> i64 {
@@ -108,8 +111,8 @@ fn random_id() -> String {
 
 #[durable_object]
 pub struct Room {
-    state: State,
-    env: Env,
+    pub(super) state: State,
+    pub(super) env: Env,
     limits: Limits,
     loaded: RefCell<Option<Loaded>>,
 }
@@ -167,17 +170,17 @@ impl DurableObject for Room {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
+        let _ = self.with_loaded(None, |l| {
+            l.alarm_at = None;
+            Ok(())
+        });
         if let Err(err) = self.archive_pending().await {
             worker::console_error!("archive run failed: {err}");
         }
+        if let Err(err) = self.send_outbox().await {
+            worker::console_error!("outbox run failed: {err}");
+        }
         Response::empty()
-    }
-}
-
-fn internal(context: &'static str) -> impl Fn(worker::Error) -> RelayError {
-    move |err| {
-        worker::console_error!("{context}: {err}");
-        RelayError::internal()
     }
 }
 
@@ -193,7 +196,7 @@ fn caller(req: &Request) -> RelayResult<Caller> {
 
 impl Room {
     /// Opens the room's storage on first use; `room` names it on its first request.
-    fn with_loaded<T>(
+    pub(super) fn with_loaded<T>(
         &self,
         room: Option<&str>,
         f: impl FnOnce(&mut Loaded) -> RelayResult<T>,
@@ -214,7 +217,8 @@ impl Room {
                 presence: None,
                 connections: HashMap::new(),
                 http_limiters: HashMap::new(),
-                archive_scheduled: false,
+                alarm_at: None,
+                outbox: Default::default(),
             });
         }
         f(slot.as_mut().expect("loaded above"))
@@ -231,6 +235,9 @@ impl Room {
             "/connect" => self.accept_connection(&req, &room, &query).await,
             "/history" => self.history(&room, &query).await,
             "/publish" => self.http_publish(req, &room).await,
+            "/broadcast" => self.backend_publish(req, &room).await,
+            "/members" => self.members(req, &room).await,
+            "/presence" => self.presence_list(&room),
             _ => Err(RelayError::not_found("no such room route")),
         }
     }
@@ -315,6 +322,7 @@ impl Room {
         if joined {
             self.broadcast(&protocol::join_frame(&attachment.user), Some(&server));
         }
+        self.report_stats().await;
         if let Some(plan) = plan {
             self.replay(&server, plan, archived)?;
         }
@@ -453,7 +461,7 @@ impl Room {
         })?;
         if let Published::New { frame, .. } = &published {
             self.broadcast(frame, None);
-            self.schedule_archive().await;
+            self.after_publish().await;
         }
         let receipt =
             serde_json::to_string(published.receipt()).map_err(|_| RelayError::internal())?;
@@ -535,7 +543,7 @@ impl Room {
                         let _ = ws.send_with_str(protocol::ack_frame(cid, published.receipt()));
                         if let Published::New { frame, .. } = &published {
                             self.broadcast(frame, Some(ws));
-                            self.schedule_archive().await;
+                            self.after_publish().await;
                         }
                     }
                     Err(err) => self.reject(ws, err, Some(cid)),
@@ -568,6 +576,7 @@ impl Room {
                     Ok(Some(marker)) => {
                         self.broadcast(&protocol::read_frame(&marker), Some(ws));
                         self.schedule_archive().await;
+                        self.queue_feed_updates(Some(&attachment.user.id)).await;
                     }
                     Ok(None) => {}
                     Err(err) => self.reject(ws, err, None),
@@ -605,7 +614,7 @@ impl Room {
     }
 
     /// Rebuilds presence from the sockets' attachments when the object has just woken.
-    fn ensure_presence(&self) -> RelayResult<()> {
+    pub(super) fn ensure_presence(&self) -> RelayResult<()> {
         let needs_rebuild = self.with_loaded(None, |l| Ok(l.presence.is_none()))?;
         if !needs_rebuild {
             return Ok(());
@@ -643,6 +652,7 @@ impl Room {
                     .is_some_and(|p| p.disconnect(&attachment.conn_id, &attachment.user, now_ms())))
             })
             .unwrap_or(false);
+        self.report_stats().await;
         if !departing {
             return;
         }
@@ -665,7 +675,7 @@ impl Room {
     }
 
     /// Sends one pre-serialised frame to every socket of the room but `except`.
-    fn broadcast(&self, frame: &str, except: Option<&WebSocket>) {
+    pub(super) fn broadcast(&self, frame: &str, except: Option<&WebSocket>) {
         for ws in self.state.get_websockets() {
             if Some(&ws) != except {
                 let _ = ws.send_with_str(frame);
@@ -674,28 +684,36 @@ impl Room {
     }
 
     async fn schedule_archive(&self) {
-        let already = self
-            .with_loaded(None, |l| {
-                Ok(std::mem::replace(&mut l.archive_scheduled, true))
-            })
-            .unwrap_or(true);
-        if already {
+        self.schedule_alarm(now_ms() + self.limits.archive_delay_ms as i64)
+            .await;
+    }
+
+    /// Makes the alarm fire no later than `at` (the one alarm serves archive, feeds and stats).
+    pub(super) async fn schedule_alarm(&self, at: i64) {
+        let known = self.with_loaded(None, |l| Ok(l.alarm_at)).ok().flatten();
+        if known.is_some_and(|set_for| set_for <= at) {
             return;
         }
-        let at = now_ms() + self.limits.archive_delay_ms as i64;
-        if let Err(err) = self.state.storage().set_alarm(at).await {
-            worker::console_error!("could not schedule the archive: {err}");
-            let _ = self.with_loaded(None, |l| {
-                l.archive_scheduled = false;
-                Ok(())
-            });
+        match self.state.storage().set_alarm(at).await {
+            Ok(()) => {
+                let _ = self.with_loaded(None, |l| {
+                    l.alarm_at = Some(at);
+                    Ok(())
+                });
+            }
+            Err(err) => worker::console_error!("could not set the alarm: {err}"),
         }
+    }
+
+    /// Everything that follows a new message: the archive write and members' feed updates.
+    pub(super) async fn after_publish(&self) {
+        self.schedule_archive().await;
+        self.queue_feed_updates(None).await;
     }
 
     /// Writes unarchived messages to D1 in batches; on failure, retries with backoff.
     async fn archive_pending(&self) -> RelayResult<()> {
         let (room, mut archived_seq) = self.with_loaded(None, |l| {
-            l.archive_scheduled = false;
             let archived = l
                 .core
                 .store()
@@ -738,7 +756,7 @@ impl Room {
         })?;
         if more || reads.len() == ARCHIVE_BATCH as usize {
             worker::console_log!("archive of {room} continues: {archived_seq} of {last_seq}");
-            self.schedule_archive().await;
+            self.schedule_alarm(now_ms()).await;
         }
         Ok(())
     }
@@ -752,14 +770,10 @@ impl Room {
                 .unwrap_or(0)
                 .saturating_add(1);
             store.set_meta(META_ARCHIVE_FAILURES, &failures.to_string())?;
-            l.archive_scheduled = true;
             Ok(failures)
         })?;
         let backoff = (500u64 << failures.min(7)).min(ARCHIVE_MAX_BACKOFF_MS);
-        self.state
-            .storage()
-            .set_alarm(now_ms() + backoff as i64)
-            .await
-            .map_err(internal("archive retry alarm"))
+        self.schedule_alarm(now_ms() + backoff as i64).await;
+        Ok(())
     }
 }

@@ -4,11 +4,12 @@ use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::error::{RelayError, RelayResult};
+use crate::feed::Member;
 use crate::paging::{Direction, SeqRange};
 use crate::protocol::Receipt;
 use crate::room::{ReadMarker, RoomStore, StoredMessage};
 
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS messages (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL,
@@ -28,6 +29,8 @@ const SCHEMA: [&str; 4] = [
         moved INTEGER NOT NULL,
         archived INTEGER NOT NULL DEFAULT 0
     )",
+    "CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, role TEXT)",
+    "CREATE TABLE IF NOT EXISTS feed_pending (member_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
 ];
 
 /// Logs the storage failure and returns an error that reveals nothing of it.
@@ -97,6 +100,22 @@ impl ReadRow {
 }
 
 #[derive(Deserialize)]
+struct PendingRow {
+    member_id: String,
+    version: i64,
+}
+
+#[derive(Deserialize)]
+struct CountRow {
+    n: u64,
+}
+
+#[derive(Deserialize)]
+struct BodyOnly {
+    body: String,
+}
+
+#[derive(Deserialize)]
 struct MetaRow {
     value: String,
 }
@@ -159,6 +178,75 @@ impl SqlRoomStore {
                 body: row.body,
             })
             .collect())
+    }
+
+    pub fn members(&self) -> RelayResult<Vec<Member>> {
+        self.query("SELECT id, role FROM members ORDER BY id", vec![])
+    }
+
+    /// Replaces the member list; updates pending for removed members are dropped.
+    pub fn set_members(&self, members: &[Member]) -> RelayResult<()> {
+        self.execute("DELETE FROM members", vec![])?;
+        for member in members {
+            self.execute(
+                "INSERT INTO members (id, role) VALUES (?, ?)",
+                vec![member.id.as_str().into(), member.role.as_deref().into()],
+            )?;
+        }
+        self.execute(
+            "DELETE FROM feed_pending WHERE member_id NOT IN (SELECT id FROM members)",
+            vec![],
+        )
+    }
+
+    /// Marks members (all, or one) as owed an update; the version tells later changes apart.
+    pub fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()> {
+        let upsert = "INSERT INTO feed_pending (member_id, version) SELECT id, ? FROM members";
+        let conflict = " ON CONFLICT (member_id) DO UPDATE SET version = excluded.version";
+        match only {
+            Some(member) => self.execute(
+                &format!("{upsert} WHERE id = ?{conflict}"),
+                vec![SqlStorageValue::Integer(version), member.into()],
+            ),
+            None => self.execute(
+                &format!("{upsert} WHERE true{conflict}"),
+                vec![SqlStorageValue::Integer(version)],
+            ),
+        }
+    }
+
+    pub fn pending_feed(&self, limit: u32) -> RelayResult<Vec<(String, i64)>> {
+        let rows: Vec<PendingRow> = self.query(
+            "SELECT member_id, version FROM feed_pending LIMIT ?",
+            vec![int(u64::from(limit))],
+        )?;
+        Ok(rows.into_iter().map(|r| (r.member_id, r.version)).collect())
+    }
+
+    pub fn feed_sent(&self, member_id: &str, version: i64) -> RelayResult<()> {
+        self.execute(
+            "DELETE FROM feed_pending WHERE member_id = ? AND version = ?",
+            vec![member_id.into(), SqlStorageValue::Integer(version)],
+        )
+    }
+
+    /// Messages after the member's read marker that others sent.
+    pub fn unread_count(&self, member_id: &str) -> RelayResult<u64> {
+        let marker = self.read_marker(member_id)?.unwrap_or(0);
+        let rows: Vec<CountRow> = self.query(
+            "SELECT COUNT(*) AS n FROM messages WHERE seq > ? AND sender_key != ?",
+            vec![int(marker), format!("u:{member_id}").into()],
+        )?;
+        Ok(rows.into_iter().next().map_or(0, |r| r.n))
+    }
+
+    /// The stored body of one message, if the room still keeps it.
+    pub fn body(&self, seq: u64) -> RelayResult<Option<String>> {
+        let rows: Vec<BodyOnly> = self.query(
+            "SELECT body FROM messages WHERE seq = ? AND body IS NOT NULL",
+            vec![int(seq)],
+        )?;
+        Ok(rows.into_iter().next().map(|r| r.body))
     }
 
     /// Read markers not yet written to the archive.

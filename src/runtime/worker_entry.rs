@@ -1,13 +1,18 @@
 //! The Worker's fetch entry: routes, authenticates at the edge, and hands rooms their requests.
 
-use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Url};
+use futures::future::join_all;
+use serde_json::json;
+use worker::{event, Context, Env, Headers, Method, Request, Response};
 
-use super::{http, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
+use super::{call_room, http, internal, room_headers, Caller, CALLER_HEADER, SUBPROTOCOL_HEADER};
 use crate::auth::{self, AuthConfig, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
+use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::paging::HistoryQuery;
+use crate::protocol::Receipt;
 use crate::router::{self, Route};
+use crate::webhook::{self, BackendCredentials, Broadcast, SIGNATURE_HEADER};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -18,10 +23,22 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     }
 }
 
-fn internal(context: &'static str) -> impl Fn(worker::Error) -> RelayError {
-    move |err| {
-        worker::console_error!("{context}: {err}");
-        RelayError::internal()
+/// A request's parts that the handlers read.
+struct Incoming {
+    req: Request,
+    query: Vec<(String, String)>,
+}
+
+impl Incoming {
+    fn header(&self, name: &str) -> Option<String> {
+        self.req.headers().get(name).ok().flatten()
+    }
+
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -29,84 +46,217 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
     let url = req.url().map_err(internal("url"))?;
     let method = req.method().to_string();
     let route = router::route(&method, url.path())?;
-    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let query = url.query_pairs().into_owned().collect();
+    let mut incoming = Incoming { req, query };
     match route {
-        Route::Health => http::json(
-            serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
-            200,
-        )
-        .map_err(internal("health")),
-        Route::RoomSocket { room } => {
-            let identity = authenticate(&req, &query, env)?;
-            identity.check_access(&room)?;
-            let upgrade = req.headers().get("upgrade").ok().flatten();
-            if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
-                return Err(RelayError::new(
-                    ErrorCode::UpgradeRequired,
-                    "this route needs a WebSocket upgrade",
-                ));
-            }
-            let since = query_value(&query, "since")
-                .map(|v| {
-                    v.parse::<u64>().map_err(|_| {
-                        RelayError::bad_request("since must be a non-negative integer")
-                    })
-                })
-                .transpose()?;
-            let subprotocols = req.headers().get("sec-websocket-protocol").ok().flatten();
-            let mut path = "/connect".to_string();
-            if let Some(since) = since {
-                path.push_str(&format!("?since={since}"));
-            }
-            let headers = room_headers(&room, &identity)?;
-            headers
-                .set("upgrade", "websocket")
-                .map_err(internal("headers"))?;
-            if auth::offers_subprotocol(subprotocols.as_deref()) {
-                headers
-                    .set(SUBPROTOCOL_HEADER, auth::SUBPROTOCOL)
-                    .map_err(internal("headers"))?;
-            }
-            call_room(env, &room, &path, Method::Get, headers, None).await
-        }
+        Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
+        Route::Ready => ready(env).await,
+        Route::RoomSocket { room } => connect(&incoming, env, &room).await,
         Route::RoomHistory { room } => {
-            let identity = authenticate(&req, &query, env)?;
+            let identity = authenticate(&incoming, env)?;
             identity.check_access(&room)?;
-            let history =
-                HistoryQuery::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            let history = HistoryQuery::from_pairs(
+                incoming.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )?;
             let path = format!("/history?{}", history.to_query_string());
             call_room(
                 env,
                 &room,
                 &path,
                 Method::Get,
-                room_headers(&room, &identity)?,
+                caller_headers(&room, &identity)?,
                 None,
             )
             .await
         }
         Route::RoomPublish { room } => {
-            let identity = authenticate(&req, &query, env)?;
+            let identity = authenticate(&incoming, env)?;
             identity.check_access(&room)?;
-            let body = read_body(req).await?;
+            let body = read_body(&mut incoming.req).await?;
             call_room(
                 env,
                 &room,
                 "/publish",
                 Method::Post,
-                room_headers(&room, &identity)?,
+                caller_headers(&room, &identity)?,
                 Some(body),
             )
             .await
         }
+        Route::RoomMembers { room } => {
+            let body = read_body(&mut incoming.req).await?;
+            authenticate_backend(&incoming, env, body.as_bytes(), None)?;
+            let (method, body) = if method == "PUT" {
+                (Method::Put, Some(body))
+            } else {
+                (Method::Get, None)
+            };
+            call_room(env, &room, "/members", method, room_headers(&room)?, body).await
+        }
+        Route::RoomPresence { room } => {
+            if !is_admin(&incoming, env) {
+                let identity = authenticate(&incoming, env)?;
+                identity.check_access(&room)?;
+            }
+            call_room(
+                env,
+                &room,
+                "/presence",
+                Method::Get,
+                room_headers(&room)?,
+                None,
+            )
+            .await
+        }
+        Route::Broadcast => {
+            let body = read_body(&mut incoming.req).await?;
+            authenticate_backend(&incoming, env, body.as_bytes(), None)?;
+            broadcast(env, Broadcast::parse(&body)?).await
+        }
+        Route::LegacyBroadcast { kind } => {
+            let body = read_body(&mut incoming.req).await?;
+            let (broadcast_request, body_token) = match webhook::parse_legacy(&kind, &body) {
+                Ok(parsed) => parsed,
+                // Credentials are checked before the body is judged, as on every backend route.
+                Err(err) => {
+                    authenticate_backend(&incoming, env, body.as_bytes(), None)?;
+                    return Err(err);
+                }
+            };
+            authenticate_backend(&incoming, env, body.as_bytes(), body_token.as_deref())?;
+            broadcast(env, broadcast_request).await
+        }
+        Route::Stats | Route::LegacyStatsConnections => {
+            require_admin(&incoming, env)?;
+            directory(env, "/stats").await
+        }
+        Route::StatsRooms | Route::LegacyStatsRooms => {
+            require_admin(&incoming, env)?;
+            directory(env, "/rooms").await
+        }
+        Route::DevToken => dev_token(&mut incoming, env).await,
     }
 }
 
-fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+fn ok_json(value: serde_json::Value) -> RelayResult<Response> {
+    http::json(value.to_string(), 200).map_err(internal("response"))
+}
+
+/// Readiness for load balancers: the archive database answers.
+async fn ready(env: &Env) -> RelayResult<Response> {
+    let d1_ok = match env.d1("DB") {
+        Ok(db) => db.prepare("SELECT 1").all().await.is_ok(),
+        Err(_) => false,
+    };
+    let status = if d1_ok { 200 } else { 503 };
+    let body = json!({
+        "status": if d1_ok { "ok" } else { "unavailable" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "checks": {"d1": if d1_ok { "ok" } else { "failing" }},
+    });
+    http::json(body.to_string(), status).map_err(internal("response"))
+}
+
+async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Response> {
+    let identity = authenticate(incoming, env)?;
+    identity.check_access(room)?;
+    if !incoming
+        .header("upgrade")
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+    {
+        return Err(RelayError::new(
+            ErrorCode::UpgradeRequired,
+            "this route needs a WebSocket upgrade",
+        ));
+    }
+    let mut path = "/connect".to_string();
+    if let Some(since) = incoming.query("since") {
+        let since: u64 = since
+            .parse()
+            .map_err(|_| RelayError::bad_request("since must be a non-negative integer"))?;
+        path.push_str(&format!("?since={since}"));
+    }
+    let headers = caller_headers(room, &identity)?;
+    headers
+        .set("upgrade", "websocket")
+        .map_err(internal("headers"))?;
+    if auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref()) {
+        headers
+            .set(SUBPROTOCOL_HEADER, auth::SUBPROTOCOL)
+            .map_err(internal("headers"))?;
+    }
+    call_room(env, room, &path, Method::Get, headers, None).await
+}
+
+/// Delivers one event to every listed room at once; a room that fails does not stop the others.
+async fn broadcast(env: &Env, request: Broadcast) -> RelayResult<Response> {
+    let body = serde_json::to_string(&request.for_room()).map_err(|_| RelayError::internal())?;
+    let deliveries = request.rooms.iter().map(|room| {
+        let body = body.clone();
+        async move {
+            let outcome = deliver(env, room, body).await;
+            match outcome {
+                Ok(seq) => json!({"room": room, "seq": seq}),
+                Err(error) => json!({"room": room, "error": {"code": error.code.as_str(), "message": error.message}}),
+            }
+        }
+    });
+    let results = join_all(deliveries).await;
+    ok_json(json!({ "results": results }))
+}
+
+/// Publishes a backend event in one room; its seq, or why that room failed.
+async fn deliver(env: &Env, room: &str, body: String) -> RelayResult<u64> {
+    let mut response = call_room(
+        env,
+        room,
+        "/broadcast",
+        Method::Post,
+        room_headers(room)?,
+        Some(body),
+    )
+    .await?;
+    if response.status_code() == 200 {
+        let receipt: Receipt = response.json().await.map_err(|_| RelayError::internal())?;
+        return Ok(receipt.seq);
+    }
+    let answer: serde_json::Value = response.json().await.map_err(|_| RelayError::internal())?;
+    let code = match answer["error"]["code"].as_str() {
+        Some("bad_request") => ErrorCode::BadRequest,
+        Some("too_large") => ErrorCode::TooLarge,
+        Some("rate_limited") => ErrorCode::RateLimited,
+        _ => ErrorCode::Internal,
+    };
+    let message = answer["error"]["message"]
+        .as_str()
+        .unwrap_or("internal error");
+    Err(RelayError::new(code, message))
+}
+
+async fn directory(env: &Env, path: &str) -> RelayResult<Response> {
+    super::directory_stub(env)?
+        .fetch_with_str(&format!("https://directory{path}"))
+        .await
+        .map_err(internal("directory fetch"))
+}
+
+async fn dev_token(incoming: &mut Incoming, env: &Env) -> RelayResult<Response> {
+    // Exists only where DEV_MODE is set (local development); production answers 404.
+    if var(env, "DEV_MODE").is_none_or(|v| v == "0" || v == "false") {
+        return Err(RelayError::not_found("no such route"));
+    }
+    let body = read_body(&mut incoming.req).await?;
+    let (user, rooms) = dev_token::parse_request(&body)?;
+    let secret = secret(env, "JWT_SECRET").ok_or_else(RelayError::internal)?;
+    let now = chrono::DateTime::from_timestamp_millis(super::now_ms()).unwrap_or_default();
+    let token = auth::mint(
+        &user,
+        &rooms,
+        secret.as_bytes(),
+        now,
+        chrono::Duration::seconds(DEV_TOKEN_TTL_SECS),
+    )?;
+    ok_json(json!({ "token": token, "expires_in": DEV_TOKEN_TTL_SECS }))
 }
 
 fn secret(env: &Env, name: &str) -> Option<String> {
@@ -124,14 +274,13 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn authenticate(req: &Request, query: &[(String, String)], env: &Env) -> RelayResult<Identity> {
-    let headers = req.headers();
-    let authorization = headers.get("authorization").ok().flatten();
-    let subprotocols = headers.get("sec-websocket-protocol").ok().flatten();
+fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
+    let authorization = incoming.header("authorization");
+    let subprotocols = incoming.header("sec-websocket-protocol");
     let token = auth::find_token(
         authorization.as_deref(),
         subprotocols.as_deref(),
-        query_value(query, "token"),
+        incoming.query("token"),
     )?;
     let Some(jwt_secret) = secret(env, "JWT_SECRET") else {
         worker::console_error!("JWT_SECRET is not configured");
@@ -147,36 +296,64 @@ fn authenticate(req: &Request, query: &[(String, String)], env: &Env) -> RelayRe
     auth::verify(token, &config, now)
 }
 
-fn room_headers(room: &str, identity: &Identity) -> RelayResult<Headers> {
+fn authenticate_backend(
+    incoming: &Incoming,
+    env: &Env,
+    body: &[u8],
+    body_token: Option<&str>,
+) -> RelayResult<()> {
+    let Some(webhook_secret) = secret(env, "WEBHOOK_SECRET") else {
+        worker::console_error!("WEBHOOK_SECRET is not configured");
+        return Err(RelayError::internal());
+    };
+    let authorization = incoming.header("authorization");
+    let signature = incoming.header(SIGNATURE_HEADER);
+    let credentials = BackendCredentials {
+        authorization: authorization.as_deref(),
+        signature: signature.as_deref(),
+        body_token,
+    };
+    webhook::authenticate_backend(
+        &credentials,
+        body,
+        webhook_secret.as_bytes(),
+        super::now_ms() / 1000,
+    )
+}
+
+fn is_admin(incoming: &Incoming, env: &Env) -> bool {
+    let Some(admin_secret) = secret(env, "ADMIN_SECRET") else {
+        return false;
+    };
+    incoming
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
+        .is_some_and(|given| auth::secrets_equal(given.as_bytes(), admin_secret.as_bytes()))
+}
+
+fn require_admin(incoming: &Incoming, env: &Env) -> RelayResult<()> {
+    if is_admin(incoming, env) {
+        Ok(())
+    } else {
+        Err(RelayError::unauthorized("missing or wrong admin secret"))
+    }
+}
+
+/// The room headers plus the verified caller, which only the Worker can set.
+fn caller_headers(room: &str, identity: &Identity) -> RelayResult<Headers> {
     let caller = Caller {
         user: identity.user.clone(),
         exp: identity.expires_at,
     };
-    let headers = Headers::new();
+    let headers = room_headers(room)?;
     let caller = serde_json::to_string(&caller).map_err(|_| RelayError::internal())?;
     headers
         .set(CALLER_HEADER, &caller)
         .map_err(internal("headers"))?;
-    headers
-        .set(ROOM_HEADER, &percent_encode(room))
-        .map_err(internal("headers"))?;
     Ok(headers)
 }
 
-/// Header values must be visible ASCII: room names may be any Unicode, so they travel encoded.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~:*@!$&'()+,;=".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-async fn read_body(mut req: Request) -> RelayResult<String> {
+async fn read_body(req: &mut Request) -> RelayResult<String> {
     let declared = req
         .headers()
         .get("content-length")
@@ -194,29 +371,4 @@ async fn read_body(mut req: Request) -> RelayResult<String> {
         return Err(RelayError::too_large("request body is larger than 256 KiB"));
     }
     String::from_utf8(bytes).map_err(|_| RelayError::bad_request("request body is not UTF-8"))
-}
-
-async fn call_room(
-    env: &Env,
-    room: &str,
-    path: &str,
-    method: Method,
-    headers: Headers,
-    body: Option<String>,
-) -> RelayResult<Response> {
-    let namespace = env.durable_object("ROOMS").map_err(internal("binding"))?;
-    let stub = namespace
-        .id_from_name(room)
-        .and_then(|id| id.get_stub())
-        .map_err(internal("stub"))?;
-    let url = Url::parse(&format!("https://room{path}")).map_err(|_| RelayError::internal())?;
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
-    if let Some(body) = body {
-        init.with_body(Some(body.into()));
-    }
-    let request = Request::new_with_init(url.as_str(), &init).map_err(internal("request"))?;
-    stub.fetch_with_request(request)
-        .await
-        .map_err(internal("room fetch"))
 }

@@ -1,0 +1,110 @@
+//! The `Directory` Durable Object: one per deployment, keeping the rooms' debounced reports so
+//! that stats never wake every room.
+
+use serde::Deserialize;
+use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorageValue, State};
+
+use super::http;
+use crate::error::{RelayError, RelayResult};
+use crate::stats::{self, RoomReport};
+
+/// The one directory instance's name.
+pub const DIRECTORY_NAME: &str = "directory";
+
+#[durable_object]
+pub struct Directory {
+    state: State,
+}
+
+#[derive(Deserialize)]
+struct ReportRow {
+    room: String,
+    connections: u64,
+    users: u64,
+    last_seq: u64,
+}
+
+impl DurableObject for Directory {
+    fn new(state: State, _env: Env) -> Self {
+        Directory { state }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        match self.handle(req).await {
+            Ok(response) => Ok(response),
+            Err(err) => http::error(&err),
+        }
+    }
+}
+
+fn storage_error(err: worker::Error) -> RelayError {
+    worker::console_error!("directory storage failure: {err}");
+    RelayError::internal()
+}
+
+impl Directory {
+    async fn handle(&self, mut req: Request) -> RelayResult<Response> {
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, connections INTEGER NOT NULL,
+             users INTEGER NOT NULL, last_seq INTEGER NOT NULL)",
+            None,
+        )
+        .map_err(storage_error)?;
+        let path = req.path();
+        match path.as_str() {
+            "/report" => {
+                let report: RoomReport = req
+                    .json()
+                    .await
+                    .map_err(|_| RelayError::bad_request("bad report"))?;
+                if report.connections == 0 {
+                    sql.exec(
+                        "DELETE FROM rooms WHERE room = ?",
+                        Some(vec![report.room.into()]),
+                    )
+                    .map_err(storage_error)?;
+                } else {
+                    sql.exec(
+                        "INSERT INTO rooms (room, connections, users, last_seq) VALUES (?, ?, ?, ?)
+                         ON CONFLICT (room) DO UPDATE SET connections = excluded.connections,
+                         users = excluded.users, last_seq = excluded.last_seq",
+                        Some(vec![
+                            report.room.into(),
+                            SqlStorageValue::Integer(report.connections as i64),
+                            SqlStorageValue::Integer(report.users as i64),
+                            SqlStorageValue::Integer(report.last_seq as i64),
+                        ]),
+                    )
+                    .map_err(storage_error)?;
+                }
+                Response::empty().map_err(storage_error)
+            }
+            "/stats" | "/rooms" => {
+                let rows: Vec<ReportRow> = sql
+                    .exec(
+                        "SELECT room, connections, users, last_seq FROM rooms LIMIT 10000",
+                        None,
+                    )
+                    .and_then(|c| c.to_array())
+                    .map_err(storage_error)?;
+                let reports: Vec<RoomReport> = rows
+                    .into_iter()
+                    .map(|r| RoomReport {
+                        room: r.room,
+                        connections: r.connections,
+                        users: r.users,
+                        last_seq: r.last_seq,
+                    })
+                    .collect();
+                let body = if path == "/stats" {
+                    stats::totals_json(&reports)
+                } else {
+                    stats::rooms_json(&reports)
+                };
+                http::json(body, 200).map_err(storage_error)
+            }
+            _ => Err(RelayError::not_found("no such directory route")),
+        }
+    }
+}

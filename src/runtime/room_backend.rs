@@ -1,0 +1,240 @@
+//! The room's traffic with backends and other objects: backend publishes, members, the
+//! coalesced `room.update` feeds of members' personal rooms, and debounced stats reports.
+
+use futures::future::join_all;
+use serde_json::json;
+use worker::{Method, Request, Response};
+
+use super::room_object::Room;
+use super::{call_room, directory_stub, http, internal, now_ms, room_headers};
+use crate::error::{RelayError, RelayResult};
+use crate::feed::{self, RoomUpdate, UPDATE_EVENT};
+use crate::protocol::Publish;
+use crate::room::{Published, Sender};
+use crate::stats::{RoomReport, REPORT_INTERVAL_MS};
+use crate::webhook::RoomBroadcast;
+
+/// Feed updates sent per alarm run.
+const FEED_BATCH: u32 = 100;
+
+/// What the room owes other objects, in memory; feed debts are also in storage.
+#[derive(Default)]
+pub struct Outbox {
+    feed_sent_ms: Option<i64>,
+    feed_pending: bool,
+    report_sent_ms: Option<i64>,
+    report_pending: bool,
+}
+
+/// Personal rooms feed nobody: their messages are the feed.
+fn feeds_others(room: &str) -> bool {
+    !room.starts_with("user:")
+}
+
+impl Room {
+    /// `POST /broadcast` from the Worker: a backend's event, persisted like a publish with
+    /// `from: null`; the idempotency key is the broadcast `id`.
+    pub(super) async fn backend_publish(
+        &self,
+        mut req: Request,
+        room: &str,
+    ) -> RelayResult<Response> {
+        let request: RoomBroadcast = req
+            .json()
+            .await
+            .map_err(|_| RelayError::bad_request("invalid broadcast"))?;
+        let publish = Publish {
+            cid: request.id,
+            event: Some(request.event),
+            data: request.data,
+        };
+        let published = self.with_loaded(Some(room), |l| {
+            l.core.publish(
+                Sender::Backend,
+                &publish,
+                &super::room_object::RuntimeStamps,
+            )
+        })?;
+        if let Published::New { frame, .. } = &published {
+            self.broadcast(frame, None);
+            self.after_publish().await;
+        }
+        let receipt =
+            serde_json::to_string(published.receipt()).map_err(|_| RelayError::internal())?;
+        http::json(receipt, 200).map_err(internal("broadcast response"))
+    }
+
+    /// `GET` / `PUT /members`.
+    pub(super) async fn members(&self, mut req: Request, room: &str) -> RelayResult<Response> {
+        if req.method() == Method::Put {
+            let body = req
+                .text()
+                .await
+                .map_err(|_| RelayError::bad_request("unreadable body"))?;
+            let members = feed::parse_members(&body)?;
+            self.with_loaded(Some(room), |l| l.core.store().set_members(&members))?;
+        }
+        let members = self.with_loaded(Some(room), |l| l.core.store().members())?;
+        http::json(json!({"room": room, "members": members}).to_string(), 200)
+            .map_err(internal("members response"))
+    }
+
+    /// `GET /presence`: who is online now.
+    pub(super) fn presence_list(&self, room: &str) -> RelayResult<Response> {
+        self.with_loaded(Some(room), |_| Ok(()))?;
+        self.ensure_presence()?;
+        let (users, connections) = self.with_loaded(None, |l| {
+            let presence = l.presence.as_ref().ok_or_else(RelayError::internal)?;
+            Ok((presence.users(), presence.connection_count()))
+        })?;
+        http::json(
+            json!({"room": room, "users": users, "connections": connections}).to_string(),
+            200,
+        )
+        .map_err(internal("presence response"))
+    }
+
+    /// Marks members (all, or the one whose read marker moved) as owed a `room.update`.
+    pub(super) async fn queue_feed_updates(&self, only: Option<&str>) {
+        let queued = self.with_loaded(None, |l| {
+            if !feeds_others(l.core.room()) {
+                return Ok(None);
+            }
+            l.core.store().queue_feed(only, now_ms())?;
+            l.outbox.feed_pending = true;
+            Ok(Some(feed::next_update_at(l.outbox.feed_sent_ms, now_ms())))
+        });
+        match queued {
+            Ok(Some(at)) => self.schedule_alarm(at).await,
+            Ok(None) => {}
+            Err(err) => worker::console_error!("could not queue feed updates: {err}"),
+        }
+    }
+
+    /// Schedules a stats report, at most one per interval.
+    pub(super) async fn report_stats(&self) {
+        let at = self.with_loaded(None, |l| {
+            l.outbox.report_pending = true;
+            Ok(l.outbox
+                .report_sent_ms
+                .map_or(now_ms(), |last| now_ms().max(last + REPORT_INTERVAL_MS)))
+        });
+        if let Ok(at) = at {
+            self.schedule_alarm(at).await;
+        }
+    }
+
+    /// Sends what is due: the stats report and the members' updates (from the alarm).
+    pub(super) async fn send_outbox(&self) -> RelayResult<()> {
+        self.send_stats_report().await?;
+        self.send_feed_updates().await
+    }
+
+    async fn send_stats_report(&self) -> RelayResult<()> {
+        let report = self.with_loaded(None, |l| {
+            if !l.outbox.report_pending {
+                return Ok(None);
+            }
+            let presence = l.presence.as_ref();
+            Ok(Some(RoomReport {
+                room: l.core.room().to_string(),
+                connections: presence.map_or(0, |p| p.connection_count()) as u64,
+                users: presence.map_or(0, |p| p.user_count()) as u64,
+                last_seq: l.core.last_seq(),
+            }))
+        })?;
+        let Some(report) = report else {
+            return Ok(());
+        };
+        let body = serde_json::to_string(&report).map_err(|_| RelayError::internal())?;
+        let mut init = worker::RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(body.into()));
+        let request = Request::new_with_init("https://directory/report", &init)
+            .map_err(internal("report"))?;
+        directory_stub(&self.env)?
+            .fetch_with_request(request)
+            .await
+            .map_err(internal("report"))?;
+        self.with_loaded(None, |l| {
+            l.outbox.report_pending = false;
+            l.outbox.report_sent_ms = Some(now_ms());
+            Ok(())
+        })
+    }
+
+    async fn send_feed_updates(&self) -> RelayResult<()> {
+        let due = self.with_loaded(None, |l| {
+            let at = feed::next_update_at(l.outbox.feed_sent_ms, now_ms());
+            Ok((l.outbox.feed_pending || l.outbox.feed_sent_ms.is_none(), at))
+        })?;
+        let (maybe_pending, at) = due;
+        if !maybe_pending {
+            return Ok(());
+        }
+        if at > now_ms() {
+            self.schedule_alarm(at).await;
+            return Ok(());
+        }
+        let updates = self.with_loaded(None, |l| {
+            let store = l.core.store();
+            let pending = store.pending_feed(FEED_BATCH)?;
+            let last_seq = l.core.last_seq();
+            let newest = match store.body(last_seq)? {
+                Some(body) if last_seq > 0 => body,
+                _ => return Ok(Vec::new()),
+            };
+            let mut updates = Vec::with_capacity(pending.len());
+            for (member, version) in pending {
+                let unread = store.unread_count(&member)?;
+                let update = RoomUpdate::from_message(l.core.room(), last_seq, &newest, unread)?;
+                updates.push((member, version, update));
+            }
+            Ok(updates)
+        })?;
+        self.with_loaded(None, |l| {
+            l.outbox.feed_sent_ms = Some(now_ms());
+            l.outbox.feed_pending = false;
+            Ok(())
+        })?;
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let deliveries = updates.iter().map(|(member, _, update)| async move {
+            let personal_room = format!("user:{member}");
+            let body =
+                json!({"event": UPDATE_EVENT, "data": update, "id": update.key()}).to_string();
+            let response = call_room(
+                &self.env,
+                &personal_room,
+                "/broadcast",
+                Method::Post,
+                room_headers(&personal_room)?,
+                Some(body),
+            )
+            .await?;
+            if response.status_code() == 200 {
+                Ok(())
+            } else {
+                Err(RelayError::internal())
+            }
+        });
+        let outcomes = join_all(deliveries).await;
+        let mut failed = false;
+        for ((member, version, _), outcome) in updates.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => self.with_loaded(None, |l| l.core.store().feed_sent(member, *version))?,
+                Err(_) => failed = true,
+            }
+        }
+        let more = self.with_loaded(None, |l| Ok(!l.core.store().pending_feed(1)?.is_empty()))?;
+        if more || failed {
+            self.with_loaded(None, |l| {
+                l.outbox.feed_pending = true;
+                Ok(())
+            })?;
+            self.schedule_alarm(now_ms() + feed::UPDATE_INTERVAL_MS)
+                .await;
+        }
+        Ok(())
+    }
+}
