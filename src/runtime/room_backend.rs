@@ -39,9 +39,11 @@ impl Room {
         mut req: Request,
         room: &str,
     ) -> RelayResult<Response> {
-        let request: RoomBroadcast = req
-            .json()
+        let body = req
+            .text()
             .await
+            .map_err(|_| RelayError::bad_request("unreadable body"))?;
+        let request: RoomBroadcast = serde_json::from_str(&body)
             .map_err(|_| RelayError::bad_request("invalid broadcast"))?;
         let publish = Publish {
             cid: request.id,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, Delay, DurableObject, Env, Headers, Request, Response, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair,
+    durable_object, Delay, DurableObject, Env, Headers, Request, Response, ScheduledTime, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 use super::archive::Archive;
@@ -694,7 +694,11 @@ impl Room {
         if known.is_some_and(|set_for| set_for <= at) {
             return;
         }
-        match self.state.storage().set_alarm(at).await {
+        // An i64 would be taken as an offset from now; the alarm wants this exact time.
+        let when = ScheduledTime::new(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+            at as f64,
+        )));
+        match self.state.storage().set_alarm(when).await {
             Ok(()) => {
                 let _ = self.with_loaded(None, |l| {
                     l.alarm_at = Some(at);
