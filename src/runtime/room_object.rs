@@ -322,10 +322,11 @@ impl Room {
         if joined {
             self.broadcast(&protocol::join_frame(&attachment.user), Some(&server));
         }
-        self.report_stats().await;
         if let Some(plan) = plan {
             self.replay(&server, plan, archived)?;
         }
+        // Only now may the object await: the replay above must not interleave with publishes.
+        self.report_stats().await;
 
         let headers = Headers::new();
         if let Some(protocol) = header(req, SUBPROTOCOL_HEADER) {
