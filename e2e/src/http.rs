@@ -124,6 +124,78 @@ pub async fn send(
     }
 }
 
+/// Sends `method path_and_query` with a raw body (sent as is, with `Content-Type:
+/// application/json`), for bodies that are deliberately not valid JSON.
+pub async fn send_raw(
+    method: Method,
+    path_and_query: &str,
+    auth: &ReqAuth,
+    body: impl Into<Vec<u8>>,
+) -> HttpResponse {
+    let mut url = format!("{}{}", relay_url(), path_and_query);
+    if let ReqAuth::Query(t) = auth {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        url = format!("{url}{sep}token={}", crate::encode_query(t));
+    }
+    let mut req = client()
+        .request(method.clone(), &url)
+        .header("Content-Type", "application/json")
+        .body(body.into());
+    if let ReqAuth::Bearer(t) = auth {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: request failed (is the relay running?): {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: reading the body failed: {e}"));
+    let json = serde_json::from_str(&body).ok();
+    HttpResponse {
+        method,
+        url,
+        status,
+        headers,
+        body,
+        json,
+    }
+}
+
+/// `POST /v1/rooms/{room}/messages` with the JSON `body` (`{"cid"?,"event"?,"data"}`).
+pub async fn publish(room: &str, auth: &ReqAuth, body: &Value) -> HttpResponse {
+    send(
+        Method::POST,
+        &crate::room_path(room, "messages"),
+        auth,
+        Some(body),
+        &[],
+    )
+    .await
+}
+
+/// `POST /v1/rooms/{room}/messages` that must succeed with `duplicate: false`; a `429` is
+/// answered by waiting its `Retry-After` (bounded: 30 attempts). Returns the receipt's stamp.
+pub async fn publish_ok(room: &str, auth: &ReqAuth, body: &Value) -> crate::Stamp {
+    for _attempt in 0..30 {
+        let r = publish(room, auth, body).await;
+        if r.status == 429 {
+            let secs: u64 = r
+                .header("retry-after")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1);
+            tokio::time::sleep(Duration::from_millis(secs.clamp(1, 5) * 1000 + 50)).await;
+            continue;
+        }
+        r.assert_status(200);
+        return crate::shape::assert_receipt(r.json(), false);
+    }
+    panic!("POST messages to {room:?} stayed rate limited for 30 attempts");
+}
+
 /// `GET path_and_query`.
 pub async fn get(path_and_query: &str, auth: &ReqAuth) -> HttpResponse {
     send(Method::GET, path_and_query, auth, None, &[]).await

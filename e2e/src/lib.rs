@@ -14,6 +14,7 @@
 //! Every test uses its own room ([`unique_room`]) and its own users ([`unique_id`]), so the
 //! test binaries can run their tests in parallel against one server. Every wait is bounded.
 
+pub mod backend;
 pub mod config;
 pub mod http;
 pub mod shape;

@@ -222,3 +222,75 @@ pub fn assert_error_frame(v: &Value, code: &str) {
         "error.message must be a string in {v}"
     );
 }
+
+/// `id` as the contract writes it: 32 lowercase or uppercase hex characters.
+pub fn assert_message_id(id: &str, ctx: &str) {
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{ctx}: id must be 32 hex characters, got {id:?}"
+    );
+}
+
+/// The answer of an HTTP publish: `{"seq","id","ts","duplicate"}`.
+pub fn assert_receipt(v: &Value, duplicate: bool) -> Stamp {
+    assert_eq!(
+        v.get("duplicate").and_then(Value::as_bool),
+        Some(duplicate),
+        "receipt.duplicate in {v}"
+    );
+    let stamp = Stamp {
+        seq: u64_field(v, "seq"),
+        id: str_field(v, "id").to_string(),
+        ts: str_field(v, "ts").to_string(),
+    };
+    assert!(stamp.seq >= 1, "receipt.seq starts at 1: {v}");
+    assert_message_id(&stamp.id, "receipt.id");
+    assert_rfc3339_utc(&v["ts"], "receipt.ts");
+    stamp
+}
+
+/// A `presence` frame with `event` (`join`/`leave`) about `who`.
+pub fn is_presence_of(v: &Value, event: &str, who: &User) -> bool {
+    ty(v) == "presence"
+        && v.get("event").and_then(Value::as_str) == Some(event)
+        && v["user"]["id"] == who.id.as_str()
+}
+
+/// Any `presence` frame about `who`.
+pub fn is_any_presence_of(v: &Value, who: &User) -> bool {
+    ty(v) == "presence" && v["user"]["id"] == who.id.as_str()
+}
+
+/// A `typing` frame about `who`.
+pub fn is_typing_of(v: &Value, who: &User) -> bool {
+    ty(v) == "typing" && v["user"]["id"] == who.id.as_str()
+}
+
+/// A `read` frame about `who`.
+pub fn is_read_of(v: &Value, who: &User) -> bool {
+    ty(v) == "read" && v["user"]["id"] == who.id.as_str()
+}
+
+/// `{"type":"typing","user":<who>,"active":<active>}`.
+pub fn assert_typing(v: &Value, who: &User, active: bool) {
+    assert_eq!(ty(v), "typing", "expected a typing frame, got {v}");
+    assert_user(&v["user"], who, "typing.user");
+    assert_eq!(
+        v.get("active").and_then(Value::as_bool),
+        Some(active),
+        "typing.active in {v}"
+    );
+}
+
+/// `{"type":"read","user":<who>,"seq":<seq>,"at":<RFC 3339>}`; returns `at`.
+pub fn assert_read(v: &Value, who: &User, seq: u64) -> DateTime<Utc> {
+    assert_eq!(ty(v), "read", "expected a read frame, got {v}");
+    assert_user(&v["user"], who, "read.user");
+    assert_eq!(u64_field(v, "seq"), seq, "read.seq in {v}");
+    assert_rfc3339_utc(&v["at"], "read.at")
+}
+
+/// The `seq`s of a list of message frames.
+pub fn seqs_of(messages: &[Value]) -> Vec<u64> {
+    messages.iter().map(|m| u64_field(m, "seq")).collect()
+}

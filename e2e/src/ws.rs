@@ -359,6 +359,12 @@ impl Client {
         }
     }
 
+    /// Drops the connection without a close handshake: the TCP socket is simply closed, as
+    /// when a browser tab crashes or the network goes away.
+    pub fn abort(self) {
+        drop(self);
+    }
+
     // ---- receiving -------------------------------------------------------------------
 
     /// Reads one thing from the wire (not the backlog). `None` on timeout.
@@ -525,6 +531,61 @@ impl Client {
                 None => panic!(
                     "connection still open after {within:?}; frames seen: {:?}",
                     self.backlog
+                ),
+            }
+        }
+    }
+
+    /// Takes out `count` `message` frames in arrival order within `within` (other frames stay
+    /// queued); panics with what did arrive if they do not.
+    pub async fn recv_messages(&mut self, count: usize, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::with_capacity(count);
+        while got.len() < count {
+            match self.take_first(|v| ty(v) == "message", deadline).await {
+                Some(m) => got.push(m),
+                None => panic!(
+                    "only {} of {count} messages arrived within {within:?}; last: {:?}",
+                    got.len(),
+                    got.last()
+                ),
+            }
+        }
+        got
+    }
+
+    /// Every frame (backlog first) that arrives within `within`; panics if the connection
+    /// closes meanwhile.
+    pub async fn drain_for(&mut self, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        let mut out: Vec<Value> = self.backlog.drain(..).collect();
+        loop {
+            match self.read_wire(deadline).await {
+                Some(Incoming::Json(v)) => out.push(v),
+                Some(Incoming::Closed { code, reason }) => panic!(
+                    "connection closed (code {code:?}, {reason}); frames seen meanwhile: {out:?}"
+                ),
+                None => return out,
+            }
+        }
+    }
+
+    /// Every frame (backlog first) up to the connection's close, which must happen within
+    /// `within`: the frames, and the close code and reason.
+    pub async fn drain_until_close(
+        &mut self,
+        within: Duration,
+    ) -> (Vec<Value>, Option<u16>, String) {
+        let deadline = Instant::now() + within;
+        let mut out: Vec<Value> = self.backlog.drain(..).collect();
+        loop {
+            match self.read_wire(deadline).await {
+                Some(Incoming::Json(v)) => out.push(v),
+                Some(Incoming::Closed { code, reason }) => return (out, code, reason),
+                None => panic!(
+                    "connection still open after {within:?}; {} frames seen, last: {:?}",
+                    out.len(),
+                    out.last()
                 ),
             }
         }

@@ -83,3 +83,32 @@ async fn wrong_methods_are_405() {
         r.assert_error(405, "method_not_allowed");
     }
 }
+
+#[tokio::test]
+async fn dev_token_route_is_absent_without_dev_mode() {
+    // The suite runs against the production configuration: DEV_MODE is not set there.
+    let body = serde_json::json!({"user": "mallory", "rooms": ["*"]});
+    let r = http::send(Method::POST, "/dev/token", &ReqAuth::None, Some(&body), &[]).await;
+    r.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn demo_page_and_client_are_served() {
+    let page = http::get("/", &ReqAuth::None).await;
+    page.assert_status(200);
+    assert!(
+        page.header("content-type")
+            .unwrap_or_default()
+            .contains("text/html"),
+        "the demo page is HTML"
+    );
+    let client = http::get("/client/relay.js", &ReqAuth::None).await;
+    client.assert_status(200);
+    assert!(
+        client
+            .header("content-type")
+            .unwrap_or_default()
+            .contains("javascript"),
+        "the client is served as JavaScript"
+    );
+}

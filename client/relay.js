@@ -1,0 +1,570 @@
+// @edge-relay/client: a dependency-free client for the edge-relay wire protocol v1.
+// Browsers and Node 22+ (global WebSocket and fetch); everything time- or network-related can
+// be injected through the options, so tests run with fakes.
+
+/** An error from the relay (`code` as in the protocol) or from the client itself. */
+export class RelayError extends Error {
+  constructor(code, message, extra) {
+    super(message || code);
+    this.name = 'RelayError';
+    this.code = code;
+    Object.assign(this, extra);
+  }
+}
+
+/** Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
+export const backoffDelay = (attempt, base = 500, cap = 20000, random = Math.random) =>
+  random() * Math.min(cap, base * 2 ** attempt);
+
+const CLOSE_CODES = { 4001: 'unauthorized', 4003: 'forbidden', 4008: 'rate_limited', 4009: 'too_large', 4400: 'bad_request', 1011: 'internal', 1012: 'restarting' };
+const RETRYABLE = new Set(['rate_limited', 'internal']);
+const MAX_SEND_TRIES = 8;
+
+const roomPath = (url, room) => String(url).replace(/\/+$/, '') + '/v1/rooms/' + encodeURIComponent(room);
+
+const jwtExp = (token) => {
+  try {
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).exp;
+  } catch {
+    return undefined;
+  }
+};
+
+async function request(fetchFn, url, room, token, method, path, body, signal) {
+  const res = await fetchFn(roomPath(url, room) + path, {
+    method,
+    headers: body ? { authorization: 'Bearer ' + token, 'content-type': 'application/json' } : { authorization: 'Bearer ' + token },
+    body: body && JSON.stringify(body),
+    signal,
+  });
+  let json = null;
+  try {
+    json = await res.json();
+  } catch {}
+  if (res.ok) return json;
+  const e = (json && json.error) || {};
+  throw new RelayError(e.code || 'http_' + res.status, e.message || 'HTTP ' + res.status, {
+    status: res.status,
+    retryAfter: Number(res.headers && res.headers.get && res.headers.get('retry-after')) || 0,
+  });
+}
+
+export class RelayClient {
+  /** Creates a client and starts connecting. */
+  static connect(options) {
+    const client = new RelayClient(options);
+    client._open();
+    return client;
+  }
+
+  /**
+   * One page of history over HTTP (no socket): `{messages, has_more}`.
+   * `after`/`before`/`limit` as in the protocol; without them, the newest 50.
+   */
+  static async history({ url, room, token, after, before, limit, fetch: fetchFn = globalThis.fetch }) {
+    const q = Object.entries({ after, before, limit }).filter(([, v]) => v != null).map(([k, v]) => k + '=' + v).join('&');
+    return request(fetchFn, url, room, await token, 'GET', '/messages' + (q && '?' + q));
+  }
+
+  constructor(options) {
+    const o = (this._o = {
+      WebSocket: globalThis.WebSocket,
+      fetch: globalThis.fetch && globalThis.fetch.bind(globalThis),
+      setTimeout: globalThis.setTimeout.bind(globalThis),
+      clearTimeout: globalThis.clearTimeout.bind(globalThis),
+      random: Math.random,
+      now: Date.now,
+      backoffBase: 500,
+      backoffCap: 20000,
+      maxFailures: 3, // consecutive failures to open a socket before falling back to HTTP polling
+      pollInterval: 3000,
+      heartbeat: 25000, // ping period; a socket silent for two periods is dropped (0 disables)
+      connectTimeout: 10000,
+      requestTimeout: 15000,
+      stableAfter: 5000, // a socket open this long resets the backoff
+      typingInterval: 2000,
+      typingTimeout: 3000,
+      catchUpLimit: 2000, // after a `reset`, fetch at most this many missed messages, else jump
+      maxFrameBytes: 65536,
+      ...options,
+    });
+    if (!o.url || !o.room) throw new TypeError('url and room are required');
+    if (o.token == null && !o.getToken) throw new TypeError('token or getToken is required');
+    this.url = String(o.url).replace(/\/+$/, '');
+    this.room = o.room;
+    this.status = 'connecting';
+    this.lastSeq = o.since == null ? null : Number(o.since);
+    this.user = null; // {id, name?, role?} from the welcome
+    this.presence = []; // users online
+    this.reads = new Map(); // user id -> {user, seq, at}
+    this._on = new Map();
+    this._q = []; // pending sends, in call order
+    this._buf = new Map(); // seq -> message received ahead of a gap
+    this._t = {}; // named timers
+    // cids must be unique per user across tabs and devices: the relay deduplicates (user, cid).
+    const c = globalThis.crypto;
+    this._cid = (c ? [...c.getRandomValues(new Uint32Array(3))].map((n) => n.toString(36)).join('') : Math.random().toString(36).slice(2)) + '-';
+    this._n = 0;
+    this._attempt = 0;
+    this._failures = 0;
+    this._ws = null;
+    this._ready = false; // the socket has received its welcome
+    this._polling = false;
+    this._readWant = 0;
+    // Browsers: reconnect at once when the network comes back, drop the socket when it goes.
+    this._onOnline = () => this._ready || this.reconnect();
+    this._onOffline = () => this._ws && this._drop(this._ws);
+    this._events = o.events === undefined ? globalThis : o.events;
+    if (this._events && this._events.addEventListener) {
+      this._events.addEventListener('online', this._onOnline);
+      this._events.addEventListener('offline', this._onOffline);
+    }
+  }
+
+  // ---- events
+  on(type, fn) {
+    if (!this._on.has(type)) this._on.set(type, new Set());
+    this._on.get(type).add(fn);
+    return () => this.off(type, fn);
+  }
+
+  off(type, fn) {
+    const set = this._on.get(type);
+    if (set) set.delete(fn);
+  }
+
+  _emit(type, value) {
+    for (const fn of [...(this._on.get(type) || [])]) {
+      try {
+        fn(value);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  _status(status) {
+    if (this.status !== status) this._emit('status', (this.status = status));
+  }
+
+  // ---- timers
+  _timer(name, fn, ms) {
+    this._clear(name);
+    this._t[name] = this._o.setTimeout(() => {
+      delete this._t[name];
+      fn();
+    }, ms);
+  }
+
+  _clear(name) {
+    if (this._t[name] != null) this._o.clearTimeout(this._t[name]);
+    delete this._t[name];
+  }
+
+  // ---- public API
+  /** The open WebSocket, or null. */
+  get socket() {
+    return this._ready ? this._ws : null;
+  }
+
+  /** Sends not yet acknowledged. */
+  get pending() {
+    return this._q.length;
+  }
+
+  /**
+   * Publishes `data`; resolves once with `{seq, id, ts, duplicate, cid}`. Queued while offline
+   * and retried with the same cid. The promise carries its `cid`.
+   */
+  send(data, { event, cid } = {}) {
+    cid = cid || this._cid + (++this._n).toString(36);
+    const frame = { type: 'publish', cid, event: event == null ? undefined : event, data: data === undefined ? null : data };
+    const json = JSON.stringify(frame);
+    let promise;
+    if (this.status === 'closed') promise = Promise.reject(new RelayError('closed', 'client is closed', { cid }));
+    else if (new TextEncoder().encode(json).length > this._o.maxFrameBytes) promise = Promise.reject(new RelayError('too_large', 'message is larger than the frame limit', { cid }));
+    else {
+      promise = new Promise((resolve, reject) => this._q.push({ cid, frame, json, resolve, reject, via: null, tries: 0 }));
+      this._flush();
+    }
+    promise.cid = cid;
+    return promise;
+  }
+
+  /** Says whether this user is typing; at most one `true` per typingInterval, auto-stops. */
+  typing(active = true) {
+    this._clear('typing');
+    if (active) {
+      const now = this._o.now();
+      if (!this._typingOn || now - this._typingAt >= this._o.typingInterval) {
+        if (this._frame({ type: 'typing', active: true })) {
+          this._typingOn = true;
+          this._typingAt = now;
+        }
+      }
+      this._timer('typing', () => this.typing(false), this._o.typingTimeout);
+    } else if (this._typingOn) {
+      this._typingOn = false;
+      this._frame({ type: 'typing', active: false });
+    }
+  }
+
+  /** Marks everything up to `seq` (default: lastSeq) as read; sent now or on the next welcome. */
+  markRead(seq = this.lastSeq) {
+    if (seq > this._readWant) {
+      this._readWant = seq;
+      this._frame({ type: 'read', seq });
+    }
+  }
+
+  /** One page of history of this room over HTTP, with this client's token. */
+  async history({ after, before, limit } = {}) {
+    return RelayClient.history({ url: this.url, room: this.room, token: this._token(), after, before, limit, fetch: this._o.fetch });
+  }
+
+  /** Drops the socket (if any) and reconnects now, without waiting out the backoff. */
+  reconnect() {
+    if (this.status === 'closed') return;
+    if (this._ws) this._drop(this._ws);
+    this._attempt = 0;
+    this._open();
+    if (this._polling) this._timer('poll', () => this._poll(), 0);
+  }
+
+  /** Stops for good: closes the socket, rejects pending sends with code `closed`. */
+  close() {
+    this._stop(new RelayError('closed', 'client is closed'));
+  }
+
+  // ---- connection
+  _token() {
+    const o = this._o;
+    const exp = this._tok && jwtExp(this._tok);
+    if (!this._tokP || (o.getToken && (this._stale || (exp && exp * 1000 < o.now() + 10000)))) {
+      this._stale = false;
+      this._tokP = Promise.resolve(o.getToken ? o.getToken() : o.token).then(
+        (t) => (this._tok = t),
+        (e) => {
+          this._tokP = null;
+          throw e;
+        },
+      );
+    }
+    return this._tokP;
+  }
+
+  async _open() {
+    if (this.status === 'closed' || this._ws || this._opening) return;
+    this._clear('retry');
+    this._opening = true;
+    let token;
+    try {
+      token = await this._token();
+    } catch (e) {
+      this._emit('error', e instanceof RelayError ? e : new RelayError('token', String((e && e.message) || e)));
+    }
+    this._opening = false;
+    if (this.status === 'closed' || this._ws) return;
+    if (token == null) return this._closed(null, 1006);
+    const u = roomPath(this.url, this.room).replace(/^http/, 'ws') + '/ws?token=' + encodeURIComponent(token) + (this.lastSeq == null ? '' : '&since=' + this.lastSeq);
+    let ws;
+    try {
+      ws = this._ws = new this._o.WebSocket(u);
+    } catch (e) {
+      return this._closed(null, 1006);
+    }
+    this._timer('connect', () => this._drop(ws), this._o.connectTimeout);
+    ws.onmessage = (e) => ws === this._ws && this._onFrame(e.data);
+    ws.onclose = (e) => this._closed(ws, e.code, e.reason);
+    ws.onerror = () => {};
+  }
+
+  _drop(ws, code = 1006) {
+    try {
+      ws.close();
+    } catch {}
+    this._closed(ws, code);
+  }
+
+  _closed(ws, code, reason) {
+    if (ws !== this._ws) return;
+    const wasOpen = this._ready;
+    this._ws = null;
+    this._ready = false;
+    for (const n of ['connect', 'heartbeat', 'stable']) this._clear(n);
+    for (const p of this._q) if (p.via === ws) p.via = null;
+    if (this.status === 'closed') return;
+    const name = CLOSE_CODES[code];
+    if (code === 4003 || (code === 4001 && !this._o.getToken)) {
+      return this._stop(new RelayError(name, reason || (code === 4003 ? 'forbidden' : 'token invalid or expired'), { closeCode: code }));
+    }
+    if (code === 4001) this._stale = true;
+    else if (code >= 4000 && name) this._emit('error', new RelayError(name, reason || name, { closeCode: code }));
+    this._failures = wasOpen ? 0 : this._failures + 1;
+    if (!this._polling && this._failures >= this._o.maxFailures) {
+      this._polling = true;
+      this._status('polling');
+      this._poll();
+    } else if (!this._polling) this._status('reconnecting');
+    const o = this._o;
+    this._timer('retry', () => this._open(), backoffDelay(this._attempt++, o.backoffBase, o.backoffCap, o.random));
+  }
+
+  _frame(obj) {
+    if (!this._ready) return false;
+    try {
+      this._ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  _beat() {
+    if (!this._o.heartbeat) return;
+    this._timer('heartbeat', () => {
+      if (!this._heard) return this._drop(this._ws);
+      this._heard = false;
+      this._frame({ type: 'ping' });
+      this._beat();
+    }, this._o.heartbeat);
+  }
+
+  _onFrame(text) {
+    let f;
+    try {
+      f = JSON.parse(text);
+    } catch {
+      return;
+    }
+    this._heard = true;
+    switch (f.type) {
+      case 'welcome':
+        return this._welcome(f);
+      case 'message':
+        return this._deliver(f);
+      case 'ack':
+        return this._ack(f);
+      case 'typing':
+        return this._emit('typing', f);
+      case 'read':
+        this.reads.set(f.user.id, f);
+        return this._emit('read', f);
+      case 'presence':
+        this.presence = this.presence.filter((u) => u.id !== f.user.id);
+        if (f.event === 'join') this.presence.push(f.user);
+        return this._emit('presence', f);
+      case 'synced':
+        return this._emit('synced', f);
+      case 'reset':
+        return this._reset(f.seq);
+      case 'error':
+        return this._error(f);
+    }
+  }
+
+  _welcome(f) {
+    this._clear('connect');
+    this._ready = true;
+    this._failures = 0;
+    this._heard = true;
+    this.user = f.user;
+    if (this.lastSeq == null) this.lastSeq = f.seq;
+    this.presence = f.presence || [];
+    this.reads = new Map((f.reads || []).map((r) => [r.user.id, r]));
+    this._timer('stable', () => (this._attempt = 0), this._o.stableAfter);
+    this._beat();
+    if (this._polling) {
+      this._polling = false;
+      this._clear('poll');
+    }
+    this._status('open');
+    this._emit('welcome', f);
+    this._emit('presence', { type: 'presence', event: 'sync', presence: this.presence });
+    if (this._readWant) this._frame({ type: 'read', seq: this._readWant });
+    if (this._typingOn) this._frame({ type: 'typing', active: true });
+    this._flush();
+  }
+
+  // ---- messages, in order and once
+  _deliver(m) {
+    if (this.lastSeq == null) this.lastSeq = m.seq - 1;
+    if (!(m.seq > this.lastSeq)) return;
+    this._buf.set(m.seq, m);
+    for (let next; (next = this._buf.get(this.lastSeq + 1)); ) {
+      this._buf.delete(++this.lastSeq);
+      const p = next.cid && next.from && this.user && next.from.id === this.user.id && this._q.find((q) => q.cid === next.cid);
+      if (p) this._settle(p, null, { seq: next.seq, id: next.id, ts: next.ts, duplicate: true });
+      this._emit('message', next);
+    }
+    if (this._buf.size) this._catchUp();
+  }
+
+  /** Continues from `seq` without delivering what lies before it. */
+  _jump(seq) {
+    this.lastSeq = seq;
+    for (const s of this._buf.keys()) if (s <= seq) this._buf.delete(s);
+    const [m] = this._buf.values();
+    if (m) {
+      this._buf.delete(m.seq);
+      this._deliver(m);
+    }
+  }
+
+  _reset(seq) {
+    const from = this.lastSeq;
+    this._emit('reset', { seq, from });
+    if (from == null || seq < from || seq - from > this._o.catchUpLimit) this._jump(seq);
+    else this._catchUp();
+  }
+
+  /** Pages `GET messages?after=lastSeq` until has_more is false (one run at a time). */
+  _catchUp() {
+    if (!this._catching) {
+      this._catching = (async () => {
+        try {
+          if (this.lastSeq == null) {
+            const page = await this._http('GET', '/messages?limit=1');
+            if (this.lastSeq == null) this.lastSeq = page.messages.length ? page.messages[page.messages.length - 1].seq : 0;
+          }
+          for (;;) {
+            const page = await this._http('GET', '/messages?after=' + this.lastSeq + '&limit=200');
+            for (const m of page.messages) this._deliver(m);
+            if (!page.has_more || !page.messages.length) break;
+          }
+          // History has everything it will ever have up to here: skip a gap it cannot fill.
+          if (this._buf.size) this._jump(Math.min(...this._buf.keys()) - 1);
+        } catch (e) {
+          this._httpError(e);
+        } finally {
+          this._catching = null;
+        }
+      })();
+    }
+    return this._catching;
+  }
+
+  // ---- sends
+  _settle(p, err, receipt) {
+    const i = this._q.indexOf(p);
+    if (i < 0) return;
+    this._q.splice(i, 1);
+    if (p.wait != null) this._o.clearTimeout(p.wait);
+    if (err) p.reject(err);
+    else p.resolve({ ...receipt, cid: p.cid });
+  }
+
+  _ack(f) {
+    const p = this._q.find((q) => q.cid === f.cid);
+    if (!p) return;
+    this._settle(p, null, { seq: f.seq, id: f.id, ts: f.ts, duplicate: !!f.duplicate });
+    const m = { type: 'message', room: this.room, seq: f.seq, id: f.id, event: p.frame.event || 'message', data: p.frame.data, from: this.user, cid: f.cid, ts: f.ts };
+    this._deliver(m);
+  }
+
+  _retryLater(p, ms) {
+    p.via = null;
+    p.tries++;
+    p.wait = this._o.setTimeout(() => {
+      p.wait = null;
+      this._flush();
+    }, ms);
+  }
+
+  _error(f) {
+    const err = new RelayError(f.code, f.message, f.cid ? { cid: f.cid } : undefined);
+    const p = f.cid && this._q.find((q) => q.cid === f.cid);
+    if (!p) return this._emit('error', err);
+    if (RETRYABLE.has(f.code) && p.tries < MAX_SEND_TRIES) this._retryLater(p, 500 + backoffDelay(p.tries, 500, 10000, this._o.random));
+    else this._settle(p, err);
+  }
+
+  _flush() {
+    if (this._ready) {
+      for (const p of this._q) if (p.via !== this._ws && p.wait == null && this._frame(p.json)) p.via = this._ws;
+    } else if (this._polling) this._post();
+  }
+
+  /** HTTP sends, one at a time in call order, while polling. */
+  async _post() {
+    if (this._posting) return;
+    this._posting = true;
+    try {
+      while (this._polling && !this._ready) {
+        const p = this._q.find((q) => !q.via);
+        if (!p || p.wait != null) break;
+        p.via = 'http';
+        const { cid, event, data } = p.frame;
+        try {
+          const r = await this._http('POST', '/messages', { cid, event, data });
+          this._settle(p, null, r);
+          this._timer('poll', () => this._poll(), 50);
+        } catch (e) {
+          if (p.via === 'http') p.via = null;
+          if (e.status === 429 || (e.status >= 500 && p.tries < MAX_SEND_TRIES)) {
+            this._retryLater(p, e.retryAfter ? e.retryAfter * 1000 : 1000 + backoffDelay(p.tries, 500, 10000, this._o.random));
+          } else if (e.status >= 400 && e.status !== 401 && e.status !== 403) this._settle(p, e);
+          else {
+            this._httpError(e);
+            break;
+          }
+        }
+      }
+    } finally {
+      this._posting = false;
+    }
+  }
+
+  async _poll() {
+    if (!this._polling || this._ready) return;
+    this._timer('poll', () => this._poll(), this._o.pollInterval);
+    await this._catchUp();
+    this._post();
+  }
+
+  _httpError(e) {
+    if (e.status === 403 || (e.status === 401 && !this._o.getToken)) this._stop(e);
+    else if (e.status) this._emit('error', e);
+  }
+
+  async _http(method, path, body, retried) {
+    const o = this._o;
+    const ctrl = typeof AbortController == 'function' ? new AbortController() : null;
+    const id = o.setTimeout(() => ctrl && ctrl.abort(), o.requestTimeout);
+    try {
+      return await request(o.fetch, this.url, this.room, await this._token(), method, path, body, ctrl && ctrl.signal);
+    } catch (e) {
+      if (e.status === 401 && o.getToken && !retried) {
+        this._stale = true;
+        return this._http(method, path, body, true);
+      }
+      throw e;
+    } finally {
+      o.clearTimeout(id);
+    }
+  }
+
+  _stop(err) {
+    if (this.status === 'closed') return;
+    const ws = this._ws;
+    this._ws = null;
+    this._ready = this._polling = false;
+    for (const n of Object.keys(this._t)) this._clear(n);
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch {}
+    }
+    if (this._events && this._events.removeEventListener) {
+      this._events.removeEventListener('online', this._onOnline);
+      this._events.removeEventListener('offline', this._onOffline);
+    }
+    if (err.code !== 'closed') this._emit('error', err);
+    this._status('closed');
+    for (const p of [...this._q]) this._settle(p, err);
+  }
+}
+
+export default RelayClient;
