@@ -348,6 +348,28 @@ impl Client {
         assert_eq!(pong, json!({"type": "pong"}), "pong frame shape");
     }
 
+    /// Sends a ping that the room itself answers, in order with the frames sent before it,
+    /// and returns every frame (presence frames left out) that arrived before its `pong`.
+    /// The text is deliberately not the exact `{"type":"ping"}`: that one may be answered
+    /// by the runtime without the room seeing it, so its pong proves nothing about order.
+    pub async fn frames_before_pong(&mut self) -> Vec<Value> {
+        self.send_text(r#"{"type": "ping"}"#).await;
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        let mut before = Vec::new();
+        loop {
+            match self.next_incoming(deadline).await {
+                Some(Incoming::Json(v)) if ty(&v) == "pong" => return before,
+                Some(Incoming::Json(v)) if ty(&v) == "presence" => {}
+                Some(Incoming::Json(v)) => before.push(v),
+                Some(Incoming::Closed { code, reason }) => panic!(
+                    "connection closed (code {code:?}, {reason}) while waiting for a pong; \
+                     frames before: {before:?}"
+                ),
+                None => panic!("no pong within {DEFAULT_TIMEOUT:?}; frames before: {before:?}"),
+            }
+        }
+    }
+
     /// Sends a close frame and waits (briefly, bounded) for the server's answer.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;

@@ -28,22 +28,6 @@ fn read(seq: u64) -> Value {
     json!({"type": "read", "seq": seq})
 }
 
-/// Sends a ping and returns every frame that came before the pong (presence frames left
-/// out): a way to know the server handled everything sent before.
-async fn frames_before_pong(c: &mut Client) -> Vec<Value> {
-    c.send_json(&json!({"type": "ping"})).await;
-    let mut before = Vec::new();
-    loop {
-        let v = c.recv_json().await;
-        if ty(&v) == "pong" {
-            return before;
-        }
-        if ty(&v) != "presence" {
-            before.push(v);
-        }
-    }
-}
-
 /// `welcome.reads` as (user id, seq) pairs, checking each entry's shape.
 fn welcome_reads(welcome: &Value) -> Vec<(String, u64)> {
     welcome
@@ -85,7 +69,7 @@ async fn typing_goes_to_everyone_else_and_is_not_stored() {
         );
     }
     // Never echoed to the sender.
-    let echoed = frames_before_pong(&mut a).await;
+    let echoed = a.frames_before_pong().await;
     assert!(
         echoed.iter().all(|v| ty(v) != "typing"),
         "the typing user must not get its own typing frame: {echoed:?}"
@@ -112,7 +96,7 @@ async fn typing_goes_to_everyone_else_and_is_not_stored() {
         ty(v) == "typing"
     })
     .await;
-    let echoed = frames_before_pong(&mut c).await;
+    let echoed = c.frames_before_pong().await;
     assert!(echoed.iter().all(|v| ty(v) != "typing"), "{echoed:?}");
 
     // Nothing was stored: no message in history, the room's seq is still 0.
@@ -139,7 +123,7 @@ async fn typing_beyond_the_burst_is_dropped_silently() {
     for i in 0..20 {
         a.send_json(&typing(i % 2 == 0)).await;
     }
-    let replies = frames_before_pong(&mut a).await;
+    let replies = a.frames_before_pong().await;
     let burst_time = started.elapsed();
     assert!(
         replies.is_empty(),
@@ -297,7 +281,7 @@ async fn read_receipts_are_monotonic_and_go_to_the_other_connections() {
             "{who}: read.at {at} should be about now: {v}"
         );
     }
-    let echo = frames_before_pong(&mut b).await;
+    let echo = b.frames_before_pong().await;
     assert!(
         echo.iter().all(|v| ty(v) != "read"),
         "the sender must not get its own read frame: {echo:?}"
@@ -306,7 +290,7 @@ async fn read_receipts_are_monotonic_and_go_to_the_other_connections() {
     // Equal and lower values change nothing and broadcast nothing, without an error.
     for seq in [3, 2, 1, 0] {
         b.send_json(&read(seq)).await;
-        let replies = frames_before_pong(&mut b).await;
+        let replies = b.frames_before_pong().await;
         assert!(
             replies.is_empty(),
             "read {seq} after 3 must be ignored silently: {replies:?}"
@@ -314,7 +298,7 @@ async fn read_receipts_are_monotonic_and_go_to_the_other_connections() {
     }
     // The same from bob's other tab: the mark is per user, not per connection.
     b2.send_json(&read(2)).await;
-    let replies = frames_before_pong(&mut b2).await;
+    let replies = b2.frames_before_pong().await;
     assert!(replies.is_empty(), "{replies:?}");
     a.expect_none("read frame for a non-forward move", SILENCE, |v| {
         ty(v) == "read"
@@ -323,7 +307,7 @@ async fn read_receipts_are_monotonic_and_go_to_the_other_connections() {
 
     // Beyond the room's last seq: bad_request to the sender, nothing to others.
     b.send_json(&read(6)).await;
-    let replies = frames_before_pong(&mut b).await;
+    let replies = b.frames_before_pong().await;
     assert_eq!(replies.len(), 1, "one error frame for read 6: {replies:?}");
     assert_error_frame(&replies[0], "bad_request");
     for (what, frame) in [
@@ -338,7 +322,7 @@ async fn read_receipts_are_monotonic_and_go_to_the_other_connections() {
         ),
     ] {
         b.send_json(&frame).await;
-        let replies = frames_before_pong(&mut b).await;
+        let replies = b.frames_before_pong().await;
         assert_eq!(replies.len(), 1, "{what}: one error frame: {replies:?}");
         assert_error_frame(&replies[0], "bad_request");
     }
@@ -362,7 +346,7 @@ async fn read_receipts_are_monotonic_and_go_to_the_other_connections() {
             .unwrap_or_else(|| panic!("no read 5; seen {:?}", cl.backlog()));
         assert_read(&v, &bob, 5);
     }
-    let echo = frames_before_pong(&mut b2).await;
+    let echo = b2.frames_before_pong().await;
     assert!(echo.iter().all(|v| ty(v) != "read"), "{echo:?}");
 
     // Reads are not messages.

@@ -474,6 +474,10 @@ impl Room {
         ws: &WebSocket,
         message: WebSocketIncomingMessage,
     ) -> RelayResult<()> {
+        // Frames that were already in flight when the room closed this socket are ignored.
+        if ws.as_ref().ready_state() != OPEN {
+            return Ok(());
+        }
         let text = match message {
             WebSocketIncomingMessage::String(text) => text,
             WebSocketIncomingMessage::Binary(_) => {
