@@ -10,7 +10,7 @@ use super::{call_room, directory_stub, http, internal, now_ms, room_headers};
 use crate::error::{RelayError, RelayResult};
 use crate::feed::{self, RoomUpdate, UPDATE_EVENT};
 use crate::protocol::Publish;
-use crate::room::{Published, Sender};
+use crate::room::Sender;
 use crate::stats::{RoomReport, REPORT_INTERVAL_MS};
 use crate::webhook::RoomBroadcast;
 
@@ -57,13 +57,7 @@ impl Room {
                 &super::room_object::RuntimeStamps,
             )
         })?;
-        if let Published::New { frame, .. } = &published {
-            self.broadcast(frame, None);
-            self.after_publish().await;
-        }
-        let receipt =
-            serde_json::to_string(published.receipt()).map_err(|_| RelayError::internal())?;
-        http::json(receipt, 200).map_err(internal("broadcast response"))
+        self.answer_http_publish(published).await
     }
 
     /// `GET` / `PUT /members`.

@@ -460,6 +460,11 @@ impl Room {
             l.core
                 .publish(Sender::User(&caller.user), &publish, &RuntimeStamps)
         })?;
+        self.answer_http_publish(published).await
+    }
+
+    /// Broadcasts a new message to every socket and answers the HTTP caller with the receipt.
+    pub(super) async fn answer_http_publish(&self, published: Published) -> RelayResult<Response> {
         if let Published::New { frame, .. } = &published {
             self.broadcast(frame, None);
             self.after_publish().await;
