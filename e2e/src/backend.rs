@@ -5,7 +5,7 @@
 //! (for signed requests, whose signature covers the exact bytes). Messages sent by a backend
 //! are checked with [`assert_backend_message`] (`from: null`). Every wait is bounded.
 
-use crate::config::{admin_secret, relay_url, webhook_secret};
+use crate::config::{admin_secret, webhook_secret};
 use crate::http::{self, HttpResponse, ReqAuth};
 use crate::shape::{assert_rfc3339_utc, str_field, ty, u64_field, Stamp};
 use crate::ws::Client;
@@ -36,39 +36,7 @@ pub async fn send_bytes(
     body: Option<Vec<u8>>,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
-    let url = format!("{}{}", relay_url(), path_and_query);
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(15))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("building the HTTP client");
-    let mut req = client.request(method.clone(), &url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req.header("Content-Type", "application/json").body(b);
-    }
-    let resp = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: request failed (is the relay running?): {e}"));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: reading the body failed: {e}"));
-    let json = serde_json::from_str(&body).ok();
-    HttpResponse {
-        method,
-        url,
-        status,
-        headers,
-        body,
-        json,
-    }
+    http::send_bytes(method, path_and_query, &ReqAuth::None, body, headers).await
 }
 
 // ---- broadcast -----------------------------------------------------------------------

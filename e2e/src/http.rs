@@ -86,6 +86,30 @@ pub async fn send(
     body: Option<&Value>,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
+    let body = body.map(|b| serde_json::to_vec(b).expect("serializing the body"));
+    send_bytes(method, path_and_query, auth, body, headers).await
+}
+
+/// Sends `method path_and_query` with a raw body (sent as is, with `Content-Type:
+/// application/json`), for bodies that are deliberately not valid JSON.
+pub async fn send_raw(
+    method: Method,
+    path_and_query: &str,
+    auth: &ReqAuth,
+    body: impl Into<Vec<u8>>,
+) -> HttpResponse {
+    send_bytes(method, path_and_query, auth, Some(body.into()), &[]).await
+}
+
+/// Sends `method path_and_query` with `body` exactly as given and any extra headers
+/// (`Content-Type: application/json` is added when there is a body).
+pub async fn send_bytes(
+    method: Method,
+    path_and_query: &str,
+    auth: &ReqAuth,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let mut url = format!("{}{}", relay_url(), path_and_query);
     if let ReqAuth::Query(t) = auth {
         let sep = if url.contains('?') { '&' } else { '?' };
@@ -99,50 +123,7 @@ pub async fn send(
         req = req.header(*k, *v);
     }
     if let Some(b) = body {
-        req = req
-            .header("Content-Type", "application/json")
-            .body(serde_json::to_vec(b).expect("serializing the body"));
-    }
-    let resp = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: request failed (is the relay running?): {e}"));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: reading the body failed: {e}"));
-    let json = serde_json::from_str(&body).ok();
-    HttpResponse {
-        method,
-        url,
-        status,
-        headers,
-        body,
-        json,
-    }
-}
-
-/// Sends `method path_and_query` with a raw body (sent as is, with `Content-Type:
-/// application/json`), for bodies that are deliberately not valid JSON.
-pub async fn send_raw(
-    method: Method,
-    path_and_query: &str,
-    auth: &ReqAuth,
-    body: impl Into<Vec<u8>>,
-) -> HttpResponse {
-    let mut url = format!("{}{}", relay_url(), path_and_query);
-    if let ReqAuth::Query(t) = auth {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        url = format!("{url}{sep}token={}", crate::encode_query(t));
-    }
-    let mut req = client()
-        .request(method.clone(), &url)
-        .header("Content-Type", "application/json")
-        .body(body.into());
-    if let ReqAuth::Bearer(t) = auth {
-        req = req.header("Authorization", format!("Bearer {t}"));
+        req = req.header("Content-Type", "application/json").body(b);
     }
     let resp = req
         .send()
