@@ -2,6 +2,7 @@
 
 mod archive;
 mod directory;
+mod fanout;
 mod http;
 mod room_backend;
 mod room_object;

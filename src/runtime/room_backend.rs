@@ -68,7 +68,10 @@ impl Room {
                 .await
                 .map_err(|_| RelayError::bad_request("unreadable body"))?;
             let members = feed::parse_members(&body)?;
-            self.with_loaded(Some(room), |l| l.core.store().set_members(&members))?;
+            self.with_loaded(Some(room), |l| {
+                l.has_members = Some(!members.is_empty());
+                l.core.store().set_members(&members)
+            })?;
         }
         let members = self.with_loaded(Some(room), |l| l.core.store().members())?;
         http::json(json!({"room": room, "members": members}).to_string(), 200)
@@ -94,6 +97,14 @@ impl Room {
     pub(super) async fn queue_feed_updates(&self, only: Option<&str>) {
         let queued = self.with_loaded(None, |l| {
             if !feeds_others(l.core.room()) {
+                return Ok(None);
+            }
+            let has_members = match l.has_members {
+                Some(known) => known,
+                None => !l.core.store().members()?.is_empty(),
+            };
+            l.has_members = Some(has_members);
+            if !has_members {
                 return Ok(None);
             }
             l.core.store().queue_feed(only, now_ms())?;

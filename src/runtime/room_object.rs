@@ -70,6 +70,8 @@ pub(super) struct Loaded {
     alarm_at: Option<i64>,
     /// Outbound traffic to other objects: feed updates and stats reports.
     pub(super) outbox: super::room_backend::Outbox,
+    /// Whether the room has members (so publishes owe feed updates); `None` until looked up.
+    pub(super) has_members: Option<bool>,
 }
 
 impl Loaded {
@@ -219,6 +221,7 @@ impl Room {
                 http_limiters: HashMap::new(),
                 alarm_at: None,
                 outbox: Default::default(),
+                has_members: None,
             });
         }
         f(slot.as_mut().expect("loaded above"))
@@ -686,11 +689,7 @@ impl Room {
 
     /// Sends one pre-serialised frame to every socket of the room but `except`.
     pub(super) fn broadcast(&self, frame: &str, except: Option<&WebSocket>) {
-        for ws in self.state.get_websockets() {
-            if Some(&ws) != except {
-                let _ = ws.send_with_str(frame);
-            }
-        }
+        super::fanout::send_to_room(&self.state, frame, except);
     }
 
     async fn schedule_archive(&self) {
