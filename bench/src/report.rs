@@ -1,0 +1,437 @@
+//! `relay-bench report results.jsonl`: the Markdown results table.
+//!
+//! Input: the JSON lines of the runs (`{"scenario","target","params":{"case",..},"results"}`)
+//! plus what `bench/run` adds: one `meta` line (machine, versions, commands, notes),
+//! `startup` lines (wrangler dev start to the first /health 200) and `size` lines. Runs are
+//! grouped by scenario and `params.case`; each cell is the median of the repetitions with
+//! their spread (min–max), and the last column the ratio edge-relay / baseline of the medians.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The primary target; the ratio column divides its medians by the baseline's.
+const PRIMARY: &str = "edge-relay";
+
+struct Metric {
+    path: &'static str,
+    label: &'static str,
+    /// "lower" or "higher" is better.
+    better: &'static str,
+}
+
+const fn m(path: &'static str, label: &'static str, better: &'static str) -> Metric {
+    Metric {
+        path,
+        label,
+        better,
+    }
+}
+
+fn metrics(scenario: &str) -> &'static [Metric] {
+    const LAT: [Metric; 7] = [
+        m("latency_ms.p50", "latency p50 (ms)", "lower"),
+        m("latency_ms.p90", "latency p90 (ms)", "lower"),
+        m("latency_ms.p99", "latency p99 (ms)", "lower"),
+        m("latency_ms.max", "latency max (ms)", "lower"),
+        m("delivered_per_s", "delivered msgs/s", "higher"),
+        m("lost", "lost", "lower"),
+        m("duplicated", "duplicated", "lower"),
+    ];
+    const STORM: [Metric; 5] = [
+        m("connections_per_s", "connections/s", "higher"),
+        m("failed", "failed opens", "lower"),
+        m("connect_ms.p50", "connect p50 (ms)", "lower"),
+        m("connect_ms.p99", "connect p99 (ms)", "lower"),
+        m("close_s", "close all (s)", "lower"),
+    ];
+    const IDLE: [Metric; 6] = [
+        m("opened", "opened", "higher"),
+        m("rss_before_mib", "RSS before (MiB)", "lower"),
+        m("rss_during_mib", "RSS during (MiB)", "lower"),
+        m("rss_after_mib", "RSS after close (MiB)", "lower"),
+        m("per_connection_kib", "per connection (KiB)", "lower"),
+        m("connections_per_s", "connections/s", "higher"),
+    ];
+    const HISTORY: [Metric; 6] = [
+        m("latency_ms.p50", "page p50 (ms)", "lower"),
+        m("latency_ms.p90", "page p90 (ms)", "lower"),
+        m("latency_ms.p99", "page p99 (ms)", "lower"),
+        m("latency_ms.max", "page max (ms)", "lower"),
+        m("requests_per_s", "pages/s (sequential)", "higher"),
+        m("seed_per_s", "seeding msgs/s", "higher"),
+    ];
+    const STARTUP: [Metric; 1] = [m(
+        "ms",
+        "start (wrangler dev; node for baseline-node) to first /health 200 (ms)",
+        "lower",
+    )];
+    const SIZE: [Metric; 4] = [
+        m("wasm_raw_bytes", ".wasm raw (bytes)", "lower"),
+        m("wasm_gzip_bytes", ".wasm gzip (bytes)", "lower"),
+        m("upload_kib", "wrangler Total Upload (KiB)", "lower"),
+        m(
+            "upload_gzip_kib",
+            "wrangler Total Upload gzip (KiB)",
+            "lower",
+        ),
+    ];
+    match scenario {
+        "fanout" | "rooms" => &LAT,
+        "storm" => &STORM,
+        "idle" => &IDLE,
+        "history" => &HISTORY,
+        "startup" => &STARTUP,
+        "size" => &SIZE,
+        _ => &[],
+    }
+}
+
+fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+/// Decimals for a cell: none for integers and for values of 100 and more, one from 10, two below.
+fn decimals(vals: &[f64], med: f64) -> usize {
+    if vals.iter().all(|v| v.fract() == 0.0) || med.abs() >= 100.0 {
+        0
+    } else if med.abs() >= 10.0 {
+        1
+    } else {
+        2
+    }
+}
+
+/// `x` with `dec` decimals; integers get thin groups of three digits (1 098 121).
+fn fmt_num(x: f64, dec: usize) -> String {
+    if dec > 0 {
+        return format!("{x:.dec$}");
+    }
+    let s = format!("{}", x.round() as i64);
+    let (sign, digits) = s.strip_prefix('-').map(|d| ("-", d)).unwrap_or(("", &s));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+struct Cell {
+    text: String,
+    median: Option<f64>,
+}
+
+fn cell(runs: &[&Value], path: &str) -> Cell {
+    if runs.is_empty() {
+        return Cell {
+            text: "—".into(),
+            median: None,
+        };
+    }
+    if runs.iter().any(|r| r.get("unsupported").is_some()) {
+        return Cell {
+            text: "unsupported".into(),
+            median: None,
+        };
+    }
+    let mut vals: Vec<f64> = runs.iter().filter_map(|r| get(r, path)?.as_f64()).collect();
+    if vals.is_empty() {
+        return Cell {
+            text: "n/a".into(),
+            median: None,
+        };
+    }
+    let n = vals.len();
+    let med = median(&mut vals);
+    let (lo, hi) = (vals[0], vals[n - 1]);
+    let dec = decimals(&vals, med);
+    let mut text = fmt_num(med, dec);
+    if n > 1 {
+        let _ = write!(text, " ({}–{})", fmt_num(lo, dec), fmt_num(hi, dec));
+    }
+    let incomplete = runs
+        .iter()
+        .filter(|r| r.get("complete").and_then(Value::as_bool) == Some(false))
+        .count();
+    if incomplete > 0 {
+        let _ = write!(text, " ⚠{incomplete}/{} incomplete", runs.len());
+    }
+    Cell {
+        text,
+        median: Some(med),
+    }
+}
+
+pub fn run(input: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let mut meta = Value::Null;
+    // (scenario, case) in first-seen order -> target -> results of each run
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut groups: BTreeMap<(String, String), BTreeMap<String, Vec<Value>>> = BTreeMap::new();
+    let mut targets: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| format!("{}:{}: {e}", input.display(), n + 1))?;
+        let scenario = v["scenario"].as_str().unwrap_or("?").to_string();
+        if scenario == "meta" {
+            meta = v["results"].clone();
+            continue;
+        }
+        let target = v["target"].as_str().unwrap_or("?").to_string();
+        let case = v["params"]["case"].as_str().unwrap_or("").to_string();
+        let key = (scenario.clone(), case.clone());
+        if !groups.contains_key(&key) {
+            order.push(key.clone());
+        }
+        if !targets.contains(&target) {
+            targets.push(target.clone());
+        }
+        let r = &v["results"];
+        if r.get("complete").and_then(Value::as_bool) == Some(false) {
+            let why = r
+                .get("unsupported")
+                .map(|u| format!("unsupported: {}", u.as_str().unwrap_or("")))
+                .or_else(|| {
+                    r.get("incomplete_reason")
+                        .map(|x| format!("incomplete: {}", x.as_str().unwrap_or("")))
+                })
+                .or_else(|| {
+                    r.get("error")
+                        .map(|x| format!("error: {}", x.as_str().unwrap_or("")))
+                })
+                .unwrap_or_else(|| "incomplete".into());
+            notes.push(format!("{scenario} `{case}` on {target}: {why}"));
+        }
+        for k in [
+            "failures",
+            "connect_failures",
+            "sender_errors",
+            "client_errors",
+            "seed_errors",
+            "errors",
+        ] {
+            if let Some(obj) = r
+                .get(k)
+                .and_then(Value::as_object)
+                .filter(|o| !o.is_empty())
+            {
+                notes.push(format!(
+                    "{scenario} `{case}` on {target}: {k} {}",
+                    Value::Object(obj.clone())
+                ));
+            }
+        }
+        groups
+            .entry(key)
+            .or_default()
+            .entry(target)
+            .or_default()
+            .push(r.clone());
+    }
+    // edge-relay first, then the baselines in the order they appeared
+    targets.sort_by_key(|t| t != PRIMARY);
+    let baselines: Vec<&String> = targets.iter().filter(|t| *t != PRIMARY).collect();
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# edge-relay benchmark results\n");
+    let _ = writeln!(
+        md,
+        "Generated by `bench/run`{} from `{}` with `relay-bench report`. Do not edit by hand: rerun `bench/run`.\n",
+        if meta["quick"].as_bool() == Some(true) { " --quick (a smoke run: 1 repetition, small sizes)" } else { "" },
+        input.file_name().and_then(|f| f.to_str()).unwrap_or("results.jsonl"),
+    );
+    if let Some(d) = meta["date"].as_str() {
+        let _ = writeln!(md, "Date: {d}\n");
+    }
+    for (title, key) in [
+        ("Machine", "machine"),
+        ("Versions", "versions"),
+        ("Targets", "targets"),
+    ] {
+        if let Some(obj) = meta[key].as_object() {
+            let _ = writeln!(md, "## {title}\n");
+            for (k, v) in obj {
+                let _ = writeln!(
+                    md,
+                    "- {k}: {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                );
+            }
+            md.push('\n');
+        }
+    }
+    let _ = writeln!(md, "## How to read\n");
+    let reps = meta["reps"].as_u64().unwrap_or(1);
+    let _ = writeln!(
+        md,
+        "Each cell is the median of {reps} run(s) with the spread (min–max) in parentheses. \
+         The ratio is the edge-relay median divided by the baseline's: below 1 is better for \
+         latencies, memory and sizes, above 1 is better for rates. ⚠ marks runs that hit their \
+         timeout (see Notes). Client and server share the machine's cores, so absolute numbers \
+         include the load tool's own CPU use.\n"
+    );
+    if let Some(list) = meta["notes"].as_array() {
+        for n in list {
+            if let Some(s) = n.as_str() {
+                let _ = writeln!(md, "- {s}");
+            }
+        }
+        md.push('\n');
+    }
+
+    let _ = writeln!(md, "## Results\n");
+    let mut last_scenario = String::new();
+    for key in &order {
+        let (scenario, case) = key;
+        let by_target = &groups[key];
+        if *scenario != last_scenario {
+            let _ = writeln!(md, "### {scenario}\n");
+            last_scenario = scenario.clone();
+        }
+        let _ = writeln!(
+            md,
+            "**{}**\n",
+            if case.is_empty() {
+                scenario.as_str()
+            } else {
+                case.as_str()
+            }
+        );
+        let mut header = String::from("| metric |");
+        let mut rule = String::from("|---|");
+        for t in &targets {
+            let _ = write!(header, " {t} |");
+            rule.push_str("---|");
+        }
+        for b in &baselines {
+            let _ = write!(header, " ratio {PRIMARY} / {b} |");
+            rule.push_str("---|");
+        }
+        let _ = writeln!(md, "{header}\n{rule}");
+        let empty = Vec::new();
+        for metric in metrics(scenario) {
+            let cells: Vec<Cell> = targets
+                .iter()
+                .map(|t| {
+                    let runs: Vec<&Value> = by_target.get(t).unwrap_or(&empty).iter().collect();
+                    cell(&runs, metric.path)
+                })
+                .collect();
+            if cells.iter().all(|c| c.text == "—" || c.text == "n/a") {
+                continue;
+            }
+            let mut row = format!("| {} ({} is better) |", metric.label, metric.better);
+            for c in &cells {
+                let _ = write!(row, " {} |", c.text);
+            }
+            let primary = cells[0].median;
+            for (i, _) in baselines.iter().enumerate() {
+                let ratio = match (primary, cells[i + 1].median) {
+                    (Some(p), Some(b)) if b != 0.0 => format!("{:.2}", p / b),
+                    _ => "—".into(),
+                };
+                let _ = write!(row, " {ratio} |");
+            }
+            let _ = writeln!(md, "{row}");
+        }
+        md.push('\n');
+    }
+
+    if let Some(cmds) = meta["commands"].as_array() {
+        let _ = writeln!(md, "## Commands\n");
+        let _ = writeln!(
+            md,
+            "Every run is `relay-bench <scenario> --url <target URL> --target <label> --timeout 120 \
+             <flags>` (`idle` also gets `--server-pid <pid of wrangler dev>`) with `JWT_SECRET` \
+             (and `WEBHOOK_SECRET`) of the target in the environment. The servers and the flags:\n"
+        );
+        md.push_str("```sh\n");
+        for c in cmds {
+            if let Some(s) = c.as_str() {
+                let _ = writeln!(md, "{s}");
+            }
+        }
+        md.push_str("```\n\n");
+    }
+    let _ = writeln!(md, "## Notes\n");
+    if notes.is_empty() {
+        let _ = writeln!(
+            md,
+            "Every run completed; no connect failures or errors were reported."
+        );
+    } else {
+        // The same note from each repetition once, in first-seen order.
+        let mut seen = std::collections::HashSet::new();
+        notes.retain(|n| seen.insert(n.clone()));
+        for n in notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_medians() {
+        assert_eq!(fmt_num(1098121.0, 0), "1 098 121");
+        assert_eq!(fmt_num(2.345, 2), "2.35");
+        assert_eq!(fmt_num(12.34, 1), "12.3");
+        assert_eq!(fmt_num(123.4, 0), "123");
+        assert_eq!(decimals(&[2.0, 3.0], 2.0), 0);
+        assert_eq!(decimals(&[2.5, 3.0], 2.5), 2);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn a_small_report() {
+        let dir = std::env::temp_dir().join(format!("relay-bench-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("r.jsonl");
+        let lines = [
+            r#"{"scenario":"meta","target":"-","params":{},"results":{"quick":false,"reps":3,"machine":{"cores":"2"}}}"#,
+            r#"{"scenario":"fanout","target":"edge-relay","params":{"case":"N=10"},"results":{"latency_ms":{"p50":2.0},"complete":true}}"#,
+            r#"{"scenario":"fanout","target":"edge-relay","params":{"case":"N=10"},"results":{"latency_ms":{"p50":4.0},"complete":true}}"#,
+            r#"{"scenario":"fanout","target":"edge-relay","params":{"case":"N=10"},"results":{"latency_ms":{"p50":3.0},"complete":true}}"#,
+            r#"{"scenario":"fanout","target":"baseline-js","params":{"case":"N=10"},"results":{"latency_ms":{"p50":1.5},"complete":false,"incomplete_reason":"timeout"}}"#,
+            r#"{"scenario":"history","target":"baseline-js","params":{"case":"p"},"results":{"unsupported":"404","complete":false}}"#,
+        ];
+        std::fs::write(&f, lines.join("\n")).unwrap();
+        let md = run(&f).unwrap();
+        assert!(
+            md.contains(
+                "| latency p50 (ms) (lower is better) | 3 (2–4) | 1.50 ⚠1/1 incomplete | 2.00 |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("unsupported"), "{md}");
+        assert!(
+            md.contains("fanout `N=10` on baseline-js: incomplete: timeout"),
+            "{md}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
