@@ -5,8 +5,9 @@ use crate::rate_limit::RateLimits;
 
 /// Messages whose bodies a room keeps in its own storage after they are archived in D1.
 pub const DEFAULT_HOT_WINDOW: u64 = 1_000;
-/// Delay between a publish and the archive write that picks it up (lets writes batch).
-pub const DEFAULT_ARCHIVE_DELAY_MS: u64 = 200;
+/// Delay between a publish and the archive write that picks it up: one D1 batch per busy room
+/// per second (a shorter delay costs CPU per active room; see bench/RESULTS.md).
+pub const DEFAULT_ARCHIVE_DELAY_MS: u64 = 1_000;
 /// Largest HTTP body the relay reads.
 pub const MAX_HTTP_BODY_BYTES: usize = 256 * 1024;
 /// Error frames a connection may cause before it is closed with 4400.
