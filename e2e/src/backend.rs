@@ -118,30 +118,13 @@ pub async fn legacy_broadcast(kind: &str, body: &Value, auth: &ReqAuth) -> HttpR
 /// A `message` sent by a backend: `{"type":"message","room","seq","id","event","data",
 /// "from":null,"ts"}`. Returns its stamp.
 pub fn assert_backend_message(v: &Value, room: &str, event: &str, data: &Value) -> Stamp {
-    assert_eq!(ty(v), "message", "expected a message, got {v}");
-    assert_eq!(
-        v.get("room").and_then(Value::as_str),
-        Some(room),
-        "message.room in {v}"
-    );
-    assert_eq!(
-        v.get("event").and_then(Value::as_str),
-        Some(event),
-        "message.event in {v}"
-    );
-    assert_eq!(v.get("data"), Some(data), "message.data in {v}");
+    let stamp = crate::shape::assert_message_envelope(v, room, event, data);
     assert_eq!(
         v.get("from"),
         Some(&Value::Null),
         "message.from must be null for a backend message: {v}"
     );
-    let stamp = Stamp {
-        seq: u64_field(v, "seq"),
-        id: str_field(v, "id").to_string(),
-        ts: str_field(v, "ts").to_string(),
-    };
     crate::shape::assert_message_id(&stamp.id, "message.id");
-    assert_rfc3339_utc(&v["ts"], "message.ts");
     stamp
 }
 

@@ -166,16 +166,8 @@ pub fn assert_ack(v: &Value, cid: &str, duplicate: bool) -> Stamp {
     stamp
 }
 
-/// `{"type":"message","room","seq","id","event","data","from","cid"?,"ts"}` as published by
-/// `from` over WebSocket or the user HTTP route.
-pub fn assert_message(
-    v: &Value,
-    room: &str,
-    event: &str,
-    data: &Value,
-    from: &User,
-    cid: Option<&str>,
-) -> Stamp {
+/// The parts every `message` shares: type, room, event, data, and a well-formed seq, id and ts.
+pub fn assert_message_envelope(v: &Value, room: &str, event: &str, data: &Value) -> Stamp {
     assert_eq!(ty(v), "message", "expected a message, got {v}");
     assert_eq!(
         v.get("room").and_then(Value::as_str),
@@ -188,6 +180,28 @@ pub fn assert_message(
         "message.event in {v}"
     );
     assert_eq!(v.get("data"), Some(data), "message.data in {v}");
+    let stamp = Stamp {
+        seq: u64_field(v, "seq"),
+        id: str_field(v, "id").to_string(),
+        ts: str_field(v, "ts").to_string(),
+    };
+    assert!(stamp.seq >= 1, "message.seq starts at 1: {v}");
+    assert!(!stamp.id.is_empty(), "message.id must not be empty: {v}");
+    assert_rfc3339_utc(&v["ts"], "message.ts");
+    stamp
+}
+
+/// `{"type":"message","room","seq","id","event","data","from","cid"?,"ts"}` as published by
+/// `from` over WebSocket or the user HTTP route.
+pub fn assert_message(
+    v: &Value,
+    room: &str,
+    event: &str,
+    data: &Value,
+    from: &User,
+    cid: Option<&str>,
+) -> Stamp {
+    let stamp = assert_message_envelope(v, room, event, data);
     assert_user(&v["from"], from, "message.from");
     let got_cid = v.get("cid").filter(|c| !c.is_null());
     match cid {
@@ -198,14 +212,6 @@ pub fn assert_message(
         ),
         None => assert!(got_cid.is_none(), "message.cid should be absent in {v}"),
     }
-    let stamp = Stamp {
-        seq: u64_field(v, "seq"),
-        id: str_field(v, "id").to_string(),
-        ts: str_field(v, "ts").to_string(),
-    };
-    assert!(stamp.seq >= 1, "message.seq starts at 1: {v}");
-    assert!(!stamp.id.is_empty(), "message.id must not be empty: {v}");
-    assert_rfc3339_utc(&v["ts"], "message.ts");
     stamp
 }
 

@@ -5,28 +5,10 @@ use relay_e2e::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use tokio::time::Instant;
 
 const PUBLISHERS: usize = 4;
 const PER_PUBLISHER: usize = 25;
 const TOTAL: usize = PUBLISHERS * PER_PUBLISHER;
-
-/// Collects `count` message frames (other frames stay queued) within `within`.
-async fn collect_messages(c: &mut Client, count: usize, within: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + within;
-    let mut got = Vec::with_capacity(count);
-    while got.len() < count {
-        match c.take_first(|v| ty(v) == "message", deadline).await {
-            Some(m) => got.push(m),
-            None => panic!(
-                "only {} of {count} messages arrived within {within:?}; last: {:?}",
-                got.len(),
-                got.last()
-            ),
-        }
-    }
-    got
-}
 
 #[tokio::test]
 async fn concurrent_publishers_produce_one_gap_free_order() {
@@ -46,11 +28,11 @@ async fn concurrent_publishers_produce_one_gap_free_order() {
 
     let within = Duration::from_secs(90);
     let recv1 = tokio::spawn(async move {
-        let m = collect_messages(&mut rc1, TOTAL, within).await;
+        let m = rc1.recv_messages(TOTAL, within).await;
         (rc1, m)
     });
     let recv2 = tokio::spawn(async move {
-        let m = collect_messages(&mut rc2, TOTAL, within).await;
+        let m = rc2.recv_messages(TOTAL, within).await;
         (rc2, m)
     });
 
@@ -64,7 +46,7 @@ async fn concurrent_publishers_produce_one_gap_free_order() {
                 acks.push((cid, s));
             }
             // Each publisher also receives everybody else's messages.
-            let others = collect_messages(&mut c, TOTAL - PER_PUBLISHER, within).await;
+            let others = c.recv_messages(TOTAL - PER_PUBLISHER, within).await;
             (k, u, c, acks, others)
         }));
     }
