@@ -242,6 +242,17 @@ pub fn typing_frame(user: &User, active: bool) -> String {
     serde_json::json!({"type": "typing", "user": user, "active": active}).to_string()
 }
 
+/// Reads the `batch` query parameter of a connect: `1`/`true` opts into batched delivery
+/// (several frames in one WebSocket message, as a JSON array), `0`/`false` keeps one frame per
+/// message.
+pub fn parse_batch_flag(value: &str) -> RelayResult<bool> {
+    match value {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(RelayError::bad_request("batch must be 1, 0, true or false")),
+    }
+}
+
 pub const PING_FRAME: &str = r#"{"type":"ping"}"#;
 pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
 
@@ -369,5 +380,17 @@ mod tests {
         let v: serde_json::Value = serde_json::to_value(&backend).unwrap();
         assert!(v["from"].is_null());
         assert!(v.get("cid").is_none());
+    }
+
+    #[test]
+    fn batch_flag_accepts_only_its_four_spellings() {
+        assert_eq!(parse_batch_flag("1"), Ok(true));
+        assert_eq!(parse_batch_flag("true"), Ok(true));
+        assert_eq!(parse_batch_flag("0"), Ok(false));
+        assert_eq!(parse_batch_flag("false"), Ok(false));
+        for bad in ["", "yes", "TRUE", "2", "1 "] {
+            let err = parse_batch_flag(bad).unwrap_err();
+            assert_eq!(err.code, crate::error::ErrorCode::BadRequest, "{bad:?}");
+        }
     }
 }

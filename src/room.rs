@@ -44,7 +44,8 @@ pub trait RoomStore {
     fn last_seq(&self) -> RelayResult<u64>;
     /// The message with this idempotency key, if the room still knows it.
     fn find_by_cid(&self, sender_key: &str, cid: &str) -> RelayResult<Option<Receipt>>;
-    fn append(&self, message: &StoredMessage) -> RelayResult<()>;
+    /// Stores a new message; `false` (and nothing stored) when its sender already used its cid.
+    fn append(&self, message: &StoredMessage) -> RelayResult<bool>;
     /// Rows of `range` whose bodies the room still keeps (see [`SeqRange`]).
     fn page(&self, range: &SeqRange) -> RelayResult<Vec<(u64, String)>>;
     /// The lowest seq whose body the room still keeps (`None` when it keeps none).
@@ -158,14 +159,6 @@ impl<S: RoomStore> RoomCore<S> {
         stamps: &impl Stamps,
     ) -> RelayResult<Published> {
         let sender_key = sender.key();
-        if let Some(cid) = &publish.cid {
-            if let Some(original) = self.store.find_by_cid(&sender_key, cid)? {
-                return Ok(Published::Duplicate(Receipt {
-                    duplicate: true,
-                    ..original
-                }));
-            }
-        }
         let seq = self.last_seq + 1;
         let id = stamps.new_id();
         let ts = rfc3339_ms(stamps.now_ms());
@@ -188,7 +181,18 @@ impl<S: RoomStore> RoomCore<S> {
             ts,
             body,
         };
-        self.store.append(&stored)?;
+        // Insert first: a repeated cid costs a second statement, a new message only one.
+        if !self.store.append(&stored)? {
+            let cid = publish.cid.as_deref().unwrap_or_default();
+            let original = self
+                .store
+                .find_by_cid(&stored.sender_key, cid)?
+                .ok_or_else(RelayError::internal)?;
+            return Ok(Published::Duplicate(Receipt {
+                duplicate: true,
+                ..original
+            }));
+        }
         self.last_seq = seq;
         Ok(Published::New {
             receipt: Receipt {
@@ -324,9 +328,16 @@ impl RoomStore for MemoryRoomStore {
             }))
     }
 
-    fn append(&self, message: &StoredMessage) -> RelayResult<()> {
-        self.messages.borrow_mut().push(message.clone());
-        Ok(())
+    fn append(&self, message: &StoredMessage) -> RelayResult<bool> {
+        let mut messages = self.messages.borrow_mut();
+        let repeated = message.cid.is_some()
+            && messages
+                .iter()
+                .any(|m| m.sender_key == message.sender_key && m.cid == message.cid);
+        if !repeated {
+            messages.push(message.clone());
+        }
+        Ok(!repeated)
     }
 
     fn page(&self, range: &SeqRange) -> RelayResult<Vec<(u64, String)>> {

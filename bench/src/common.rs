@@ -60,6 +60,10 @@ pub fn loopback_bases(raw: &str) -> Res<(String, String)> {
     ))
 }
 
+/// What [`Ctx::case_label`] appends for runs with `--batch`; the report compares such a case
+/// with the baseline's run of the same case without it.
+pub const BATCHED_SUFFIX: &str = " batch=1";
+
 /// A run's context: where the relay is, how to sign tokens, the run's deadline.
 pub struct Ctx {
     pub http_base: String,
@@ -73,6 +77,8 @@ pub struct Ctx {
     pub http: reqwest::Client,
     /// A random tag that keeps this run's rooms, users and cids apart from earlier runs.
     pub run_id: String,
+    /// Whether connections ask for batched delivery.
+    pub batch: bool,
 }
 
 impl Ctx {
@@ -106,6 +112,7 @@ impl Ctx {
             connect_timeout: Duration::from_secs_f64(a.connect_timeout),
             http,
             run_id: format!("{:08x}", fastrand::u32(..)),
+            batch: a.batch,
         })
     }
 
@@ -139,11 +146,21 @@ impl Ctx {
     /// `ws://host/v1/rooms/{room}/ws?token=…`.
     pub fn ws_url(&self, room: &str, token: &str) -> String {
         format!(
-            "{}/v1/rooms/{}/ws?token={}",
+            "{}/v1/rooms/{}/ws?token={}{}",
             self.ws_base,
             encode_segment(room),
-            encode_query(token)
+            encode_query(token),
+            if self.batch { "&batch=1" } else { "" }
         )
+    }
+
+    /// A scenario's case label, marked when connections use batched delivery.
+    pub fn case_label(&self, case: String) -> String {
+        if self.batch {
+            format!("{case}{BATCHED_SUFFIX}")
+        } else {
+            case
+        }
     }
 
     /// `http://host/v1/rooms/{room}/{tail}`.
@@ -288,6 +305,17 @@ pub struct Frame<'a> {
     pub cid: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub code: Option<Cow<'a, str>>,
+}
+
+/// The frames of one WebSocket message: the message itself, or the elements of a batch (a JSON
+/// array of frames, sent to connections that opted in with `batch=1`).
+pub fn frame_texts(text: &str) -> Vec<&str> {
+    if !text.trim_start().starts_with('[') {
+        return vec![text];
+    }
+    serde_json::from_str::<Vec<&RawValue>>(text)
+        .map(|frames| frames.into_iter().map(RawValue::get).collect())
+        .unwrap_or_else(|_| vec![text])
 }
 
 /// The payload the tool publishes: send time (µs on [`now_us`]'s clock) and index.

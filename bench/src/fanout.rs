@@ -105,14 +105,14 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
     };
     params.insert(
         "case".into(),
-        json!(format!(
+        json!(ctx.case_label(format!(
             "N={n} M={m} {mode}{}",
             if a.via_broadcast {
                 " via broadcast"
             } else {
                 ""
             }
-        )),
+        ))),
     );
     params.insert("receivers".into(), json!(n));
     params.insert("messages".into(), json!(m));
@@ -555,25 +555,27 @@ async fn read_acks(
             Some(Ok(_)) => continue,
         };
         let now = now_us();
-        let Ok(f) = serde_json::from_str::<Frame>(text.as_str()) else {
-            acks.error("non-JSON frame");
-            continue;
-        };
-        match f.ty.as_ref() {
-            "ack" => {
-                let i = f
-                    .cid
-                    .as_deref()
-                    .and_then(|c| c.strip_prefix(prefix.as_str()))
-                    .and_then(|c| c.parse::<usize>().ok());
-                let lat = i
-                    .and_then(|i| sent_at.get(i))
-                    .map(|t| sample(t.load(Ordering::Relaxed), now))
-                    .unwrap_or(0);
-                acks.record(f.seq.map(|s| s.saturating_sub(base_seq)), lat);
+        for one in common::frame_texts(text.as_str()) {
+            let Ok(f) = serde_json::from_str::<Frame>(one) else {
+                acks.error("non-JSON frame");
+                continue;
+            };
+            match f.ty.as_ref() {
+                "ack" => {
+                    let i = f
+                        .cid
+                        .as_deref()
+                        .and_then(|c| c.strip_prefix(prefix.as_str()))
+                        .and_then(|c| c.parse::<usize>().ok());
+                    let lat = i
+                        .and_then(|i| sent_at.get(i))
+                        .map(|t| sample(t.load(Ordering::Relaxed), now))
+                        .unwrap_or(0);
+                    acks.record(f.seq.map(|s| s.saturating_sub(base_seq)), lat);
+                }
+                "error" => acks.error(&format!("error {}", f.code.as_deref().unwrap_or("?"))),
+                _ => {}
             }
-            "error" => acks.error(&format!("error {}", f.code.as_deref().unwrap_or("?"))),
-            _ => {}
         }
     }
 }
@@ -617,33 +619,35 @@ async fn receive(
             Some(Ok(_)) => continue,
         };
         let now = now_us();
-        let Ok(f) = serde_json::from_str::<Frame>(text.as_str()) else {
-            continue;
-        };
-        if f.ty != "message" {
-            continue;
-        }
-        let Some(stamp) = f.stamp() else {
-            st.foreign += 1;
-            continue;
-        };
-        st.receipts += 1;
-        st.last_receipt_us = now;
-        st.latencies.push(sample(stamp.t, now));
-        match f.seq.map(|s| s.saturating_sub(base_seq)) {
-            Some(k) if (1..=m).contains(&k) => {
-                let c = &mut st.seq_count[k as usize];
-                *c = c.saturating_add(1);
+        for one in common::frame_texts(text.as_str()) {
+            let Ok(f) = serde_json::from_str::<Frame>(one) else {
+                continue;
+            };
+            if f.ty != "message" {
+                continue;
             }
-            _ => st.out_of_range += 1,
-        }
-        if let Some(h) = have.get_mut(stamp.i as usize) {
-            if !*h {
-                *h = true;
-                let got = sh.have[stamp.i as usize].fetch_add(1, Ordering::AcqRel) + 1;
-                if got == sh.receivers {
-                    sh.completed.fetch_add(1, Ordering::AcqRel);
-                    sh.progress.notify_one();
+            let Some(stamp) = f.stamp() else {
+                st.foreign += 1;
+                continue;
+            };
+            st.receipts += 1;
+            st.last_receipt_us = now;
+            st.latencies.push(sample(stamp.t, now));
+            match f.seq.map(|s| s.saturating_sub(base_seq)) {
+                Some(k) if (1..=m).contains(&k) => {
+                    let c = &mut st.seq_count[k as usize];
+                    *c = c.saturating_add(1);
+                }
+                _ => st.out_of_range += 1,
+            }
+            if let Some(h) = have.get_mut(stamp.i as usize) {
+                if !*h {
+                    *h = true;
+                    let got = sh.have[stamp.i as usize].fetch_add(1, Ordering::AcqRel) + 1;
+                    if got == sh.receivers {
+                        sh.completed.fetch_add(1, Ordering::AcqRel);
+                        sh.progress.notify_one();
+                    }
                 }
             }
         }

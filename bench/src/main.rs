@@ -50,6 +50,10 @@ pub struct CommonArgs {
     /// Bound for one connection's TCP connect + upgrade + welcome, in seconds.
     #[arg(long, default_value_t = 30.0)]
     pub connect_timeout: f64,
+    /// Connect with `batch=1` (edge-relay's batched delivery: the frames of one burst arrive
+    /// as one JSON array); the case label gets the suffix ` batch=1`.
+    #[arg(long)]
+    pub batch: bool,
 }
 
 #[derive(Subcommand)]

@@ -82,10 +82,10 @@ pub async fn run(ctx: &'static Ctx, a: &RoomsArgs) -> Res<RunOutput> {
     let mut params = Map::new();
     params.insert(
         "case".into(),
-        json!(format!(
+        json!(ctx.case_label(format!(
             "{k} rooms x {p} clients, {} msg/s each, {} s",
             a.rate, a.duration
-        )),
+        ))),
     );
     params.insert("rooms".into(), json!(k));
     params.insert("clients".into(), json!(p));
@@ -311,69 +311,71 @@ async fn client(
     loop {
         let can_send = next < plan.messages && next_at < plan.deadline && st.ended.is_none();
         tokio::select! {
-            biased;
-            _ = common::stopped(&mut stop) => break,
-            _ = sleep_until(next_at), if can_send => {
-                let t = now_us();
-                sent_at[next as usize] = t;
-                st.first_send_us = st.first_send_us.min(t);
-                if let Err(e) = sink.send(Message::text(publish_frame(&plan.cid_prefix, next, t))).await {
-                    st.ended = Some(format!("send: {}", common::classify(&e)));
-                    continue;
-                }
-                st.sent += 1;
-                totals.sent.fetch_add(1, Ordering::AcqRel);
-                next += 1;
-                next_at = plan.first + plan.period.mul_f64(next as f64);
-            }
-            msg = stream.next(), if st.ended.is_none() => {
-                let text = match msg {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(c))) => {
-                        st.ended = Some(format!("closed {}", c.map(|c| u16::from(c.code)).unwrap_or(1005)));
-                        continue;
+                    biased;
+                    _ = common::stopped(&mut stop) => break,
+                    _ = sleep_until(next_at), if can_send => {
+                        let t = now_us();
+                        sent_at[next as usize] = t;
+                        st.first_send_us = st.first_send_us.min(t);
+                        if let Err(e) = sink.send(Message::text(publish_frame(&plan.cid_prefix, next, t))).await {
+                            st.ended = Some(format!("send: {}", common::classify(&e)));
+                            continue;
+                        }
+                        st.sent += 1;
+                        totals.sent.fetch_add(1, Ordering::AcqRel);
+                        next += 1;
+                        next_at = plan.first + plan.period.mul_f64(next as f64);
                     }
-                    Some(Err(e)) => { st.ended = Some(common::classify(&e)); continue; }
-                    None => { st.ended = Some("eof".into()); continue; }
-                    Some(Ok(_)) => continue,
-                };
-                let now = now_us();
-                let Ok(f) = serde_json::from_str::<Frame>(text.as_str()) else { continue };
-                match f.ty.as_ref() {
-                    "message" => {
-                        let Some(stamp) = f.stamp() else { st.foreign += 1; continue };
-                        st.receipts += 1;
-                        st.last_receipt_us = now;
-                        st.latencies.push(sample(stamp.t, now));
-                        let q = f.seq.map(|s| s.saturating_sub(plan.base_seq) as usize);
-                        if let Some(q) = q.filter(|&q| q <= 4 * plan.expect_seqs) {
-                            if st.seq_count.len() <= q {
-                                st.seq_count.resize(q + 1, 0);
+                    msg = stream.next(), if st.ended.is_none() => {
+                        let text = match msg {
+                            Some(Ok(Message::Text(t))) => t,
+                            Some(Ok(Message::Close(c))) => {
+                                st.ended = Some(format!("closed {}", c.map(|c| u16::from(c.code)).unwrap_or(1005)));
+                                continue;
                             }
-                            let c = &mut st.seq_count[q];
-                            if *c == 0 {
-                                totals.distinct_receipts.fetch_add(1, Ordering::AcqRel);
+                            Some(Err(e)) => { st.ended = Some(common::classify(&e)); continue; }
+                            None => { st.ended = Some("eof".into()); continue; }
+                            Some(Ok(_)) => continue,
+                        };
+                        let now = now_us();
+        for one in common::frame_texts(text.as_str()) {
+                        let Ok(f) = serde_json::from_str::<Frame>(one) else { continue };
+                        match f.ty.as_ref() {
+                            "message" => {
+                                let Some(stamp) = f.stamp() else { st.foreign += 1; continue };
+                                st.receipts += 1;
+                                st.last_receipt_us = now;
+                                st.latencies.push(sample(stamp.t, now));
+                                let q = f.seq.map(|s| s.saturating_sub(plan.base_seq) as usize);
+                                if let Some(q) = q.filter(|&q| q <= 4 * plan.expect_seqs) {
+                                    if st.seq_count.len() <= q {
+                                        st.seq_count.resize(q + 1, 0);
+                                    }
+                                    let c = &mut st.seq_count[q];
+                                    if *c == 0 {
+                                        totals.distinct_receipts.fetch_add(1, Ordering::AcqRel);
+                                    }
+                                    *c = c.saturating_add(1);
+                                }
                             }
-                            *c = c.saturating_add(1);
+                            "ack" => {
+                                let i = f.cid.as_deref()
+                                    .and_then(|c| c.strip_prefix(plan.cid_prefix.as_str()))
+                                    .and_then(|c| c.parse::<usize>().ok());
+                                if let Some(t) = i.and_then(|i| sent_at.get(i)) {
+                                    st.ack_latencies.push(sample(*t, now));
+                                }
+                                if let Some(q) = f.seq {
+                                    st.own_seqs.push(q.saturating_sub(plan.base_seq));
+                                }
+                                totals.acked.fetch_add(1, Ordering::AcqRel);
+                            }
+                            "error" => st.errors.add(&format!("error {}", f.code.as_deref().unwrap_or("?"))),
+                            _ => {}
                         }
                     }
-                    "ack" => {
-                        let i = f.cid.as_deref()
-                            .and_then(|c| c.strip_prefix(plan.cid_prefix.as_str()))
-                            .and_then(|c| c.parse::<usize>().ok());
-                        if let Some(t) = i.and_then(|i| sent_at.get(i)) {
-                            st.ack_latencies.push(sample(*t, now));
-                        }
-                        if let Some(q) = f.seq {
-                            st.own_seqs.push(q.saturating_sub(plan.base_seq));
-                        }
-                        totals.acked.fetch_add(1, Ordering::AcqRel);
-                    }
-                    "error" => st.errors.add(&format!("error {}", f.code.as_deref().unwrap_or("?"))),
-                    _ => {}
-                }
-            }
         }
+                }
     }
     if let Ok(ws) = sink.reunite(stream) {
         tokio::spawn(common::close_ws(ws, Duration::from_secs(2)));

@@ -232,10 +232,10 @@ pub async fn run_storm(ctx: &'static Ctx, a: &StormArgs) -> Res<RunOutput> {
     let mut params = Map::new();
     params.insert(
         "case".into(),
-        json!(format!(
+        json!(ctx.case_label(format!(
             "C={} L={} per room {}",
             a.connections, a.concurrency, a.per_room
-        )),
+        ))),
     );
     params.insert("connections".into(), json!(a.connections));
     params.insert("concurrency".into(), json!(a.concurrency));
@@ -275,10 +275,10 @@ pub async fn run_idle(ctx: &'static Ctx, a: &IdleArgs) -> Res<RunOutput> {
     let mut params = Map::new();
     params.insert(
         "case".into(),
-        json!(format!(
+        json!(ctx.case_label(format!(
             "C={} hold {} s per room {}",
             a.connections, a.hold, a.per_room
-        )),
+        ))),
     );
     params.insert("connections".into(), json!(a.connections));
     params.insert("hold_s".into(), json!(a.hold));

@@ -260,6 +260,10 @@ impl Room {
                     .map_err(|_| RelayError::bad_request("bad since"))
             })
             .transpose()?;
+        let batched = match query.iter().find(|(k, _)| k == "batch") {
+            None => false,
+            Some((_, v)) => protocol::parse_batch_flag(v)?,
+        };
         let plan = match since {
             Some(since) => Some(self.with_loaded(Some(room), |l| l.core.resume_plan(since))?),
             None => {
@@ -303,7 +307,14 @@ impl Room {
             exp: caller.exp,
         };
         self.ensure_presence()?;
-        self.state.accept_web_socket(&server);
+        // Frames still waiting for a batch predate this socket's welcome: they leave first.
+        super::fanout::flush(&self.state);
+        if batched {
+            self.state
+                .accept_websocket_with_tags(&server, &[super::fanout::BATCH_TAG]);
+        } else {
+            self.state.accept_web_socket(&server);
+        }
         server
             .serialize_attachment(&attachment)
             .map_err(internal("attachment"))?;
@@ -553,7 +564,11 @@ impl Room {
                 });
                 match published {
                     Ok(published) => {
-                        let _ = ws.send_with_str(protocol::ack_frame(cid, published.receipt()));
+                        super::fanout::send_to_socket(
+                            &self.state,
+                            ws,
+                            &protocol::ack_frame(cid, published.receipt()),
+                        );
                         if let Published::New { frame, .. } = &published {
                             self.broadcast(frame, Some(ws));
                             self.after_publish().await;

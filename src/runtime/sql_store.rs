@@ -146,6 +146,14 @@ impl SqlRoomStore {
             .map_err(storage_error(statement))
     }
 
+    /// Runs a write; whether it changed any row.
+    fn changed(&self, statement: &str, bindings: Vec<SqlStorageValue>) -> RelayResult<bool> {
+        self.sql
+            .exec(statement, Some(bindings))
+            .map(|cursor| cursor.rows_written() > 0)
+            .map_err(storage_error(statement))
+    }
+
     pub fn meta(&self, key: &str) -> RelayResult<Option<String>> {
         let rows: Vec<MetaRow> =
             self.query("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
@@ -311,9 +319,10 @@ impl RoomStore for SqlRoomStore {
         }))
     }
 
-    fn append(&self, message: &StoredMessage) -> RelayResult<()> {
-        self.execute(
-            "INSERT INTO messages (seq, id, event, sender_key, cid, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    fn append(&self, message: &StoredMessage) -> RelayResult<bool> {
+        self.changed(
+            "INSERT INTO messages (seq, id, event, sender_key, cid, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
             vec![
                 int(message.seq),
                 message.id.as_str().into(),

@@ -10,7 +10,7 @@ use crate::config::MAX_HTTP_BODY_BYTES;
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::paging::HistoryQuery;
-use crate::protocol::Receipt;
+use crate::protocol::{self, Receipt};
 use crate::router::{self, Route};
 use crate::webhook::{self, BackendCredentials, Broadcast, SIGNATURE_HEADER};
 
@@ -175,6 +175,11 @@ async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Resp
             .parse()
             .map_err(|_| RelayError::bad_request("since must be a non-negative integer"))?;
         path.push_str(&format!("?since={since}"));
+    }
+    if let Some(batch) = incoming.query("batch") {
+        let batch = protocol::parse_batch_flag(batch)?;
+        path.push(if path.contains('?') { '&' } else { '?' });
+        path.push_str(if batch { "batch=1" } else { "batch=0" });
     }
     let headers = caller_headers(room, &identity)?;
     headers
