@@ -6,6 +6,7 @@
 //! grouped by scenario and `params.case`; each cell is the median of the repetitions with
 //! their spread (min–max), and the last column the ratio edge-relay / baseline of the medians.
 
+use crate::common::BATCHED_SUFFIX;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -329,11 +330,21 @@ pub fn run(input: &Path) -> Result<String, String> {
         }
         let _ = writeln!(md, "{header}\n{rule}");
         let empty = Vec::new();
+        // A batched case of edge-relay is compared with the baselines' runs of the same case
+        // (they have no batched delivery).
+        let unbatched = case
+            .strip_suffix(BATCHED_SUFFIX)
+            .and_then(|plain| groups.get(&(scenario.clone(), plain.to_string())));
         for metric in metrics(scenario) {
             let cells: Vec<Cell> = targets
                 .iter()
                 .map(|t| {
-                    let runs: Vec<&Value> = by_target.get(t).unwrap_or(&empty).iter().collect();
+                    let own = by_target.get(t);
+                    let runs = match (own, unbatched) {
+                        (None, Some(plain)) if t != PRIMARY => plain.get(t),
+                        _ => own,
+                    };
+                    let runs: Vec<&Value> = runs.unwrap_or(&empty).iter().collect();
                     cell(&runs, metric.path)
                 })
                 .collect();
@@ -432,6 +443,23 @@ mod tests {
             md.contains("fanout `N=10` on baseline-js: incomplete: timeout"),
             "{md}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_batched_case_is_compared_with_the_baselines_plain_case() {
+        let dir = std::env::temp_dir().join(format!("relay-bench-batched-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("r.jsonl");
+        let lines = [
+            r#"{"scenario":"fanout","target":"edge-relay","params":{"case":"N=10"},"results":{"delivered_per_s":100.0,"complete":true}}"#,
+            r#"{"scenario":"fanout","target":"baseline-js","params":{"case":"N=10"},"results":{"delivered_per_s":50.0,"complete":true}}"#,
+            r#"{"scenario":"fanout","target":"edge-relay","params":{"case":"N=10 batch=1"},"results":{"delivered_per_s":300.0,"complete":true}}"#,
+        ];
+        std::fs::write(&f, lines.join("\n")).unwrap();
+        let md = run(&f).unwrap();
+        assert!(md.contains("| 100 | 50 | 2.00 |"), "{md}");
+        assert!(md.contains("| 300 | 50 | 6.00 |"), "{md}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
