@@ -133,6 +133,11 @@ export interface ConnectOptions {
   catchUpLimit?: number;
   /** Sends whose frame is larger are refused locally with `too_large`; default 65536. */
   maxFrameBytes?: number;
+  /**
+   * Batched delivery (`&batch=1` on connect): the relay may send a burst of frames as one JSON
+   * array, which the client unpacks in order. `false` asks for one frame per message; default true.
+   */
+  batch?: boolean;
 }
 
 export declare class RelayError extends Error {

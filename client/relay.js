@@ -86,6 +86,7 @@ export class RelayClient {
       typingTimeout: 3000,
       catchUpLimit: 2000, // after a `reset`, fetch at most this many missed messages, else jump
       maxFrameBytes: 65536,
+      batch: true, // ask for batched delivery: a burst of frames may arrive as one JSON array
       ...options,
     });
     if (!o.url || !o.room) throw new TypeError('url and room are required');
@@ -268,7 +269,7 @@ export class RelayClient {
     this._opening = false;
     if (this.status === 'closed' || this._ws) return;
     if (token == null) return this._closed(null, 1006);
-    const u = roomPath(this.url, this.room).replace(/^http/, 'ws') + '/ws?token=' + encodeURIComponent(token) + (this.lastSeq == null ? '' : '&since=' + this.lastSeq);
+    const u = roomPath(this.url, this.room).replace(/^http/, 'ws') + '/ws?token=' + encodeURIComponent(token) + (this.lastSeq == null ? '' : '&since=' + this.lastSeq) + (this._o.batch ? '&batch=1' : '');
     let ws;
     try {
       ws = this._ws = new this._o.WebSocket(u);
@@ -276,7 +277,7 @@ export class RelayClient {
       return this._closed(null, 1006);
     }
     this._timer('connect', () => this._drop(ws), this._o.connectTimeout);
-    ws.onmessage = (e) => ws === this._ws && this._onFrame(e.data);
+    ws.onmessage = (e) => ws === this._ws && this._onFrame(e.data, ws);
     ws.onclose = (e) => this._closed(ws, e.code, e.reason);
     ws.onerror = () => {};
   }
@@ -332,7 +333,7 @@ export class RelayClient {
     }, this._o.heartbeat);
   }
 
-  _onFrame(text) {
+  _onFrame(text, ws) {
     let f;
     try {
       f = JSON.parse(text);
@@ -340,6 +341,12 @@ export class RelayClient {
       return;
     }
     this._heard = true;
+    // Batched delivery: an array holds ordinary frames, in order. A listener may drop or replace
+    // the socket midway (close(), reconnect()): the rest of its array is then ignored too.
+    for (const g of Array.isArray(f) ? f : [f]) if (ws === this._ws && g && typeof g === 'object') this._handle(g);
+  }
+
+  _handle(f) {
     switch (f.type) {
       case 'welcome':
         return this._welcome(f);
