@@ -300,3 +300,27 @@ pub fn assert_read(v: &Value, who: &User, seq: u64) -> DateTime<Utc> {
 pub fn seqs_of(messages: &[Value]) -> Vec<u64> {
     messages.iter().map(|m| u64_field(m, "seq")).collect()
 }
+
+/// The frames of one WebSocket message of a batched connection (`batch=1`): a plain frame
+/// object is one frame; an array holds several frames in order. Checks the batch shape: an
+/// array has at least two elements (one frame is sent as the plain object), each an object
+/// with a string `type`.
+pub fn frames_of(message: Value) -> Vec<Value> {
+    let frames = match message {
+        Value::Array(frames) => {
+            assert!(
+                frames.len() >= 2,
+                "a batch of fewer than two frames must be sent as a plain object: {frames:?}"
+            );
+            frames
+        }
+        frame => vec![frame],
+    };
+    for f in &frames {
+        assert!(
+            f.is_object() && f.get("type").is_some_and(Value::is_string),
+            "every frame must be an object with a string type, got {f}"
+        );
+    }
+    frames
+}

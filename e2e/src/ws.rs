@@ -5,6 +5,10 @@
 //! a later `recv_json` returns them first. Every wait is bounded ([`DEFAULT_TIMEOUT`] unless
 //! said otherwise). Protocol-level ping/pong frames are not application frames and are
 //! passed over; a binary or non-JSON frame from the server fails the test.
+//!
+//! On a batched connection (`batch=1`, see [`Client::connect_with_query`]) one WebSocket
+//! message may be a JSON array of frames: the receiving methods return each WebSocket message
+//! as it came, and [`crate::shape::frames_of`] takes the frames out of it.
 
 use crate::config::ws_url;
 use crate::shape::{assert_ack, assert_welcome, ty, Stamp};
@@ -153,9 +157,37 @@ impl Client {
         via: Via,
         since: Option<u64>,
     ) -> Result<Client, ConnectError> {
+        Self::connect_segment(room_segment, token, via, since, &[]).await
+    }
+
+    /// Like [`Client::connect`] with extra query parameters after `since` (values
+    /// percent-encoded here), e.g. `&[("batch", "1")]` for batched delivery.
+    pub async fn connect_with_query(
+        room: &str,
+        token: Option<&str>,
+        via: Via,
+        since: Option<u64>,
+        extra: &[(&str, &str)],
+    ) -> Result<Client, ConnectError> {
+        let mut c =
+            Self::connect_segment(&crate::encode_segment(room), token, via, since, extra).await?;
+        c.room = room.to_string();
+        Ok(c)
+    }
+
+    async fn connect_segment(
+        room_segment: &str,
+        token: Option<&str>,
+        via: Via,
+        since: Option<u64>,
+        extra: &[(&str, &str)],
+    ) -> Result<Client, ConnectError> {
         let mut query: Vec<String> = Vec::new();
         if let Some(s) = since {
             query.push(format!("since={s}"));
+        }
+        for (k, v) in extra {
+            query.push(format!("{k}={}", crate::encode_query(v)));
         }
         if let (Some(t), Via::Query) = (token, via) {
             query.push(format!("token={}", crate::encode_query(t)));
@@ -275,6 +307,22 @@ impl Client {
     /// Sends a JSON value as a text frame.
     pub async fn send_json(&mut self, v: &Value) {
         self.send_text(v.to_string()).await;
+    }
+
+    /// Sends several text frames in one write: they are queued and flushed together, so
+    /// that they reach the server as one burst.
+    pub async fn send_burst(&mut self, texts: impl IntoIterator<Item = String>) {
+        let ws = &mut self.ws;
+        let burst = async move {
+            for text in texts {
+                ws.feed(Message::text(text)).await?;
+            }
+            ws.flush().await
+        };
+        tokio::time::timeout(DEFAULT_TIMEOUT, burst)
+            .await
+            .expect("sending a burst of frames timed out")
+            .unwrap_or_else(|e| panic!("sending a burst of frames failed: {e}"));
     }
 
     /// Sends a binary frame.

@@ -10,14 +10,26 @@ use worker::{State, WebSocket};
 pub const BATCH_TAG: &str = "batch";
 
 // Why a timer: the runtime delivers the frames that are already waiting for the room before it
-// fires a zero-delay timer, so the frames published in one burst leave together. The queue is
+// fires a zero-delay timer, so the frames published in one burst leave together. Presence
+// frames may wait longer (PRESENCE_BATCH_MS); whatever leaves first takes all earlier frames. The queue is
 // bounded: past MAX_ENTRIES frames or MAX_BYTES it is flushed at once. A socket accepted while
-// frames wait would get frames from before its welcome, so the room flushes before accepting.
+// frames wait must not get the frames from before its welcome: the queue notes where it began.
 #[wasm_bindgen(inline_js = "
 const BATCH = 'batch';
 const MAX_ENTRIES = 256;
 const MAX_BYTES = 1 << 20;
 const queues = new WeakMap();
+// Whether a socket takes batches, looked up once per socket object (tags never change).
+const batchedSockets = new WeakMap();
+
+function takesBatches(state, ws) {
+  let batched = batchedSockets.get(ws);
+  if (batched === undefined) {
+    batched = state.getTags(ws).includes(BATCH);
+    batchedSockets.set(ws, batched);
+  }
+  return batched;
+}
 
 function send(ws, text) {
   try { ws.send(text); return 1; } catch (_) { return 0; /* closing sockets refuse frames */ }
@@ -27,16 +39,23 @@ function pack(frames) {
   return frames.length === 1 ? frames[0] : '[' + frames.join(',') + ']';
 }
 
-function enqueue(state, entry) {
+function enqueue(state, entry, delayMs) {
   let queue = queues.get(state);
   if (queue === undefined) {
-    queue = { entries: [], bytes: 0 };
+    queue = { entries: [], bytes: 0, due: Infinity, firstFor: new Map() };
     queues.set(state, queue);
-    setTimeout(() => flushQueue(state), 0);
   }
   queue.entries.push(entry);
   queue.bytes += entry.frame.length;
-  if (queue.entries.length >= MAX_ENTRIES || queue.bytes >= MAX_BYTES) flushQueue(state);
+  if (queue.entries.length >= MAX_ENTRIES || queue.bytes >= MAX_BYTES) {
+    flushQueue(state);
+    return;
+  }
+  const due = Date.now() + delayMs;
+  if (due < queue.due) {
+    queue.due = due;
+    setTimeout(() => { if (queues.get(state) === queue) flushQueue(state); }, delayMs);
+  }
 }
 
 export function flushQueue(state) {
@@ -44,7 +63,9 @@ export function flushQueue(state) {
   if (queue === undefined) return;
   queues.delete(state);
   const entries = queue.entries;
-  const own = new Set();
+  // Sockets that get a list of their own: senders, ack receivers, and sockets accepted after
+  // the queue began (they get only what was queued after their welcome).
+  const own = new Set(queue.firstFor.keys());
   for (const e of entries) {
     if (e.except !== undefined) own.add(e.except);
     if (e.only !== undefined) own.add(e.only);
@@ -53,7 +74,8 @@ export function flushQueue(state) {
   for (const ws of state.getWebSockets(BATCH)) {
     if (own.has(ws)) {
       const mine = [];
-      for (const e of entries) {
+      for (let i = queue.firstFor.get(ws) ?? 0; i < entries.length; i++) {
+        const e = entries[i];
         if (e.only === undefined ? e.except !== ws : e.only === ws) mine.push(e.frame);
       }
       if (mine.length > 0) send(ws, pack(mine));
@@ -68,24 +90,26 @@ export function flushQueue(state) {
   }
 }
 
-export function sendToAll(state, frame, except) {
-  const batched = state.getWebSockets(BATCH);
-  const skip = batched.length > 0 ? new Set(batched) : undefined;
+export function sendToAll(state, frame, except, delayMs) {
   let sent = 0;
+  let batched = 0;
   for (const ws of state.getWebSockets()) {
-    if (ws === except || (skip !== undefined && skip.has(ws))) continue;
-    sent += send(ws, frame);
+    if (ws === except) continue;
+    if (takesBatches(state, ws)) batched++;
+    else sent += send(ws, frame);
   }
-  if (skip !== undefined) {
-    enqueue(state, { frame, except, only: undefined });
-    sent += batched.length - (skip.has(except) ? 1 : 0);
-  }
-  return sent;
+  if (batched > 0) enqueue(state, { frame, except, only: undefined }, delayMs);
+  return sent + batched;
+}
+
+export function noteAccepted(state, ws) {
+  const queue = queues.get(state);
+  if (queue !== undefined) queue.firstFor.set(ws, queue.entries.length);
 }
 
 export function sendToOne(state, ws, frame) {
-  if (queues.has(state) && state.getTags(ws).includes(BATCH)) {
-    enqueue(state, { frame, except: undefined, only: ws });
+  if (queues.has(state) && takesBatches(state, ws)) {
+    enqueue(state, { frame, except: undefined, only: ws }, 0);
   } else {
     send(ws, frame);
   }
@@ -93,11 +117,13 @@ export function sendToOne(state, ws, frame) {
 ")]
 extern "C" {
     #[wasm_bindgen(js_name = sendToAll)]
-    fn send_to_all(state: &JsValue, frame: &str, except: &JsValue) -> u32;
+    fn send_to_all(state: &JsValue, frame: &str, except: &JsValue, delay_ms: u32) -> u32;
     #[wasm_bindgen(js_name = sendToOne)]
     fn send_to_one(state: &JsValue, ws: &JsValue, frame: &str);
     #[wasm_bindgen(js_name = flushQueue)]
     fn flush_queue(state: &JsValue);
+    #[wasm_bindgen(js_name = noteAccepted)]
+    fn mark_accepted(state: &JsValue, ws: &JsValue);
 }
 
 fn raw(ws: &WebSocket) -> JsValue {
@@ -105,14 +131,32 @@ fn raw(ws: &WebSocket) -> JsValue {
     raw.into()
 }
 
-/// Sends `frame` to every socket of the room except `except`; returns how many take it (now,
-/// or with their next batch).
-pub fn send_to_room(state: &State, frame: &str, except: Option<&WebSocket>) -> u32 {
-    let except = except.map_or(JsValue::UNDEFINED, raw);
-    send_to_all(state.as_raw(), frame, &except)
+/// How soon a broadcast frame must reach batched sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// With the batch of the current turn.
+    Now,
+    /// Within [`PRESENCE_BATCH_MS`] (or earlier, with a frame that cannot wait), so that the
+    /// joins of a connection storm reach each batched socket as a few messages, not hundreds.
+    Presence,
 }
 
-/// Sends a frame meant for one socket (an ack) in order with the room's frames to that socket.
+/// How long a presence frame may wait for company on its way to batched sockets.
+pub const PRESENCE_BATCH_MS: u32 = 250;
+
+/// Sends `frame` to every socket of the room except `except`; returns how many take it (now,
+/// or with their next batch).
+pub fn send_to_room(state: &State, frame: &str, except: Option<&WebSocket>, pace: Pace) -> u32 {
+    let except = except.map_or(JsValue::UNDEFINED, raw);
+    let delay_ms = match pace {
+        Pace::Now => 0,
+        Pace::Presence => PRESENCE_BATCH_MS,
+    };
+    send_to_all(state.as_raw(), frame, &except, delay_ms)
+}
+
+/// Sends a frame meant for one socket (an ack, an error, a pong) in order with the room's
+/// frames to that socket.
 pub fn send_to_socket(state: &State, ws: &WebSocket, frame: &str) {
     send_to_one(state.as_raw(), &raw(ws), frame);
 }
@@ -120,4 +164,10 @@ pub fn send_to_socket(state: &State, ws: &WebSocket, frame: &str) {
 /// Sends every frame still waiting for a batch now.
 pub fn flush(state: &State) {
     flush_queue(state.as_raw());
+}
+
+/// Keeps a socket just accepted out of the frames already waiting for a batch (they predate
+/// its welcome).
+pub fn note_accepted(state: &State, ws: &WebSocket) {
+    mark_accepted(state.as_raw(), &raw(ws));
 }

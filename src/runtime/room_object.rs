@@ -14,6 +14,7 @@ use worker::{
 };
 
 use super::archive::Archive;
+use super::fanout::Pace;
 use super::sql_store::SqlRoomStore;
 use super::{http, internal, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::auth::User;
@@ -307,11 +308,10 @@ impl Room {
             exp: caller.exp,
         };
         self.ensure_presence()?;
-        // Frames still waiting for a batch predate this socket's welcome: they leave first.
-        super::fanout::flush(&self.state);
         if batched {
             self.state
                 .accept_websocket_with_tags(&server, &[super::fanout::BATCH_TAG]);
+            super::fanout::note_accepted(&self.state, &server);
         } else {
             self.state.accept_web_socket(&server);
         }
@@ -334,7 +334,7 @@ impl Room {
         })?;
         let _ = server.send_with_str(&welcome);
         if joined {
-            self.broadcast(&protocol::join_frame(&attachment.user), Some(&server));
+            self.broadcast_presence(&protocol::join_frame(&attachment.user), Some(&server));
         }
         if let Some(plan) = plan {
             self.replay(&server, plan, archived)?;
@@ -506,10 +506,7 @@ impl Room {
             }
         };
         if text.len() > self.limits.max_frame_bytes {
-            let _ = ws.close(
-                Some(ErrorCode::TooLarge.close_code()),
-                Some("frame too large"),
-            );
+            self.close_socket(ws, ErrorCode::TooLarge.close_code(), "frame too large");
             return Ok(());
         }
         let attachment: Attachment = ws
@@ -518,10 +515,7 @@ impl Room {
             .flatten()
             .ok_or_else(RelayError::internal)?;
         if attachment.exp * 1000 < now_ms() {
-            let _ = ws.close(
-                Some(ErrorCode::Unauthorized.close_code()),
-                Some("token expired"),
-            );
+            self.close_socket(ws, ErrorCode::Unauthorized.close_code(), "token expired");
             return Ok(());
         }
         let frame = match protocol::parse_client_frame(&text) {
@@ -533,7 +527,7 @@ impl Room {
         };
         match frame {
             ClientFrame::Ping => {
-                let _ = ws.send_with_str(protocol::PONG_FRAME);
+                self.send_to(ws, protocol::PONG_FRAME);
             }
             ClientFrame::Publish(publish) => {
                 let cid = publish.cid.as_deref().unwrap_or_default();
@@ -545,15 +539,17 @@ impl Room {
                 match verdict {
                     Verdict::Allow => {}
                     Verdict::Refuse { retry_after_ms } => {
-                        let _ = ws.send_with_str(
-                            RelayError::rate_limited(retry_after_ms).to_frame(Some(cid)),
+                        self.send_to(
+                            ws,
+                            &RelayError::rate_limited(retry_after_ms).to_frame(Some(cid)),
                         );
                         return Ok(());
                     }
                     Verdict::Close => {
-                        let _ = ws.close(
-                            Some(ErrorCode::RateLimited.close_code()),
-                            Some("rate limit abuse"),
+                        self.close_socket(
+                            ws,
+                            ErrorCode::RateLimited.close_code(),
+                            "rate limit abuse",
                         );
                         return Ok(());
                     }
@@ -564,11 +560,7 @@ impl Room {
                 });
                 match published {
                     Ok(published) => {
-                        super::fanout::send_to_socket(
-                            &self.state,
-                            ws,
-                            &protocol::ack_frame(cid, published.receipt()),
-                        );
+                        self.send_to(ws, &protocol::ack_frame(cid, published.receipt()));
                         if let Published::New { frame, .. } = &published {
                             self.broadcast(frame, Some(ws));
                             self.after_publish().await;
@@ -616,7 +608,7 @@ impl Room {
 
     /// Sends an error frame; a connection that keeps sending bad frames is closed with 4400.
     fn reject(&self, ws: &WebSocket, err: RelayError, cid: Option<&str>) {
-        let _ = ws.send_with_str(err.to_frame(cid));
+        self.send_to(ws, &err.to_frame(cid));
         if err.code != ErrorCode::BadRequest {
             return;
         }
@@ -634,9 +626,10 @@ impl Room {
             })
             .unwrap_or(false);
         if too_many {
-            let _ = ws.close(
-                Some(ErrorCode::BadRequest.close_code()),
-                Some("too many protocol violations"),
+            self.close_socket(
+                ws,
+                ErrorCode::BadRequest.close_code(),
+                "too many protocol violations",
             );
         }
     }
@@ -698,13 +691,30 @@ impl Room {
                 self.broadcast(&protocol::typing_frame(&departure.user, false), None);
             }
             let last_seen = room::rfc3339_ms(departure.last_seen_ms);
-            self.broadcast(&protocol::leave_frame(&departure.user, &last_seen), None);
+            self.broadcast_presence(&protocol::leave_frame(&departure.user, &last_seen), None);
         }
+    }
+
+    /// Sends a frame to one socket, after the frames already queued for it (batched sockets).
+    fn send_to(&self, ws: &WebSocket, frame: &str) {
+        super::fanout::send_to_socket(&self.state, ws, frame);
+    }
+
+    /// Closes a socket from the room's side; the frames queued for it leave first.
+    fn close_socket(&self, ws: &WebSocket, code: u16, reason: &str) {
+        super::fanout::flush(&self.state);
+        let _ = ws.close(Some(code), Some(reason));
     }
 
     /// Sends one pre-serialised frame to every socket of the room but `except`.
     pub(super) fn broadcast(&self, frame: &str, except: Option<&WebSocket>) {
-        super::fanout::send_to_room(&self.state, frame, except);
+        super::fanout::send_to_room(&self.state, frame, except, Pace::Now);
+    }
+
+    /// Like [`Room::broadcast`], for joins and leaves: batched sockets may get them a little
+    /// later, together with others.
+    fn broadcast_presence(&self, frame: &str, except: Option<&WebSocket>) {
+        super::fanout::send_to_room(&self.state, frame, except, Pace::Presence);
     }
 
     async fn schedule_archive(&self) {
