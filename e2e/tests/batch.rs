@@ -683,7 +683,10 @@ async fn errors_and_pongs_follow_the_acks_queued_before_them() {
     let (frames, _) = five_publishes_then(r#"{"type":"nope"}"#.to_string()).await;
     assert_eq!(acks_first(&frames), expected, "{frames:?}");
     assert_eq!(frames.len(), 6, "{frames:?}");
-    assert_eq!((ty(&frames[5]), frames[5]["code"].as_str()), ("error", Some("bad_request")));
+    assert_eq!(
+        (ty(&frames[5]), frames[5]["code"].as_str()),
+        ("error", Some("bad_request"))
+    );
 
     // A ping the room answers itself (the runtime's own reply needs the exact text).
     let (frames, _) = five_publishes_then(r#"{"type": "ping"}"#.to_string()).await;
