@@ -11,9 +11,10 @@ pub const BATCH_TAG: &str = "batch";
 
 // Why a timer: the runtime delivers the frames that are already waiting for the room before it
 // fires a zero-delay timer, so the frames published in one burst leave together. Presence
-// frames may wait longer (PRESENCE_BATCH_MS); whatever leaves first takes all earlier frames. The queue is
-// bounded: past MAX_ENTRIES frames or MAX_BYTES it is flushed at once. A socket accepted while
-// frames wait must not get the frames from before its welcome: the queue notes where it began.
+// frames may wait longer (PRESENCE_BATCH_MS); whatever leaves first takes all earlier frames.
+// The queue is bounded: past MAX_ENTRIES frames or MAX_BYTES it is flushed at once. A socket
+// accepted while frames wait must not get the frames from before its welcome: the queue notes
+// where it began.
 #[wasm_bindgen(inline_js = "
 const BATCH = 'batch';
 const MAX_ENTRIES = 256;
