@@ -33,7 +33,7 @@ function takesBatches(state, ws) {
 }
 
 function send(ws, text) {
-  try { ws.send(text); return 1; } catch (_) { return 0; /* closing sockets refuse frames */ }
+  try { ws.send(text); } catch (_) { /* closing sockets refuse frames */ }
 }
 
 function pack(frames) {
@@ -92,15 +92,13 @@ export function flushQueue(state) {
 }
 
 export function sendToAll(state, frame, except, delayMs) {
-  let sent = 0;
-  let batched = 0;
+  let batched = false;
   for (const ws of state.getWebSockets()) {
     if (ws === except) continue;
-    if (takesBatches(state, ws)) batched++;
-    else sent += send(ws, frame);
+    if (takesBatches(state, ws)) batched = true;
+    else send(ws, frame);
   }
-  if (batched > 0) enqueue(state, { frame, except, only: undefined }, delayMs);
-  return sent + batched;
+  if (batched) enqueue(state, { frame, except, only: undefined }, delayMs);
 }
 
 export function noteAccepted(state, ws) {
@@ -118,7 +116,7 @@ export function sendToOne(state, ws, frame) {
 ")]
 extern "C" {
     #[wasm_bindgen(js_name = sendToAll)]
-    fn send_to_all(state: &JsValue, frame: &str, except: &JsValue, delay_ms: u32) -> u32;
+    fn send_to_all(state: &JsValue, frame: &str, except: &JsValue, delay_ms: u32);
     #[wasm_bindgen(js_name = sendToOne)]
     fn send_to_one(state: &JsValue, ws: &JsValue, frame: &str);
     #[wasm_bindgen(js_name = flushQueue)]
@@ -143,11 +141,10 @@ pub enum Pace {
 }
 
 /// How long a presence frame may wait for company on its way to batched sockets.
-pub const PRESENCE_BATCH_MS: u32 = 250;
+const PRESENCE_BATCH_MS: u32 = 250;
 
-/// Sends `frame` to every socket of the room except `except`; returns how many take it (now,
-/// or with their next batch).
-pub fn send_to_room(state: &State, frame: &str, except: Option<&WebSocket>, pace: Pace) -> u32 {
+/// Sends `frame` to every socket of the room except `except` (now, or with their next batch).
+pub fn send_to_room(state: &State, frame: &str, except: Option<&WebSocket>, pace: Pace) {
     let except = except.map_or(JsValue::UNDEFINED, raw);
     let delay_ms = match pace {
         Pace::Now => 0,

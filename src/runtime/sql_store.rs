@@ -140,10 +140,7 @@ impl SqlRoomStore {
     }
 
     fn execute(&self, statement: &str, bindings: Vec<SqlStorageValue>) -> RelayResult<()> {
-        self.sql
-            .exec(statement, Some(bindings))
-            .map(|_| ())
-            .map_err(storage_error(statement))
+        self.changed(statement, bindings).map(|_| ())
     }
 
     /// Runs a write; whether it changed any row.
