@@ -2,7 +2,8 @@
 //!
 //! Layout (pure modules first; they never touch the Workers runtime and are tested natively):
 //! - [`error`]: the one error type, mapped to HTTP statuses, error bodies and close codes.
-//! - [`router`]: method + path to a [`router::Route`]; [`room_name`]: room name rules.
+//! - [`router`]: method + path to a [`router::Route`]; [`room_name`]: room name rules;
+//!   [`url_parts`]: a request URL's raw path and decoded query.
 //! - [`auth`]: token lookup, HS256 JWT verification, room grants, constant-time secret checks.
 //! - [`protocol`]: the v1 wire frames and their limits.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
@@ -13,6 +14,7 @@
 //! - [`config`]: limits read from the Worker's variables.
 //! - [`paging`]: history query parameters and page assembly.
 //! - [`stats`]: room reports and the stats answers.
+//! - [`site`]: the demo page and the browser client, embedded in the Worker.
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
@@ -28,7 +30,9 @@ pub mod rate_limit;
 pub mod room;
 pub mod room_name;
 pub mod router;
+pub mod site;
 pub mod stats;
+pub mod url_parts;
 pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]

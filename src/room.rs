@@ -126,6 +126,9 @@ pub struct RoomCore<S> {
     store: S,
     room: String,
     last_seq: u64,
+    /// The latest read markers for welcomes, kept until a marker moves: a connect storm then
+    /// reads them from storage once, not once per connection.
+    welcome_reads: Option<Vec<ReadMarker>>,
 }
 
 impl<S: RoomStore> RoomCore<S> {
@@ -135,7 +138,16 @@ impl<S: RoomStore> RoomCore<S> {
             store,
             room,
             last_seq,
+            welcome_reads: None,
         })
+    }
+
+    /// The [`WELCOME_READS`] most recently moved read markers, newest first.
+    pub fn welcome_reads(&mut self) -> RelayResult<&[ReadMarker]> {
+        if self.welcome_reads.is_none() {
+            self.welcome_reads = Some(self.store.recent_reads(WELCOME_READS)?);
+        }
+        Ok(self.welcome_reads.as_deref().unwrap_or_default())
     }
 
     pub fn room(&self) -> &str {
@@ -231,6 +243,7 @@ impl<S: RoomStore> RoomCore<S> {
             at: rfc3339_ms(stamps.now_ms()),
         };
         self.store.save_read(&marker)?;
+        self.welcome_reads = None;
         Ok(Some(marker))
     }
 
@@ -590,8 +603,9 @@ mod tests {
             name: None,
             role: None,
         };
+        assert_eq!(room.welcome_reads().unwrap().len(), 1, "alice's marker");
         room.mark_read(&bob, 1, &s).unwrap();
-        let recent = room.store().recent_reads(WELCOME_READS).unwrap();
+        let recent = room.welcome_reads().unwrap();
         assert_eq!(
             recent
                 .iter()

@@ -2,24 +2,39 @@
 
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::room_name;
+use crate::site::{self, Page};
 use crate::webhook;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
     Ready,
-    RoomSocket { room: String },
-    RoomHistory { room: String },
-    RoomPublish { room: String },
-    RoomMembers { room: String },
-    RoomPresence { room: String },
+    RoomSocket {
+        room: String,
+    },
+    RoomHistory {
+        room: String,
+    },
+    RoomPublish {
+        room: String,
+    },
+    RoomMembers {
+        room: String,
+    },
+    RoomPresence {
+        room: String,
+    },
     Broadcast,
     Stats,
     StatsRooms,
-    LegacyBroadcast { kind: String },
+    LegacyBroadcast {
+        kind: String,
+    },
     LegacyStatsConnections,
     LegacyStatsRooms,
     DevToken,
+    /// The demo page and the browser client.
+    Page(&'static Page),
 }
 
 /// Resolves `method` and the raw (still percent-encoded) `path`.
@@ -55,7 +70,10 @@ pub fn route(method: &str, path: &str) -> RelayResult<Route> {
         ["api", "v1", "stats", "connections"] => (&["GET"], Route::LegacyStatsConnections),
         ["api", "v1", "stats", "rooms"] => (&["GET"], Route::LegacyStatsRooms),
         ["dev", "token"] => (&["POST"], Route::DevToken),
-        _ => return Err(RelayError::not_found("no such route")),
+        _ => match site::page(path) {
+            Some(page) => (&["GET", "HEAD"], Route::Page(page)),
+            None => return Err(RelayError::not_found("no such route")),
+        },
     };
     if allowed.contains(&method) {
         Ok(route)
@@ -127,12 +145,21 @@ mod tests {
             ErrorCode::MethodNotAllowed
         );
         assert_eq!(route("POST", "/dev/token").unwrap(), Route::DevToken);
+        assert!(matches!(route("GET", "/").unwrap(), Route::Page(_)));
+        assert!(matches!(
+            route("HEAD", "/client/relay.js").unwrap(),
+            Route::Page(_)
+        ));
+        assert_eq!(
+            route("POST", "/").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
     }
 
     #[test]
     fn unknown_paths_are_404() {
         for path in [
-            "/",
+            "",
             "/nope",
             "/v1/rooms",
             "/v1/rooms/a",

@@ -32,7 +32,7 @@ impl DurableObject for Directory {
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
         match self.handle(req).await {
             Ok(response) => Ok(response),
-            Err(err) => http::error(&err),
+            Err(err) => Ok(http::error(&err)?.into()),
         }
     }
 }
@@ -102,7 +102,7 @@ impl Directory {
                 } else {
                     stats::rooms_json(&reports)
                 };
-                http::json(body, 200).map_err(storage_error)
+                Ok(http::json(body, 200).map_err(storage_error)?.into())
             }
             _ => Err(RelayError::not_found("no such directory route")),
         }

@@ -1,16 +1,33 @@
-//! HTTP helpers of the runtime shells: JSON responses and errors as responses.
+//! HTTP helpers of the runtime shells: responses (JSON, pages, errors) and request bodies,
+//! built on the runtime's own `Request`/`Response` objects without intermediate copies.
 
-use worker::{Headers, Response};
+use wasm_bindgen::JsValue;
+use web_sys::{Headers, Request, Response, ResponseInit};
+use worker::wasm_bindgen_futures::JsFuture;
 
-use crate::error::RelayError;
+use crate::error::{RelayError, RelayResult};
+
+fn respond(body: &str, status: u16, content_type: &str) -> worker::Result<Response> {
+    let headers = Headers::new()?;
+    headers.set("content-type", content_type)?;
+    headers.set("cache-control", "no-store")?;
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    Ok(Response::new_with_opt_str_and_init(Some(body), &init)?)
+}
 
 pub fn json(body: String, status: u16) -> worker::Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json; charset=utf-8")?;
-    headers.set("cache-control", "no-store")?;
-    Ok(Response::ok(body)?
-        .with_status(status)
-        .with_headers(headers))
+    respond(&body, status, "application/json; charset=utf-8")
+}
+
+/// An embedded page; it may be cached briefly, as it changes only with a deployment.
+pub fn page(body: &str, content_type: &str) -> worker::Result<Response> {
+    let response = respond(body, 200, content_type)?;
+    response
+        .headers()
+        .set("cache-control", "public, max-age=300")?;
+    Ok(response)
 }
 
 pub fn error(err: &RelayError) -> worker::Result<Response> {
@@ -19,4 +36,35 @@ pub fn error(err: &RelayError) -> worker::Result<Response> {
         response.headers().set("retry-after", &secs.to_string())?;
     }
     Ok(response)
+}
+
+/// A request header, if present and readable.
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// The whole request body.
+pub async fn body_bytes(req: &Request) -> worker::Result<Vec<u8>> {
+    let buffer = JsFuture::from(req.array_buffer()?).await?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// The whole response body as text.
+pub async fn response_text(response: &Response) -> worker::Result<String> {
+    let text = JsFuture::from(response.text()?).await?;
+    text.as_string()
+        .ok_or_else(|| worker::Error::from(JsValue::from_str("body is not text")))
+}
+
+/// The whole request body as text.
+pub async fn body_text(req: &Request) -> RelayResult<String> {
+    let text = JsFuture::from(req.text().map_err(unreadable)?)
+        .await
+        .map_err(unreadable)?;
+    text.as_string()
+        .ok_or_else(|| RelayError::bad_request("unreadable body"))
+}
+
+fn unreadable(_: JsValue) -> RelayError {
+    RelayError::bad_request("unreadable body")
 }

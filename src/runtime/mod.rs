@@ -10,7 +10,11 @@ mod sql_store;
 mod worker_entry;
 
 use serde::{Deserialize, Serialize};
-use worker::{Env, Headers, Method, Request, RequestInit, Response, Url};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Headers, Request, RequestInit, Response};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::{DurableObject as Stub, DurableObjectNamespace};
+use worker::Env;
 
 use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
@@ -33,9 +37,9 @@ pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
-pub fn internal(context: &'static str) -> impl Fn(worker::Error) -> RelayError {
+pub fn internal<E: Into<worker::Error>>(context: &'static str) -> impl Fn(E) -> RelayError {
     move |err| {
-        worker::console_error!("{context}: {err}");
+        worker::console_error!("{context}: {}", err.into());
         RelayError::internal()
     }
 }
@@ -55,11 +59,33 @@ pub fn percent_encode(text: &str) -> String {
 
 /// Headers naming the room of a Worker-to-room (or room-to-room) request.
 pub fn room_headers(room: &str) -> RelayResult<Headers> {
-    let headers = Headers::new();
+    let headers = Headers::new().map_err(internal::<JsValue>("headers"))?;
     headers
         .set(ROOM_HEADER, &percent_encode(room))
-        .map_err(internal("headers"))?;
+        .map_err(internal::<JsValue>("headers"))?;
     Ok(headers)
+}
+
+fn namespace(env: &Env, binding: &str) -> RelayResult<DurableObjectNamespace> {
+    let namespace: JsValue = env
+        .durable_object(binding)
+        .map_err(internal("binding"))?
+        .into();
+    Ok(namespace.unchecked_into())
+}
+
+/// Sends a request to a Durable Object; its response comes back untouched (a WebSocket
+/// upgrade included).
+pub async fn call_object(stub: &Stub, url: &str, init: &RequestInit) -> RelayResult<Response> {
+    let request =
+        Request::new_with_str_and_init(url, init).map_err(internal::<JsValue>("request"))?;
+    let promise = stub
+        .fetch_with_request(&request)
+        .map_err(internal::<JsValue>("object fetch"))?;
+    let response = JsFuture::from(promise)
+        .await
+        .map_err(internal::<JsValue>("object fetch"))?;
+    Ok(response.unchecked_into())
 }
 
 /// Sends a request to the room's Durable Object.
@@ -67,34 +93,25 @@ pub async fn call_room(
     env: &Env,
     room: &str,
     path: &str,
-    method: Method,
+    method: &str,
     headers: Headers,
     body: Option<String>,
 ) -> RelayResult<Response> {
-    let namespace = env.durable_object("ROOMS").map_err(internal("binding"))?;
-    let stub = namespace
-        .id_from_name(room)
-        .and_then(|id| id.get_stub())
-        .map_err(internal("stub"))?;
-    let url = Url::parse(&format!("https://room{path}")).map_err(|_| RelayError::internal())?;
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
+    let stub = namespace(env, "ROOMS")?
+        .get_by_name(room)
+        .map_err(internal::<JsValue>("stub"))?;
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_headers(&headers);
     if let Some(body) = body {
-        init.with_body(Some(body.into()));
+        init.set_body(&JsValue::from_str(&body));
     }
-    let request = Request::new_with_init(url.as_str(), &init).map_err(internal("request"))?;
-    stub.fetch_with_request(request)
-        .await
-        .map_err(internal("room fetch"))
+    call_object(&stub, &format!("https://room{path}"), &init).await
 }
 
 /// The deployment's one `Directory` object, which keeps the rooms' stats reports.
-pub fn directory_stub(env: &Env) -> RelayResult<worker::Stub> {
-    let namespace = env
-        .durable_object("DIRECTORY")
-        .map_err(internal("directory binding"))?;
-    namespace
-        .id_from_name(directory::DIRECTORY_NAME)
-        .and_then(|id| id.get_stub())
-        .map_err(internal("directory stub"))
+pub fn directory_stub(env: &Env) -> RelayResult<Stub> {
+    namespace(env, "DIRECTORY")?
+        .get_by_name(directory::DIRECTORY_NAME)
+        .map_err(internal::<JsValue>("directory stub"))
 }

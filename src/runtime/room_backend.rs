@@ -3,10 +3,11 @@
 
 use futures::future::join_all;
 use serde_json::json;
-use worker::{Method, Request, Response};
+use wasm_bindgen::JsValue;
+use web_sys::{Request, RequestInit, Response};
 
 use super::room_object::Room;
-use super::{call_room, directory_stub, http, internal, now_ms, room_headers};
+use super::{call_object, call_room, directory_stub, http, internal, now_ms, room_headers};
 use crate::error::{RelayError, RelayResult};
 use crate::feed::{self, RoomUpdate, UPDATE_EVENT};
 use crate::protocol::Publish;
@@ -34,15 +35,8 @@ fn feeds_others(room: &str) -> bool {
 impl Room {
     /// `POST /broadcast` from the Worker: a backend's event, persisted like a publish with
     /// `from: null`; the idempotency key is the broadcast `id`.
-    pub(super) async fn backend_publish(
-        &self,
-        mut req: Request,
-        room: &str,
-    ) -> RelayResult<Response> {
-        let body = req
-            .text()
-            .await
-            .map_err(|_| RelayError::bad_request("unreadable body"))?;
+    pub(super) async fn backend_publish(&self, req: Request, room: &str) -> RelayResult<Response> {
+        let body = http::body_text(&req).await?;
         let request: RoomBroadcast = serde_json::from_str(&body)
             .map_err(|_| RelayError::bad_request("invalid broadcast"))?;
         let publish = Publish {
@@ -61,12 +55,9 @@ impl Room {
     }
 
     /// `GET` / `PUT /members`.
-    pub(super) async fn members(&self, mut req: Request, room: &str) -> RelayResult<Response> {
-        if req.method() == Method::Put {
-            let body = req
-                .text()
-                .await
-                .map_err(|_| RelayError::bad_request("unreadable body"))?;
+    pub(super) async fn members(&self, req: Request, room: &str) -> RelayResult<Response> {
+        if req.method() == "PUT" {
+            let body = http::body_text(&req).await?;
             let members = feed::parse_members(&body)?;
             self.with_loaded(Some(room), |l| {
                 l.has_members = Some(!members.is_empty());
@@ -154,14 +145,15 @@ impl Room {
             return Ok(());
         };
         let body = serde_json::to_string(&report).map_err(|_| RelayError::internal())?;
-        let mut init = worker::RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
-        let request = Request::new_with_init("https://directory/report", &init)
-            .map_err(internal("report"))?;
-        directory_stub(&self.env)?
-            .fetch_with_request(request)
-            .await
-            .map_err(internal("report"))?;
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&JsValue::from_str(&body));
+        call_object(
+            &directory_stub(&self.env)?,
+            "https://directory/report",
+            &init,
+        )
+        .await?;
         self.with_loaded(None, |l| {
             l.outbox.report_pending = false;
             l.outbox.report_sent_ms = Some(now_ms());
@@ -214,12 +206,12 @@ impl Room {
                 &self.env,
                 &personal_room,
                 "/broadcast",
-                Method::Post,
+                "POST",
                 room_headers(&personal_room)?,
                 Some(body),
             )
             .await?;
-            if response.status_code() == 200 {
+            if response.status() == 200 {
                 Ok(())
             } else {
                 Err(RelayError::internal())

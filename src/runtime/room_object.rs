@@ -8,15 +8,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use worker::{
-    durable_object, Delay, DurableObject, Env, Headers, Request, Response, ScheduledTime, State,
-    WebSocket, WebSocketIncomingMessage, WebSocketPair,
-};
+use wasm_bindgen::prelude::*;
+use web_sys::{Request, Response};
+use worker::worker_sys::DurableObjectState;
+use worker::{Delay, Env, Headers, ScheduledTime, State, WebSocket, WebSocketPair};
 
 use super::archive::Archive;
 use super::fanout::Pace;
+use super::http::{self, header};
 use super::sql_store::SqlRoomStore;
-use super::{http, internal, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
+use super::{internal, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::auth::User;
 use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
@@ -24,10 +25,9 @@ use crate::paging::{Direction, HistoryQuery, SeqRange, MAX_PAGE_LIMIT};
 use crate::presence::{Presence, LEAVE_GRACE_MS};
 use crate::protocol::{self, ClientFrame, Publish, Welcome};
 use crate::rate_limit::{PublishLimiter, TokenBucket, Verdict};
-use crate::room::{
-    self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps, WELCOME_READS,
-};
+use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
 use crate::room_name;
+use crate::url_parts;
 
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
@@ -112,7 +112,10 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[durable_object]
+/// The room's Durable Object class. Its runtime entry points are bound by hand (rather than
+/// through `worker::DurableObject`) so that requests and responses pass as the runtime's own
+/// objects: no copies of the URL, headers and `cf` properties on every connect.
+#[wasm_bindgen]
 pub struct Room {
     pub(super) state: State,
     pub(super) env: Env,
@@ -120,8 +123,11 @@ pub struct Room {
     loaded: RefCell<Option<Loaded>>,
 }
 
-impl DurableObject for Room {
-    fn new(state: State, env: Env) -> Self {
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl Room {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, env: Env) -> Room {
+        let state = State::from(state);
         if let Ok(pair) =
             worker::WebSocketRequestResponsePair::new(protocol::PING_FRAME, protocol::PONG_FRAME)
         {
@@ -136,43 +142,53 @@ impl DurableObject for Room {
         }
     }
 
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        match self.handle(req).await {
-            Ok(response) => Ok(response),
-            Err(err) => http::error(&err),
-        }
+    pub async fn fetch(&self, req: web_sys::Request) -> Result<JsValue, JsValue> {
+        let response = match self.handle(req).await {
+            Ok(response) => response,
+            Err(err) => http::error(&err)?,
+        };
+        Ok(response.into())
     }
 
-    async fn websocket_message(
+    #[wasm_bindgen(js_name = webSocketMessage)]
+    pub async fn websocket_message(
         &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> worker::Result<()> {
+        ws: web_sys::WebSocket,
+        message: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let ws = WebSocket::from(ws);
         if let Err(err) = self.on_message(&ws, message).await {
             self.reject(&ws, err, None);
         }
-        Ok(())
+        Ok(JsValue::NULL)
     }
 
-    async fn websocket_close(
+    #[wasm_bindgen(js_name = webSocketClose)]
+    pub async fn websocket_close(
         &self,
-        ws: WebSocket,
-        _code: usize,
+        ws: web_sys::WebSocket,
+        _code: u16,
         _reason: String,
         _was_clean: bool,
-    ) -> worker::Result<()> {
+    ) -> Result<JsValue, JsValue> {
+        let ws = WebSocket::from(ws);
         // Completes the closing handshake where the runtime does not do it by itself.
         let _ = ws.close(Some(1000), Some("closed"));
         self.on_gone(&ws).await;
-        Ok(())
+        Ok(JsValue::NULL)
     }
 
-    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.on_gone(&ws).await;
-        Ok(())
+    #[wasm_bindgen(js_name = webSocketError)]
+    pub async fn websocket_error(
+        &self,
+        ws: web_sys::WebSocket,
+        _error: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.on_gone(&WebSocket::from(ws)).await;
+        Ok(JsValue::NULL)
     }
 
-    async fn alarm(&self) -> worker::Result<Response> {
+    pub async fn alarm(&self) -> Result<JsValue, JsValue> {
         let _ = self.with_loaded(None, |l| {
             l.alarm_at = None;
             Ok(())
@@ -183,12 +199,8 @@ impl DurableObject for Room {
         if let Err(err) = self.send_outbox().await {
             worker::console_error!("outbox run failed: {err}");
         }
-        Response::empty()
+        Ok(JsValue::UNDEFINED)
     }
-}
-
-fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
 }
 
 fn caller(req: &Request) -> RelayResult<Caller> {
@@ -233,9 +245,9 @@ impl Room {
             .map(|r| room_name::percent_decode(&r))
             .transpose()?
             .ok_or_else(|| RelayError::bad_request("missing room"))?;
-        let url = req.url().map_err(internal("url"))?;
-        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        match url.path() {
+        let url = req.url();
+        let query = url_parts::query_pairs(&url);
+        match url_parts::path(&url) {
             "/connect" => self.accept_connection(&req, &room, &query).await,
             "/history" => self.history(&room, &query).await,
             "/publish" => self.http_publish(req, &room).await,
@@ -321,7 +333,7 @@ impl Room {
         let (joined, welcome) = self.with_loaded(None, |l| {
             let presence = l.presence.get_or_insert_with(Presence::default);
             let joined = presence.connect(&attachment.conn_id, &attachment.user);
-            let reads = l.core.store().recent_reads(WELCOME_READS)?;
+            let reads = l.core.welcome_reads()?.to_vec();
             let welcome = protocol::welcome_frame(&Welcome {
                 room: l.core.room(),
                 conn_id: &attachment.conn_id,
@@ -348,9 +360,10 @@ impl Room {
                 .set("sec-websocket-protocol", &protocol)
                 .map_err(internal("headers"))?;
         }
-        Ok(Response::from_websocket(pair.client)
+        let response = worker::Response::from_websocket(pair.client)
             .map_err(internal("upgrade"))?
-            .with_headers(headers))
+            .with_headers(headers);
+        Ok(response.into())
     }
 
     async fn read_archive(
@@ -442,12 +455,9 @@ impl Room {
         http::json(page.to_json(), 200).map_err(internal("history response"))
     }
 
-    async fn http_publish(&self, mut req: Request, room: &str) -> RelayResult<Response> {
+    async fn http_publish(&self, req: Request, room: &str) -> RelayResult<Response> {
         let caller = caller(&req)?;
-        let body = req
-            .text()
-            .await
-            .map_err(|_| RelayError::bad_request("unreadable body"))?;
+        let body = http::body_text(&req).await?;
         if body.len() > self.limits.max_frame_bytes {
             return Err(RelayError::too_large(
                 "message is larger than the frame limit",
@@ -488,22 +498,15 @@ impl Room {
         http::json(receipt, 200).map_err(internal("publish response"))
     }
 
-    async fn on_message(
-        &self,
-        ws: &WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> RelayResult<()> {
+    async fn on_message(&self, ws: &WebSocket, message: JsValue) -> RelayResult<()> {
         // Frames that were already in flight when the room closed this socket are ignored.
         if ws.as_ref().ready_state() != OPEN {
             return Ok(());
         }
-        let text = match message {
-            WebSocketIncomingMessage::String(text) => text,
-            WebSocketIncomingMessage::Binary(_) => {
-                return Err(RelayError::bad_request(
-                    "binary frames are not supported; send JSON text",
-                ))
-            }
+        let Some(text) = message.as_string() else {
+            return Err(RelayError::bad_request(
+                "binary frames are not supported; send JSON text",
+            ));
         };
         if text.len() > self.limits.max_frame_bytes {
             self.close_socket(ws, ErrorCode::TooLarge.close_code(), "frame too large");

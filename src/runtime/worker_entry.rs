@@ -2,9 +2,13 @@
 
 use futures::future::join_all;
 use serde_json::json;
-use worker::{event, Context, Env, Headers, Method, Request, Response};
+use wasm_bindgen::JsValue;
+use web_sys::{Headers, Request, RequestInit, Response};
+use worker::{event, Context, Env};
 
-use super::{call_room, http, internal, room_headers, Caller, CALLER_HEADER, SUBPROTOCOL_HEADER};
+use super::{
+    call_object, call_room, http, internal, room_headers, Caller, CALLER_HEADER, SUBPROTOCOL_HEADER,
+};
 use crate::auth::{self, AuthConfig, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
@@ -12,6 +16,7 @@ use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::paging::HistoryQuery;
 use crate::protocol::{self, Receipt};
 use crate::router::{self, Route};
+use crate::url_parts;
 use crate::webhook::{self, BackendCredentials, Broadcast, SIGNATURE_HEADER};
 
 #[event(fetch)]
@@ -31,7 +36,7 @@ struct Incoming {
 
 impl Incoming {
     fn header(&self, name: &str) -> Option<String> {
-        self.req.headers().get(name).ok().flatten()
+        http::header(&self.req, name)
     }
 
     fn query(&self, name: &str) -> Option<&str> {
@@ -43,11 +48,11 @@ impl Incoming {
 }
 
 async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
-    let url = req.url().map_err(internal("url"))?;
-    let method = req.method().to_string();
-    let route = router::route(&method, url.path())?;
-    let query = url.query_pairs().into_owned().collect();
-    let mut incoming = Incoming { req, query };
+    let url = req.url();
+    let method = req.method();
+    let route = router::route(&method, url_parts::path(&url))?;
+    let query = url_parts::query_pairs(&url);
+    let incoming = Incoming { req, query };
     match route {
         Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
         Route::Ready => ready(env).await,
@@ -63,7 +68,7 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
                 env,
                 &room,
                 &path,
-                Method::Get,
+                "GET",
                 caller_headers(&room, &identity)?,
                 None,
             )
@@ -72,24 +77,24 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
         Route::RoomPublish { room } => {
             let identity = authenticate(&incoming, env)?;
             identity.check_access(&room)?;
-            let body = read_body(&mut incoming.req).await?;
+            let body = read_body(&incoming.req).await?;
             call_room(
                 env,
                 &room,
                 "/publish",
-                Method::Post,
+                "POST",
                 caller_headers(&room, &identity)?,
                 Some(body),
             )
             .await
         }
         Route::RoomMembers { room } => {
-            let body = read_body(&mut incoming.req).await?;
+            let body = read_body(&incoming.req).await?;
             authenticate_backend(&incoming, env, body.as_bytes(), None)?;
             let (method, body) = if method == "PUT" {
-                (Method::Put, Some(body))
+                ("PUT", Some(body))
             } else {
-                (Method::Get, None)
+                ("GET", None)
             };
             call_room(env, &room, "/members", method, room_headers(&room)?, body).await
         }
@@ -98,23 +103,15 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
                 let identity = authenticate(&incoming, env)?;
                 identity.check_access(&room)?;
             }
-            call_room(
-                env,
-                &room,
-                "/presence",
-                Method::Get,
-                room_headers(&room)?,
-                None,
-            )
-            .await
+            call_room(env, &room, "/presence", "GET", room_headers(&room)?, None).await
         }
         Route::Broadcast => {
-            let body = read_body(&mut incoming.req).await?;
+            let body = read_body(&incoming.req).await?;
             authenticate_backend(&incoming, env, body.as_bytes(), None)?;
             broadcast(env, Broadcast::parse(&body)?).await
         }
         Route::LegacyBroadcast { kind } => {
-            let body = read_body(&mut incoming.req).await?;
+            let body = read_body(&incoming.req).await?;
             let (broadcast_request, body_token) = match webhook::parse_legacy(&kind, &body) {
                 Ok(parsed) => parsed,
                 // Credentials are checked before the body is judged, as on every backend route.
@@ -134,7 +131,8 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
             require_admin(&incoming, env)?;
             directory(env, "/rooms").await
         }
-        Route::DevToken => dev_token(&mut incoming, env).await,
+        Route::DevToken => dev_token(&incoming, env).await,
+        Route::Page(page) => http::page(page.body, page.content_type).map_err(internal("page")),
     }
 }
 
@@ -184,13 +182,13 @@ async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Resp
     let headers = caller_headers(room, &identity)?;
     headers
         .set("upgrade", "websocket")
-        .map_err(internal("headers"))?;
+        .map_err(internal::<JsValue>("headers"))?;
     if auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref()) {
         headers
             .set(SUBPROTOCOL_HEADER, auth::SUBPROTOCOL)
-            .map_err(internal("headers"))?;
+            .map_err(internal::<JsValue>("headers"))?;
     }
-    call_room(env, room, &path, Method::Get, headers, None).await
+    call_room(env, room, &path, "GET", headers, None).await
 }
 
 /// Delivers one event to every listed room at once; a room that fails does not stop the others.
@@ -212,20 +210,24 @@ async fn broadcast(env: &Env, request: Broadcast) -> RelayResult<Response> {
 
 /// Publishes a backend event in one room; its seq, or why that room failed.
 async fn deliver(env: &Env, room: &str, body: String) -> RelayResult<u64> {
-    let mut response = call_room(
+    let response = call_room(
         env,
         room,
         "/broadcast",
-        Method::Post,
+        "POST",
         room_headers(room)?,
         Some(body),
     )
     .await?;
-    if response.status_code() == 200 {
-        let receipt: Receipt = response.json().await.map_err(|_| RelayError::internal())?;
+    let text = http::response_text(&response)
+        .await
+        .map_err(internal("room answer"))?;
+    if response.status() == 200 {
+        let receipt: Receipt = serde_json::from_str(&text).map_err(|_| RelayError::internal())?;
         return Ok(receipt.seq);
     }
-    let answer: serde_json::Value = response.json().await.map_err(|_| RelayError::internal())?;
+    let answer: serde_json::Value =
+        serde_json::from_str(&text).map_err(|_| RelayError::internal())?;
     let code = match answer["error"]["code"].as_str() {
         Some("bad_request") => ErrorCode::BadRequest,
         Some("too_large") => ErrorCode::TooLarge,
@@ -239,18 +241,21 @@ async fn deliver(env: &Env, room: &str, body: String) -> RelayResult<u64> {
 }
 
 async fn directory(env: &Env, path: &str) -> RelayResult<Response> {
-    super::directory_stub(env)?
-        .fetch_with_str(&format!("https://directory{path}"))
-        .await
-        .map_err(internal("directory fetch"))
+    let stub = super::directory_stub(env)?;
+    call_object(
+        &stub,
+        &format!("https://directory{path}"),
+        &RequestInit::new(),
+    )
+    .await
 }
 
-async fn dev_token(incoming: &mut Incoming, env: &Env) -> RelayResult<Response> {
+async fn dev_token(incoming: &Incoming, env: &Env) -> RelayResult<Response> {
     // Exists only where DEV_MODE is set (local development); production answers 404.
     if var(env, "DEV_MODE").is_none_or(|v| v == "0" || v == "false") {
         return Err(RelayError::not_found("no such route"));
     }
-    let body = read_body(&mut incoming.req).await?;
+    let body = read_body(&incoming.req).await?;
     let (user, rooms) = dev_token::parse_request(&body)?;
     let secret = secret(env, "JWT_SECRET").ok_or_else(RelayError::internal)?;
     let now = chrono::DateTime::from_timestamp_millis(super::now_ms()).unwrap_or_default();
@@ -354,22 +359,16 @@ fn caller_headers(room: &str, identity: &Identity) -> RelayResult<Headers> {
     let caller = serde_json::to_string(&caller).map_err(|_| RelayError::internal())?;
     headers
         .set(CALLER_HEADER, &caller)
-        .map_err(internal("headers"))?;
+        .map_err(internal::<JsValue>("headers"))?;
     Ok(headers)
 }
 
-async fn read_body(req: &mut Request) -> RelayResult<String> {
-    let declared = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<usize>().ok());
+async fn read_body(req: &Request) -> RelayResult<String> {
+    let declared = http::header(req, "content-length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_HTTP_BODY_BYTES) {
         return Err(RelayError::too_large("request body is larger than 256 KiB"));
     }
-    let bytes = req
-        .bytes()
+    let bytes = http::body_bytes(req)
         .await
         .map_err(|_| RelayError::bad_request("could not read the request body"))?;
     if bytes.len() > MAX_HTTP_BODY_BYTES {
