@@ -194,6 +194,7 @@ pub fn ack_frame(cid: &str, receipt: &Receipt) -> String {
 }
 
 /// The first frame of a connection.
+#[derive(Serialize)]
 pub struct Welcome<'a> {
     pub room: &'a str,
     pub conn_id: &'a str,
@@ -203,17 +204,21 @@ pub struct Welcome<'a> {
     pub reads: &'a [ReadMarker],
 }
 
+/// Serialised straight from the borrowed parts: a welcome in a full room lists up to a
+/// hundred users, and a `Value` tree of them would cost an allocation per field per connect.
 pub fn welcome_frame(welcome: &Welcome<'_>) -> String {
-    serde_json::json!({
-        "type": "welcome",
-        "room": welcome.room,
-        "conn_id": welcome.conn_id,
-        "user": welcome.user,
-        "seq": welcome.seq,
-        "presence": welcome.presence,
-        "reads": welcome.reads,
+    #[derive(Serialize)]
+    struct Frame<'a, 'b> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(flatten)]
+        welcome: &'b Welcome<'a>,
+    }
+    serde_json::to_string(&Frame {
+        kind: "welcome",
+        welcome,
     })
-    .to_string()
+    .unwrap_or_default()
 }
 
 pub fn read_frame(marker: &ReadMarker) -> String {
@@ -380,6 +385,42 @@ mod tests {
         let v: serde_json::Value = serde_json::to_value(&backend).unwrap();
         assert!(v["from"].is_null());
         assert!(v.get("cid").is_none());
+    }
+
+    #[test]
+    fn welcome_frame_carries_every_field() {
+        let alice = User {
+            id: "alice".into(),
+            name: Some("Alice".into()),
+            role: None,
+        };
+        let bob = User {
+            id: "bob".into(),
+            name: None,
+            role: None,
+        };
+        let read = ReadMarker {
+            user: bob.clone(),
+            seq: 3,
+            at: "2026-11-21T10:00:00.000Z".into(),
+        };
+        let frame = welcome_frame(&Welcome {
+            room: "chat:1",
+            conn_id: "c0ffee",
+            user: &alice,
+            seq: 7,
+            presence: &[alice.clone(), bob.clone()],
+            reads: std::slice::from_ref(&read),
+        });
+        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(v["type"], "welcome");
+        assert_eq!(v["room"], "chat:1");
+        assert_eq!(v["conn_id"], "c0ffee");
+        assert_eq!(v["user"]["id"], "alice");
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["presence"][1]["id"], "bob");
+        assert_eq!(v["reads"][0]["seq"], 3);
+        assert_eq!(v.as_object().unwrap().len(), 7, "no other fields: {frame}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The Worker's fetch entry: routes, authenticates at the edge, and hands rooms their requests.
 
+use std::cell::OnceCell;
+use std::rc::Rc;
+
 use futures::future::join_all;
 use serde_json::json;
 use wasm_bindgen::JsValue;
@@ -252,36 +255,71 @@ async fn directory(env: &Env, path: &str) -> RelayResult<Response> {
 
 async fn dev_token(incoming: &Incoming, env: &Env) -> RelayResult<Response> {
     // Exists only where DEV_MODE is set (local development); production answers 404.
-    if var(env, "DEV_MODE").is_none_or(|v| v == "0" || v == "false") {
+    let settings = settings(env);
+    if !settings.dev_mode {
         return Err(RelayError::not_found("no such route"));
     }
     let body = read_body(&incoming.req).await?;
     let (user, rooms) = dev_token::parse_request(&body)?;
-    let secret = secret(env, "JWT_SECRET").ok_or_else(RelayError::internal)?;
+    let secret = &settings
+        .jwt
+        .as_ref()
+        .ok_or_else(RelayError::internal)?
+        .secret;
     let now = chrono::DateTime::from_timestamp_millis(super::now_ms()).unwrap_or_default();
     let token = auth::mint(
         &user,
         &rooms,
-        secret.as_bytes(),
+        secret,
         now,
         chrono::Duration::seconds(DEV_TOKEN_TTL_SECS),
     )?;
     ok_json(json!({ "token": token, "expires_in": DEV_TOKEN_TTL_SECS }))
 }
 
-fn secret(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
-        .map(|s| s.to_string())
-        .or_else(|_| env.var(name).map(|v| v.to_string()))
-        .ok()
-        .filter(|s| !s.is_empty())
+/// The Worker's secrets and auth settings, read from the environment once per isolate:
+/// variables and secrets change only with a new deployment, which starts new isolates.
+struct Settings {
+    /// `None` when `JWT_SECRET` is not configured.
+    jwt: Option<AuthConfig>,
+    webhook_secret: Option<String>,
+    admin_secret: Option<String>,
+    dev_mode: bool,
 }
 
-fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
+thread_local! {
+    static SETTINGS: OnceCell<Rc<Settings>> = const { OnceCell::new() };
+}
+
+fn settings(env: &Env) -> Rc<Settings> {
+    SETTINGS.with(|cell| cell.get_or_init(|| Rc::new(read_settings(env))).clone())
+}
+
+fn read_settings(env: &Env) -> Settings {
+    let jwt = text(env, "JWT_SECRET").map(|secret| {
+        let mut config = AuthConfig::new(secret.into_bytes());
+        config.issuer = text(env, "JWT_ISSUER");
+        config.audience = text(env, "JWT_AUDIENCE");
+        if let Some(leeway) = text(env, "JWT_LEEWAY_SECS").and_then(|v| v.parse().ok()) {
+            config.leeway_secs = leeway;
+        }
+        config
+    });
+    Settings {
+        jwt,
+        webhook_secret: text(env, "WEBHOOK_SECRET"),
+        admin_secret: text(env, "ADMIN_SECRET"),
+        dev_mode: text(env, "DEV_MODE").is_some_and(|v| v != "0" && v != "false"),
+    }
+}
+
+/// A variable or secret (both are strings in the environment); `None` when unset or empty.
+fn text(env: &Env, name: &str) -> Option<String> {
+    let env: &JsValue = env.as_ref();
+    js_sys::Reflect::get(env, &JsValue::from_str(name))
         .ok()
-        .map(|v| v.to_string())
-        .filter(|s| !s.is_empty())
+        .and_then(|value| value.as_string())
+        .filter(|value| !value.is_empty())
 }
 
 fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
@@ -292,18 +330,13 @@ fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
         subprotocols.as_deref(),
         incoming.query("token"),
     )?;
-    let Some(jwt_secret) = secret(env, "JWT_SECRET") else {
+    let settings = settings(env);
+    let Some(config) = settings.jwt.as_ref() else {
         worker::console_error!("JWT_SECRET is not configured");
         return Err(RelayError::internal());
     };
-    let mut config = AuthConfig::new(jwt_secret.into_bytes());
-    config.issuer = var(env, "JWT_ISSUER");
-    config.audience = var(env, "JWT_AUDIENCE");
-    if let Some(leeway) = var(env, "JWT_LEEWAY_SECS").and_then(|v| v.parse().ok()) {
-        config.leeway_secs = leeway;
-    }
     let now = chrono::DateTime::from_timestamp_millis(super::now_ms()).unwrap_or_default();
-    auth::verify(token, &config, now)
+    auth::verify(token, config, now)
 }
 
 fn authenticate_backend(
@@ -312,7 +345,8 @@ fn authenticate_backend(
     body: &[u8],
     body_token: Option<&str>,
 ) -> RelayResult<()> {
-    let Some(webhook_secret) = secret(env, "WEBHOOK_SECRET") else {
+    let settings = settings(env);
+    let Some(webhook_secret) = settings.webhook_secret.as_deref() else {
         worker::console_error!("WEBHOOK_SECRET is not configured");
         return Err(RelayError::internal());
     };
@@ -332,7 +366,8 @@ fn authenticate_backend(
 }
 
 fn is_admin(incoming: &Incoming, env: &Env) -> bool {
-    let Some(admin_secret) = secret(env, "ADMIN_SECRET") else {
+    let settings = settings(env);
+    let Some(admin_secret) = settings.admin_secret.as_deref() else {
         return false;
     };
     incoming
