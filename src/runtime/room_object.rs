@@ -73,6 +73,9 @@ pub(super) struct Loaded {
     pub(super) outbox: super::room_backend::Outbox,
     /// Whether the room has members (so publishes owe feed updates); `None` until looked up.
     pub(super) has_members: Option<bool>,
+    /// Added to this room's archive delay, so that rooms busy since the same moment do not
+    /// all write to D1 in the same instant (a burst that stalls every room of the isolate).
+    archive_jitter_ms: i64,
 }
 
 impl Loaded {
@@ -101,6 +104,15 @@ impl Stamps for RuntimeStamps {
     fn new_id(&self) -> String {
         random_id()
     }
+}
+
+/// A random number below `bound` (0 when randomness is unavailable).
+fn random_below(bound: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() || bound == 0 {
+        return 0;
+    }
+    u64::from_le_bytes(bytes) % bound
 }
 
 fn random_id() -> String {
@@ -235,6 +247,7 @@ impl Room {
                 alarm_at: None,
                 outbox: Default::default(),
                 has_members: None,
+                archive_jitter_ms: random_below(self.limits.archive_delay_ms / 2 + 1) as i64,
             });
         }
         f(slot.as_mut().expect("loaded above"))
@@ -721,7 +734,10 @@ impl Room {
     }
 
     async fn schedule_archive(&self) {
-        self.schedule_alarm(now_ms() + self.limits.archive_delay_ms as i64)
+        let jitter = self
+            .with_loaded(None, |l| Ok(l.archive_jitter_ms))
+            .unwrap_or(0);
+        self.schedule_alarm(now_ms() + self.limits.archive_delay_ms as i64 + jitter)
             .await;
     }
 
