@@ -127,6 +127,30 @@ async fn stats_need_the_admin_secret() {
     }
 }
 
+/// Once the connections have been reported, nothing about presence changes any more: the
+/// room's later publishes alone must still reach `last_seq` (through the archive run).
+#[tokio::test]
+async fn last_seq_follows_publishes_after_the_connections_were_reported() {
+    let room = unique_room("e2e:stats-seq");
+    let carol = User::new("carol", "Carol", "customer");
+    let (mut c, _) = Client::join_as(&room, &carol).await;
+    let before = wait_for_entry(&room, 1, 1).await;
+    assert_eq!(before["last_seq"], 0, "nothing published yet: {before}");
+    // Past the report debounce, so that the next report is not one already pending.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    c.publish_acked("q-1", None, &json!({"text": "one"})).await;
+    c.publish_acked("q-2", None, &json!({"text": "two"})).await;
+    let room_ref = room.as_str();
+    let shown = poll(STATS_WAIT, || async move {
+        stats_entry(&admin_get("/v1/stats/rooms").await, room_ref).filter(|e| e["last_seq"] == 2)
+    })
+    .await;
+    assert!(
+        shown.is_some(),
+        "last_seq 2 never reached the stats of {room}"
+    );
+}
+
 #[tokio::test]
 async fn room_stats_count_connections_and_distinct_users() {
     let room = unique_room("e2e:stats");

@@ -25,6 +25,9 @@ pub struct Outbox {
     feed_pending: bool,
     report_sent_ms: Option<i64>,
     report_pending: bool,
+    /// The last seq the directory was told; a run of the alarm reports a newer one even when
+    /// no connection came or went, so that stats follow publishes without alarms of their own.
+    reported_seq: Option<u64>,
 }
 
 /// Personal rooms feed nobody: their messages are the feed.
@@ -130,16 +133,17 @@ impl Room {
 
     async fn send_stats_report(&self) -> RelayResult<()> {
         let report = self.with_loaded(None, |l| {
-            if !l.outbox.report_pending {
-                return Ok(None);
-            }
             let presence = l.presence.as_ref();
-            Ok(Some(RoomReport {
+            let report = RoomReport {
                 room: l.core.room().to_string(),
                 connections: presence.map_or(0, |p| p.connection_count()) as u64,
                 users: presence.map_or(0, |p| p.user_count()) as u64,
                 last_seq: l.core.last_seq(),
-            }))
+            };
+            // A room without connections is not listed, so its seq alone is not news.
+            let seq_moved =
+                report.connections > 0 && l.outbox.reported_seq != Some(report.last_seq);
+            Ok((l.outbox.report_pending || seq_moved).then_some(report))
         })?;
         let Some(report) = report else {
             return Ok(());
@@ -157,6 +161,7 @@ impl Room {
         self.with_loaded(None, |l| {
             l.outbox.report_pending = false;
             l.outbox.report_sent_ms = Some(now_ms());
+            l.outbox.reported_seq = Some(report.last_seq);
             Ok(())
         })
     }
