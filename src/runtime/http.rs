@@ -51,20 +51,19 @@ pub async fn body_bytes(req: &Request) -> worker::Result<Vec<u8>> {
 
 /// The whole response body as text.
 pub async fn response_text(response: &Response) -> worker::Result<String> {
-    let text = JsFuture::from(response.text()?).await?;
-    text.as_string()
-        .ok_or_else(|| worker::Error::from(JsValue::from_str("body is not text")))
+    Ok(text_of(response.text()).await?)
 }
 
 /// The whole request body as text.
 pub async fn body_text(req: &Request) -> RelayResult<String> {
-    let text = JsFuture::from(req.text().map_err(unreadable)?)
+    text_of(req.text())
         .await
-        .map_err(unreadable)?;
-    text.as_string()
-        .ok_or_else(|| RelayError::bad_request("unreadable body"))
+        .map_err(|_| RelayError::bad_request("unreadable body"))
 }
 
-fn unreadable(_: JsValue) -> RelayError {
-    RelayError::bad_request("unreadable body")
+/// Awaits a body's `text()` promise.
+async fn text_of(promise: Result<js_sys::Promise, JsValue>) -> Result<String, JsValue> {
+    let text = JsFuture::from(promise?).await?;
+    text.as_string()
+        .ok_or_else(|| JsValue::from_str("body is not text"))
 }

@@ -59,10 +59,10 @@ pub fn percent_encode(text: &str) -> String {
 
 /// Headers naming the room of a Worker-to-room (or room-to-room) request.
 pub fn room_headers(room: &str) -> RelayResult<Headers> {
-    let headers = Headers::new().map_err(internal::<JsValue>("headers"))?;
+    let headers = Headers::new().map_err(internal("headers"))?;
     headers
         .set(ROOM_HEADER, &percent_encode(room))
-        .map_err(internal::<JsValue>("headers"))?;
+        .map_err(internal("headers"))?;
     Ok(headers)
 }
 
@@ -77,14 +77,13 @@ fn namespace(env: &Env, binding: &str) -> RelayResult<DurableObjectNamespace> {
 /// Sends a request to a Durable Object; its response comes back untouched (a WebSocket
 /// upgrade included).
 pub async fn call_object(stub: &Stub, url: &str, init: &RequestInit) -> RelayResult<Response> {
-    let request =
-        Request::new_with_str_and_init(url, init).map_err(internal::<JsValue>("request"))?;
+    let request = Request::new_with_str_and_init(url, init).map_err(internal("request"))?;
     let promise = stub
         .fetch_with_request(&request)
-        .map_err(internal::<JsValue>("object fetch"))?;
+        .map_err(internal("object fetch"))?;
     let response = JsFuture::from(promise)
         .await
-        .map_err(internal::<JsValue>("object fetch"))?;
+        .map_err(internal("object fetch"))?;
     Ok(response.unchecked_into())
 }
 
@@ -99,7 +98,7 @@ pub async fn call_room(
 ) -> RelayResult<Response> {
     let stub = namespace(env, "ROOMS")?
         .get_by_name(room)
-        .map_err(internal::<JsValue>("stub"))?;
+        .map_err(internal("stub"))?;
     let init = RequestInit::new();
     init.set_method(method);
     init.set_headers(&headers);
@@ -113,5 +112,5 @@ pub async fn call_room(
 pub fn directory_stub(env: &Env) -> RelayResult<Stub> {
     namespace(env, "DIRECTORY")?
         .get_by_name(directory::DIRECTORY_NAME)
-        .map_err(internal::<JsValue>("directory stub"))
+        .map_err(internal("directory stub"))
 }

@@ -154,7 +154,7 @@ impl Room {
         }
     }
 
-    pub async fn fetch(&self, req: web_sys::Request) -> Result<JsValue, JsValue> {
+    pub async fn fetch(&self, req: Request) -> Result<JsValue, JsValue> {
         let response = match self.handle(req).await {
             Ok(response) => response,
             Err(err) => http::error(&err)?,

@@ -185,11 +185,11 @@ async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Resp
     let headers = caller_headers(room, &identity)?;
     headers
         .set("upgrade", "websocket")
-        .map_err(internal::<JsValue>("headers"))?;
+        .map_err(internal("headers"))?;
     if auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref()) {
         headers
             .set(SUBPROTOCOL_HEADER, auth::SUBPROTOCOL)
-            .map_err(internal::<JsValue>("headers"))?;
+            .map_err(internal("headers"))?;
     }
     call_room(env, room, &path, "GET", headers, None).await
 }
@@ -394,7 +394,7 @@ fn caller_headers(room: &str, identity: &Identity) -> RelayResult<Headers> {
     let caller = serde_json::to_string(&caller).map_err(|_| RelayError::internal())?;
     headers
         .set(CALLER_HEADER, &caller)
-        .map_err(internal::<JsValue>("headers"))?;
+        .map_err(internal("headers"))?;
     Ok(headers)
 }
 
