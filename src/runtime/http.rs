@@ -1,16 +1,20 @@
 //! HTTP helpers of the runtime shells: responses (JSON, pages, errors) and request bodies,
 //! built on the runtime's own `Request`/`Response` objects without intermediate copies.
 
-use wasm_bindgen::JsValue;
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
 use web_sys::{Headers, Request, Response, ResponseInit};
 use worker::wasm_bindgen_futures::JsFuture;
 
 use crate::error::{RelayError, RelayResult};
 
+const JSON_TYPE: &str = "application/json; charset=utf-8";
+const NO_STORE: &str = "no-store";
+
 fn respond(body: &str, status: u16, content_type: &str) -> worker::Result<Response> {
     let headers = Headers::new()?;
     headers.set("content-type", content_type)?;
-    headers.set("cache-control", "no-store")?;
+    headers.set("cache-control", NO_STORE)?;
     let init = ResponseInit::new();
     init.set_status(status);
     init.set_headers(&headers);
@@ -18,7 +22,7 @@ fn respond(body: &str, status: u16, content_type: &str) -> worker::Result<Respon
 }
 
 pub fn json(body: String, status: u16) -> worker::Result<Response> {
-    respond(&body, status, "application/json; charset=utf-8")
+    respond(&body, status, JSON_TYPE)
 }
 
 /// An embedded page; it may be cached briefly, as it changes only with a deployment.
@@ -36,6 +40,31 @@ pub fn error(err: &RelayError) -> worker::Result<Response> {
         response.headers().set("retry-after", &secs.to_string())?;
     }
     Ok(response)
+}
+
+#[wasm_bindgen(inline_js = "
+export function orInternalError(answer, body, contentType, cacheControl) {
+  return answer.catch((err) => {
+    console.error('object fetch: ' + err);
+    const headers = { 'content-type': contentType, 'cache-control': cacheControl };
+    return new Response(body, { status: 500, headers });
+  });
+}
+")]
+extern "C" {
+    #[wasm_bindgen(js_name = orInternalError)]
+    fn or_internal_error_js(
+        answer: &Promise,
+        body: &str,
+        content_type: &str,
+        cache_control: &str,
+    ) -> Promise;
+}
+
+/// The Promise of another object's response, or of the relay's 500 answer if that call fails.
+pub fn or_internal_error(answer: &Promise) -> Promise {
+    let err = RelayError::internal();
+    or_internal_error_js(answer, &err.to_http_body(), JSON_TYPE, NO_STORE)
 }
 
 /// A request header, if present and readable.

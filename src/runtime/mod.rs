@@ -6,9 +6,11 @@ mod fanout;
 mod http;
 mod room_backend;
 mod room_object;
+mod settle;
 mod sql_store;
 mod worker_entry;
 
+use js_sys::Promise;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Headers, Request, RequestInit, Response};
@@ -77,10 +79,17 @@ fn namespace(env: &Env, binding: &str) -> RelayResult<DurableObjectNamespace> {
 /// Sends a request to a Durable Object; its response comes back untouched (a WebSocket
 /// upgrade included).
 pub async fn call_object(stub: &Stub, url: &str, init: &RequestInit) -> RelayResult<Response> {
+    answer_of(object_request(stub, url, init)?).await
+}
+
+/// Starts a request to a Durable Object: the Promise of its response.
+fn object_request(stub: &Stub, url: &str, init: &RequestInit) -> RelayResult<Promise> {
     let request = Request::new_with_str_and_init(url, init).map_err(internal("request"))?;
-    let promise = stub
-        .fetch_with_request(&request)
-        .map_err(internal("object fetch"))?;
+    stub.fetch_with_request(&request)
+        .map_err(internal("object fetch"))
+}
+
+async fn answer_of(promise: Promise) -> RelayResult<Response> {
     let response = JsFuture::from(promise)
         .await
         .map_err(internal("object fetch"))?;
@@ -96,6 +105,18 @@ pub async fn call_room(
     headers: Headers,
     body: Option<String>,
 ) -> RelayResult<Response> {
+    answer_of(room_request(env, room, path, method, headers, body)?).await
+}
+
+/// Starts a request to the room's Durable Object: the Promise of its response.
+pub fn room_request(
+    env: &Env,
+    room: &str,
+    path: &str,
+    method: &str,
+    headers: Headers,
+    body: Option<String>,
+) -> RelayResult<Promise> {
     let stub = namespace(env, "ROOMS")?
         .get_by_name(room)
         .map_err(internal("stub"))?;
@@ -105,7 +126,7 @@ pub async fn call_room(
     if let Some(body) = body {
         init.set_body(&JsValue::from_str(&body));
     }
-    call_object(&stub, &format!("https://room{path}"), &init).await
+    object_request(&stub, &format!("https://room{path}"), &init)
 }
 
 /// The deployment's one `Directory` object, which keeps the rooms' stats reports.

@@ -54,7 +54,7 @@ impl Room {
                 &super::room_object::RuntimeStamps,
             )
         })?;
-        self.answer_http_publish(published).await
+        self.answer_http_publish(published)
     }
 
     /// `GET` / `PUT /members`.
@@ -88,7 +88,7 @@ impl Room {
     }
 
     /// Marks members (all, or the one whose read marker moved) as owed a `room.update`.
-    pub(super) async fn queue_feed_updates(&self, only: Option<&str>) {
+    pub(super) fn queue_feed_updates(&self, only: Option<&str>) {
         let queued = self.with_loaded(None, |l| {
             if !feeds_others(l.core.room()) {
                 return Ok(None);
@@ -106,14 +106,14 @@ impl Room {
             Ok(Some(feed::next_update_at(l.outbox.feed_sent_ms, now_ms())))
         });
         match queued {
-            Ok(Some(at)) => self.schedule_alarm(at).await,
+            Ok(Some(at)) => self.schedule_alarm(at),
             Ok(None) => {}
             Err(err) => worker::console_error!("could not queue feed updates: {err}"),
         }
     }
 
     /// Schedules a stats report, at most one per interval.
-    pub(super) async fn report_stats(&self) {
+    pub(super) fn report_stats(&self) {
         let at = self.with_loaded(None, |l| {
             l.outbox.report_pending = true;
             Ok(l.outbox
@@ -121,7 +121,7 @@ impl Room {
                 .map_or(now_ms(), |last| now_ms().max(last + REPORT_INTERVAL_MS)))
         });
         if let Ok(at) = at {
-            self.schedule_alarm(at).await;
+            self.schedule_alarm(at);
         }
     }
 
@@ -176,7 +176,7 @@ impl Room {
             return Ok(());
         }
         if at > now_ms() {
-            self.schedule_alarm(at).await;
+            self.schedule_alarm(at);
             return Ok(());
         }
         let updates = self.with_loaded(None, |l| {
@@ -236,8 +236,7 @@ impl Room {
                 l.outbox.feed_pending = true;
                 Ok(())
             })?;
-            self.schedule_alarm(now_ms() + feed::UPDATE_INTERVAL_MS)
-                .await;
+            self.schedule_alarm(now_ms() + feed::UPDATE_INTERVAL_MS);
         }
         Ok(())
     }

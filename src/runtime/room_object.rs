@@ -5,17 +5,18 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
 use worker::worker_sys::DurableObjectState;
-use worker::{Delay, Env, Headers, ScheduledTime, State, WebSocket, WebSocketPair};
+use worker::{Env, Headers, State, WebSocket, WebSocketPair};
 
 use super::archive::Archive;
 use super::fanout::Pace;
 use super::http::{self, header};
+use super::settle::{settle, sleep};
 use super::sql_store::SqlRoomStore;
 use super::{internal, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::auth::User;
@@ -124,10 +125,15 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The room's Durable Object class. Its runtime entry points are bound by hand (rather than
-/// through `worker::DurableObject`) so that requests and responses pass as the runtime's own
-/// objects: no copies of the URL, headers and `cf` properties on every connect.
-#[wasm_bindgen]
+/// The room's Durable Object class as the runtime sees it. Its entry points are bound by hand
+/// (rather than through `worker::DurableObject`) so that requests and responses pass as the
+/// runtime's own objects, and so that work which never waits answers without a Promise.
+#[wasm_bindgen(js_name = Room)]
+pub struct RoomEntry {
+    room: Rc<Room>,
+}
+
+/// One room's state: its storage, its sockets (held by the runtime) and its in-memory cache.
 pub struct Room {
     pub(super) state: State,
     pub(super) env: Env,
@@ -135,10 +141,10 @@ pub struct Room {
     loaded: RefCell<Option<Loaded>>,
 }
 
-#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
-impl Room {
+#[wasm_bindgen(js_class = Room)]
+impl RoomEntry {
     #[wasm_bindgen(constructor)]
-    pub fn new(state: DurableObjectState, env: Env) -> Room {
+    pub fn new(state: DurableObjectState, env: Env) -> RoomEntry {
         let state = State::from(state);
         if let Ok(pair) =
             worker::WebSocketRequestResponsePair::new(protocol::PING_FRAME, protocol::PONG_FRAME)
@@ -146,73 +152,90 @@ impl Room {
             state.set_websocket_auto_response(&pair);
         }
         let limits = Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
-        Room {
+        let room = Room {
             state,
             env,
             limits,
             loaded: RefCell::new(None),
+        };
+        RoomEntry {
+            room: Rc::new(room),
         }
     }
 
-    pub async fn fetch(&self, req: Request) -> Result<JsValue, JsValue> {
-        let response = match self.handle(req).await {
-            Ok(response) => response,
-            Err(err) => http::error(&err)?,
-        };
-        Ok(response.into())
+    pub fn fetch(&self, req: Request) -> JsValue {
+        let room = Rc::clone(&self.room);
+        settle(async move {
+            let response = match room.handle(req).await {
+                Ok(response) => response,
+                Err(err) => http::error(&err)?,
+            };
+            Ok(response.into())
+        })
     }
 
     #[wasm_bindgen(js_name = webSocketMessage)]
-    pub async fn websocket_message(
-        &self,
-        ws: web_sys::WebSocket,
-        message: JsValue,
-    ) -> Result<JsValue, JsValue> {
+    pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
         let ws = WebSocket::from(ws);
-        if let Err(err) = self.on_message(&ws, message).await {
-            self.reject(&ws, err, None);
+        if let Err(err) = self.room.on_message(&ws, message) {
+            self.room.reject(&ws, err, None);
         }
-        Ok(JsValue::NULL)
     }
 
     #[wasm_bindgen(js_name = webSocketClose)]
-    pub async fn websocket_close(
+    pub fn websocket_close(
         &self,
         ws: web_sys::WebSocket,
         _code: u16,
         _reason: String,
         _was_clean: bool,
-    ) -> Result<JsValue, JsValue> {
-        let ws = WebSocket::from(ws);
-        // Completes the closing handshake where the runtime does not do it by itself.
-        let _ = ws.close(Some(1000), Some("closed"));
-        self.on_gone(&ws).await;
-        Ok(JsValue::NULL)
+    ) -> JsValue {
+        let room = Rc::clone(&self.room);
+        settle(async move {
+            let ws = WebSocket::from(ws);
+            // Completes the closing handshake where the runtime does not do it by itself.
+            let _ = ws.close(Some(1000), Some("closed"));
+            room.on_gone(&ws).await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     #[wasm_bindgen(js_name = webSocketError)]
-    pub async fn websocket_error(
-        &self,
-        ws: web_sys::WebSocket,
-        _error: JsValue,
-    ) -> Result<JsValue, JsValue> {
-        self.on_gone(&WebSocket::from(ws)).await;
-        Ok(JsValue::NULL)
+    pub fn websocket_error(&self, ws: web_sys::WebSocket, _error: JsValue) -> JsValue {
+        let room = Rc::clone(&self.room);
+        settle(async move {
+            room.on_gone(&WebSocket::from(ws)).await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
-    pub async fn alarm(&self) -> Result<JsValue, JsValue> {
-        let _ = self.with_loaded(None, |l| {
-            l.alarm_at = None;
-            Ok(())
-        });
-        if let Err(err) = self.archive_pending().await {
-            worker::console_error!("archive run failed: {err}");
-        }
-        if let Err(err) = self.send_outbox().await {
-            worker::console_error!("outbox run failed: {err}");
-        }
-        Ok(JsValue::UNDEFINED)
+    pub fn alarm(&self) -> JsValue {
+        let room = Rc::clone(&self.room);
+        settle(async move {
+            let _ = room.with_loaded(None, |l| {
+                l.alarm_at = None;
+                Ok(())
+            });
+            if let Err(err) = room.archive_pending().await {
+                worker::console_error!("archive run failed: {err}");
+            }
+            if let Err(err) = room.send_outbox().await {
+                worker::console_error!("outbox run failed: {err}");
+            }
+            Ok(JsValue::UNDEFINED)
+        })
     }
+}
+
+#[wasm_bindgen(inline_js = "
+export function setAlarmAt(state, at) {
+  state.storage.setAlarm(at).catch((err) => console.error('could not set the alarm: ' + err));
+}
+")]
+extern "C" {
+    /// Sets the room's alarm to `at` (milliseconds since the epoch) without waiting.
+    #[wasm_bindgen(js_name = setAlarmAt)]
+    fn set_alarm_at(state: &JsValue, at: f64);
 }
 
 fn caller(req: &Request) -> RelayResult<Caller> {
@@ -365,7 +388,7 @@ impl Room {
             self.replay(&server, plan, archived)?;
         }
         // Only now may the object await: the replay above must not interleave with publishes.
-        self.report_stats().await;
+        self.report_stats();
 
         let headers = Headers::new();
         if let Some(protocol) = header(req, SUBPROTOCOL_HEADER) {
@@ -497,21 +520,21 @@ impl Room {
             l.core
                 .publish(Sender::User(&caller.user), &publish, &RuntimeStamps)
         })?;
-        self.answer_http_publish(published).await
+        self.answer_http_publish(published)
     }
 
     /// Broadcasts a new message to every socket and answers the HTTP caller with the receipt.
-    pub(super) async fn answer_http_publish(&self, published: Published) -> RelayResult<Response> {
+    pub(super) fn answer_http_publish(&self, published: Published) -> RelayResult<Response> {
         if let Published::New { frame, .. } = &published {
             self.broadcast(frame, None);
-            self.after_publish().await;
+            self.after_publish();
         }
         let receipt =
             serde_json::to_string(published.receipt()).map_err(|_| RelayError::internal())?;
         http::json(receipt, 200).map_err(internal("publish response"))
     }
 
-    async fn on_message(&self, ws: &WebSocket, message: JsValue) -> RelayResult<()> {
+    fn on_message(&self, ws: &WebSocket, message: JsValue) -> RelayResult<()> {
         // Frames that were already in flight when the room closed this socket are ignored.
         if ws.as_ref().ready_state() != OPEN {
             return Ok(());
@@ -579,7 +602,7 @@ impl Room {
                         self.send_to(ws, &protocol::ack_frame(cid, published.receipt()));
                         if let Published::New { frame, .. } = &published {
                             self.broadcast(frame, Some(ws));
-                            self.after_publish().await;
+                            self.after_publish();
                         }
                     }
                     Err(err) => self.reject(ws, err, Some(cid)),
@@ -611,8 +634,8 @@ impl Room {
                 match moved {
                     Ok(Some(marker)) => {
                         self.broadcast(&protocol::read_frame(&marker), Some(ws));
-                        self.schedule_archive().await;
-                        self.queue_feed_updates(Some(&attachment.user.id)).await;
+                        self.schedule_archive();
+                        self.queue_feed_updates(Some(&attachment.user.id));
                     }
                     Ok(None) => {}
                     Err(err) => self.reject(ws, err, None),
@@ -689,11 +712,11 @@ impl Room {
                     .is_some_and(|p| p.disconnect(&attachment.conn_id, &attachment.user, now_ms())))
             })
             .unwrap_or(false);
-        self.report_stats().await;
+        self.report_stats();
         if !departing {
             return;
         }
-        Delay::from(Duration::from_millis(LEAVE_GRACE_MS as u64 + 50)).await;
+        sleep(LEAVE_GRACE_MS as u32 + 50).await;
         let departures = self
             .with_loaded(None, |l| {
                 Ok(l.presence
@@ -733,39 +756,32 @@ impl Room {
         super::fanout::send_to_room(&self.state, frame, except, Pace::Presence);
     }
 
-    async fn schedule_archive(&self) {
+    fn schedule_archive(&self) {
         let jitter = self
             .with_loaded(None, |l| Ok(l.archive_jitter_ms))
             .unwrap_or(0);
-        self.schedule_alarm(now_ms() + self.limits.archive_delay_ms as i64 + jitter)
-            .await;
+        self.schedule_alarm(now_ms() + self.limits.archive_delay_ms as i64 + jitter);
     }
 
     /// Makes the alarm fire no later than `at` (the one alarm serves archive, feeds and stats).
-    pub(super) async fn schedule_alarm(&self, at: i64) {
+    /// The storage write is not awaited: like every write of the object, it is committed
+    /// before any of the object's later output leaves (the runtime's output gate).
+    pub(super) fn schedule_alarm(&self, at: i64) {
         let known = self.with_loaded(None, |l| Ok(l.alarm_at)).ok().flatten();
         if known.is_some_and(|set_for| set_for <= at) {
             return;
         }
-        // An i64 would be taken as an offset from now; the alarm wants this exact time.
-        let when = ScheduledTime::new(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
-            at as f64,
-        )));
-        match self.state.storage().set_alarm(when).await {
-            Ok(()) => {
-                let _ = self.with_loaded(None, |l| {
-                    l.alarm_at = Some(at);
-                    Ok(())
-                });
-            }
-            Err(err) => worker::console_error!("could not set the alarm: {err}"),
-        }
+        set_alarm_at(self.state.as_raw(), at as f64);
+        let _ = self.with_loaded(None, |l| {
+            l.alarm_at = Some(at);
+            Ok(())
+        });
     }
 
     /// Everything that follows a new message: the archive write and members' feed updates.
-    pub(super) async fn after_publish(&self) {
-        self.schedule_archive().await;
-        self.queue_feed_updates(None).await;
+    pub(super) fn after_publish(&self) {
+        self.schedule_archive();
+        self.queue_feed_updates(None);
     }
 
     /// Writes unarchived messages to D1 in batches; on failure, retries with backoff.
@@ -788,7 +804,7 @@ impl Room {
                 break;
             };
             if let Err(err) = archive.write(&room, &batch).await {
-                self.retry_archive_later().await?;
+                self.retry_archive_later()?;
                 return Err(err);
             }
             archived_seq = last;
@@ -801,7 +817,7 @@ impl Room {
         let reads = self.with_loaded(None, |l| l.core.store().unarchived_reads(ARCHIVE_BATCH))?;
         if !reads.is_empty() {
             if let Err(err) = archive.write_reads(&room, &reads).await {
-                self.retry_archive_later().await?;
+                self.retry_archive_later()?;
                 return Err(err);
             }
             self.with_loaded(None, |l| l.core.store().mark_reads_archived(&reads))?;
@@ -813,12 +829,12 @@ impl Room {
         })?;
         if more || reads.len() == ARCHIVE_BATCH as usize {
             worker::console_log!("archive of {room} continues: {archived_seq} of {last_seq}");
-            self.schedule_alarm(now_ms()).await;
+            self.schedule_alarm(now_ms());
         }
         Ok(())
     }
 
-    async fn retry_archive_later(&self) -> RelayResult<()> {
+    fn retry_archive_later(&self) -> RelayResult<()> {
         let failures = self.with_loaded(None, |l| {
             let store = l.core.store();
             let failures = store
@@ -830,7 +846,7 @@ impl Room {
             Ok(failures)
         })?;
         let backoff = (500u64 << failures.min(7)).min(ARCHIVE_MAX_BACKOFF_MS);
-        self.schedule_alarm(now_ms() + backoff as i64).await;
+        self.schedule_alarm(now_ms() + backoff as i64);
         Ok(())
     }
 }

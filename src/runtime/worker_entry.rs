@@ -4,13 +4,17 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use futures::future::join_all;
+use js_sys::Promise;
 use serde_json::json;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use web_sys::{Headers, Request, RequestInit, Response};
-use worker::{event, Context, Env};
+use worker::Env;
 
+use super::settle::settle;
 use super::{
-    call_object, call_room, http, internal, room_headers, Caller, CALLER_HEADER, SUBPROTOCOL_HEADER,
+    call_object, call_room, http, internal, room_headers, room_request, Caller, CALLER_HEADER,
+    SUBPROTOCOL_HEADER,
 };
 use crate::auth::{self, AuthConfig, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
@@ -22,13 +26,18 @@ use crate::router::{self, Route};
 use crate::url_parts;
 use crate::webhook::{self, BackendCredentials, Broadcast, SIGNATURE_HEADER};
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+/// The Worker's fetch handler, bound by hand rather than through `#[event(fetch)]`: a connect
+/// answers with the room's own Promise, and no route that can answer at once waits for a turn
+/// of the executor first.
+#[wasm_bindgen]
+pub fn fetch(req: Request, env: Env, _ctx: JsValue) -> JsValue {
     console_error_panic_hook::set_once();
-    match handle(req, &env).await {
-        Ok(response) => Ok(response),
-        Err(err) => http::error(&err),
-    }
+    settle(async move {
+        match answer(req, &env).await {
+            Ok(answer) => Ok(answer),
+            Err(err) => Ok(http::error(&err)?.into()),
+        }
+    })
 }
 
 /// A request's parts that the handlers read.
@@ -50,18 +59,19 @@ impl Incoming {
     }
 }
 
-async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
+/// A `Response`, or the Promise of one.
+async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
     let url = req.url();
     let method = req.method();
     let route = router::route(&method, url_parts::path(&url))?;
     let query = url_parts::query_pairs(&url);
-    let incoming = Incoming { req, query };
-    match route {
+    let incoming = &Incoming { req, query };
+    let response = match route {
+        Route::RoomSocket { room } => return connect(incoming, env, &room).map(JsValue::from),
         Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
         Route::Ready => ready(env).await,
-        Route::RoomSocket { room } => connect(&incoming, env, &room).await,
         Route::RoomHistory { room } => {
-            let identity = authenticate(&incoming, env)?;
+            let identity = authenticate(incoming, env)?;
             identity.check_access(&room)?;
             let history = HistoryQuery::from_pairs(
                 incoming.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -78,7 +88,7 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
             .await
         }
         Route::RoomPublish { room } => {
-            let identity = authenticate(&incoming, env)?;
+            let identity = authenticate(incoming, env)?;
             identity.check_access(&room)?;
             let body = read_body(&incoming.req).await?;
             call_room(
@@ -93,7 +103,7 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
         }
         Route::RoomMembers { room } => {
             let body = read_body(&incoming.req).await?;
-            authenticate_backend(&incoming, env, body.as_bytes(), None)?;
+            authenticate_backend(incoming, env, body.as_bytes(), None)?;
             let (method, body) = if method == "PUT" {
                 ("PUT", Some(body))
             } else {
@@ -102,15 +112,15 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
             call_room(env, &room, "/members", method, room_headers(&room)?, body).await
         }
         Route::RoomPresence { room } => {
-            if !is_admin(&incoming, env) {
-                let identity = authenticate(&incoming, env)?;
+            if !is_admin(incoming, env) {
+                let identity = authenticate(incoming, env)?;
                 identity.check_access(&room)?;
             }
             call_room(env, &room, "/presence", "GET", room_headers(&room)?, None).await
         }
         Route::Broadcast => {
             let body = read_body(&incoming.req).await?;
-            authenticate_backend(&incoming, env, body.as_bytes(), None)?;
+            authenticate_backend(incoming, env, body.as_bytes(), None)?;
             broadcast(env, Broadcast::parse(&body)?).await
         }
         Route::LegacyBroadcast { kind } => {
@@ -119,24 +129,25 @@ async fn handle(req: Request, env: &Env) -> RelayResult<Response> {
                 Ok(parsed) => parsed,
                 // Credentials are checked before the body is judged, as on every backend route.
                 Err(err) => {
-                    authenticate_backend(&incoming, env, body.as_bytes(), None)?;
+                    authenticate_backend(incoming, env, body.as_bytes(), None)?;
                     return Err(err);
                 }
             };
-            authenticate_backend(&incoming, env, body.as_bytes(), body_token.as_deref())?;
+            authenticate_backend(incoming, env, body.as_bytes(), body_token.as_deref())?;
             broadcast(env, broadcast_request).await
         }
         Route::Stats | Route::LegacyStatsConnections => {
-            require_admin(&incoming, env)?;
+            require_admin(incoming, env)?;
             directory(env, "/stats").await
         }
         Route::StatsRooms | Route::LegacyStatsRooms => {
-            require_admin(&incoming, env)?;
+            require_admin(incoming, env)?;
             directory(env, "/rooms").await
         }
-        Route::DevToken => dev_token(&incoming, env).await,
+        Route::DevToken => dev_token(incoming, env).await,
         Route::Page(page) => http::page(page.body, page.content_type).map_err(internal("page")),
-    }
+    };
+    response.map(JsValue::from)
 }
 
 fn ok_json(value: serde_json::Value) -> RelayResult<Response> {
@@ -158,7 +169,8 @@ async fn ready(env: &Env) -> RelayResult<Response> {
     http::json(body.to_string(), status).map_err(internal("response"))
 }
 
-async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Response> {
+/// Hands the upgrade to the room; the answer is the room's own Promise of its 101 response.
+fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
     let identity = authenticate(incoming, env)?;
     identity.check_access(room)?;
     if !incoming
@@ -191,7 +203,8 @@ async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Resp
             .set(SUBPROTOCOL_HEADER, auth::SUBPROTOCOL)
             .map_err(internal("headers"))?;
     }
-    call_room(env, room, &path, "GET", headers, None).await
+    let answer = room_request(env, room, &path, "GET", headers, None)?;
+    Ok(http::or_internal_error(&answer))
 }
 
 /// Delivers one event to every listed room at once; a room that fails does not stop the others.
