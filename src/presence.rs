@@ -87,6 +87,14 @@ impl Presence {
             .collect()
     }
 
+    /// When the earliest pending leave is due, if any.
+    pub fn next_departure_at(&self) -> Option<i64> {
+        self.departing
+            .values()
+            .map(|(_, left_ms)| left_ms + LEAVE_GRACE_MS)
+            .min()
+    }
+
     /// Records a typing state; typing of users who are not online is ignored.
     pub fn set_typing(&mut self, user_id: &str, active: bool) {
         if active && self.online.contains_key(user_id) {
@@ -195,5 +203,20 @@ mod tests {
         p.disconnect("c1", &user("a"), 0);
         let due = p.due_departures(LEAVE_GRACE_MS);
         assert!(due[0].was_typing);
+    }
+
+    #[test]
+    fn next_departure_is_the_earliest_pending_leave() {
+        let mut p = Presence::default();
+        assert_eq!(p.next_departure_at(), None);
+        p.connect("c1", &user("a"));
+        p.connect("c2", &user("b"));
+        p.disconnect("c2", &user("b"), 1_500);
+        p.disconnect("c1", &user("a"), 1_000);
+        assert_eq!(p.next_departure_at(), Some(1_000 + LEAVE_GRACE_MS));
+        assert_eq!(p.due_departures(1_000 + LEAVE_GRACE_MS).len(), 1);
+        assert_eq!(p.next_departure_at(), Some(1_500 + LEAVE_GRACE_MS));
+        p.connect("c3", &user("b"));
+        assert_eq!(p.next_departure_at(), None);
     }
 }

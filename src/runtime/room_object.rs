@@ -10,6 +10,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
+use worker::worker_sys::ext::WebSocketExt;
 use worker::worker_sys::DurableObjectState;
 use worker::{Env, Headers, State, WebSocket, WebSocketPair};
 
@@ -41,6 +42,10 @@ const META_ARCHIVE_FAILURES: &str = "archive_failures";
 const ARCHIVE_BATCH: u32 = 100;
 const ARCHIVE_BATCHES_PER_RUN: u32 = 10;
 const ARCHIVE_MAX_BACKOFF_MS: u64 = 60_000;
+/// Added to a leave's due time, so that the timer never fires just before it.
+const LEAVE_SLACK_MS: i64 = 50;
+/// Bound of one leave sweep: rounds of waiting for the next due leave.
+const MAX_LEAVE_ROUNDS: u32 = 100_000;
 /// Times the archive part of a resume is re-read if the room pruned meanwhile.
 const RESUME_ATTEMPTS: u32 = 3;
 
@@ -50,6 +55,24 @@ struct Attachment {
     conn_id: String,
     user: User,
     exp: i64,
+}
+
+impl Attachment {
+    /// Stored as one JSON string: a single crossing into JavaScript, where a JS object would
+    /// take one per field (and the room reads it on every frame a socket sends).
+    fn store_on(&self, ws: &WebSocket) -> RelayResult<()> {
+        let text = serde_json::to_string(self).map_err(|_| RelayError::internal())?;
+        let raw: &web_sys::WebSocket = ws.as_ref();
+        raw.serialize_attachment(JsValue::from_str(&text))
+            .map_err(|_| RelayError::internal())
+    }
+
+    /// The socket's attachment; `None` for a socket the room never accepted.
+    fn of(ws: &WebSocket) -> Option<Attachment> {
+        let raw: &web_sys::WebSocket = ws.as_ref();
+        let text = raw.deserialize_attachment().ok()?.as_string()?;
+        serde_json::from_str(&text).ok()
+    }
 }
 
 /// Limits of one connection, kept in memory: after a wake they start full, which matches
@@ -77,6 +100,8 @@ pub(super) struct Loaded {
     /// Added to this room's archive delay, so that rooms busy since the same moment do not
     /// all write to D1 in the same instant (a burst that stalls every room of the isolate).
     archive_jitter_ms: i64,
+    /// Whether a timer is already waiting to announce pending leaves.
+    leave_sweep: bool,
 }
 
 impl Loaded {
@@ -271,6 +296,7 @@ impl Room {
                 outbox: Default::default(),
                 has_members: None,
                 archive_jitter_ms: random_below(self.limits.archive_delay_ms / 2 + 1) as i64,
+                leave_sweep: false,
             });
         }
         f(slot.as_mut().expect("loaded above"))
@@ -363,9 +389,7 @@ impl Room {
         } else {
             self.state.accept_web_socket(&server);
         }
-        server
-            .serialize_attachment(&attachment)
-            .map_err(internal("attachment"))?;
+        attachment.store_on(&server)?;
         let (joined, welcome) = self.with_loaded(None, |l| {
             let presence = l.presence.get_or_insert_with(Presence::default);
             let joined = presence.connect(&attachment.conn_id, &attachment.user);
@@ -548,11 +572,7 @@ impl Room {
             self.close_socket(ws, ErrorCode::TooLarge.close_code(), "frame too large");
             return Ok(());
         }
-        let attachment: Attachment = ws
-            .deserialize_attachment()
-            .ok()
-            .flatten()
-            .ok_or_else(RelayError::internal)?;
+        let attachment = Attachment::of(ws).ok_or_else(RelayError::internal)?;
         if attachment.exp * 1000 < now_ms() {
             self.close_socket(ws, ErrorCode::Unauthorized.close_code(), "token expired");
             return Ok(());
@@ -651,12 +671,7 @@ impl Room {
         if err.code != ErrorCode::BadRequest {
             return;
         }
-        let conn_id = ws
-            .deserialize_attachment::<Attachment>()
-            .ok()
-            .flatten()
-            .map(|a| a.conn_id)
-            .unwrap_or_default();
+        let conn_id = Attachment::of(ws).map(|a| a.conn_id).unwrap_or_default();
         let too_many = self
             .with_loaded(None, |l| {
                 let connection = l.connection(&conn_id, &self.limits);
@@ -685,7 +700,7 @@ impl Room {
             if ws.as_ref().ready_state() != OPEN {
                 continue;
             }
-            if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
+            if let Some(a) = Attachment::of(&ws) {
                 presence.connect(&a.conn_id, &a.user);
             }
         }
@@ -698,40 +713,67 @@ impl Room {
     /// A socket closed or failed: uncount it; after the user's last one, wait out the leave
     /// grace and announce the leave (and the end of their typing) unless they came back.
     async fn on_gone(&self, ws: &WebSocket) {
-        let Ok(Some(attachment)) = ws.deserialize_attachment::<Attachment>() else {
+        let Some(attachment) = Attachment::of(ws) else {
             return;
         };
         if self.ensure_presence().is_err() {
             return;
         }
-        let departing = self
+        let start_sweep = self
             .with_loaded(None, |l| {
                 l.connections.remove(&attachment.conn_id);
-                Ok(l.presence
+                let departing = l
+                    .presence
                     .as_mut()
-                    .is_some_and(|p| p.disconnect(&attachment.conn_id, &attachment.user, now_ms())))
+                    .is_some_and(|p| p.disconnect(&attachment.conn_id, &attachment.user, now_ms()));
+                // One timer per room serves every pending leave: a mass disconnect must not
+                // start a timer per socket.
+                let start = departing && !l.leave_sweep;
+                l.leave_sweep |= start;
+                Ok(start)
             })
             .unwrap_or(false);
         self.report_stats();
-        if !departing {
-            return;
+        if start_sweep {
+            self.announce_departures().await;
         }
-        sleep(LEAVE_GRACE_MS as u32 + 50).await;
-        let departures = self
-            .with_loaded(None, |l| {
-                Ok(l.presence
-                    .as_mut()
-                    .map(|p| p.due_departures(now_ms()))
-                    .unwrap_or_default())
-            })
-            .unwrap_or_default();
-        for departure in departures {
-            if departure.was_typing {
-                self.broadcast(&protocol::typing_frame(&departure.user, false), None);
+    }
+
+    /// Announces each pending leave when its grace has passed, until none is pending.
+    async fn announce_departures(&self) {
+        // Each round announces at least the earliest leave, or finds it cancelled.
+        for _ in 0..MAX_LEAVE_ROUNDS {
+            let next = self
+                .with_loaded(None, |l| {
+                    Ok(l.presence.as_ref().and_then(|p| p.next_departure_at()))
+                })
+                .ok()
+                .flatten();
+            let Some(due_at) = next else {
+                break;
+            };
+            let wait_ms = (due_at - now_ms()).clamp(0, LEAVE_GRACE_MS) + LEAVE_SLACK_MS;
+            sleep(wait_ms as u32).await;
+            let departures = self
+                .with_loaded(None, |l| {
+                    Ok(l.presence
+                        .as_mut()
+                        .map(|p| p.due_departures(now_ms()))
+                        .unwrap_or_default())
+                })
+                .unwrap_or_default();
+            for departure in departures {
+                if departure.was_typing {
+                    self.broadcast(&protocol::typing_frame(&departure.user, false), None);
+                }
+                let last_seen = room::rfc3339_ms(departure.last_seen_ms);
+                self.broadcast_presence(&protocol::leave_frame(&departure.user, &last_seen), None);
             }
-            let last_seen = room::rfc3339_ms(departure.last_seen_ms);
-            self.broadcast_presence(&protocol::leave_frame(&departure.user, &last_seen), None);
         }
+        let _ = self.with_loaded(None, |l| {
+            l.leave_sweep = false;
+            Ok(())
+        });
     }
 
     /// Sends a frame to one socket, after the frames already queued for it (batched sockets).
