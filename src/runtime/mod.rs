@@ -12,8 +12,9 @@ mod worker_entry;
 
 use js_sys::Promise;
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Headers, Request, RequestInit, Response};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Headers, RequestInit, Response};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::{DurableObject as Stub, DurableObjectNamespace};
 use worker::Env;
@@ -82,10 +83,21 @@ pub async fn call_object(stub: &Stub, url: &str, init: &RequestInit) -> RelayRes
     answer_of(object_request(stub, url, init)?).await
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// A Durable Object stub, seen through the one method used here.
+    type Fetcher;
+
+    /// `stub.fetch(url, init)`: the runtime builds the request itself, with no `Request`
+    /// object of ours in between.
+    #[wasm_bindgen(method, catch)]
+    fn fetch(this: &Fetcher, url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
+}
+
 /// Starts a request to a Durable Object: the Promise of its response.
 fn object_request(stub: &Stub, url: &str, init: &RequestInit) -> RelayResult<Promise> {
-    let request = Request::new_with_str_and_init(url, init).map_err(internal("request"))?;
-    stub.fetch_with_request(&request)
+    stub.unchecked_ref::<Fetcher>()
+        .fetch(url, init)
         .map_err(internal("object fetch"))
 }
 

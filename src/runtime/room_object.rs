@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
 use worker::worker_sys::ext::WebSocketExt;
 use worker::worker_sys::DurableObjectState;
-use worker::{Env, Headers, State, WebSocket, WebSocketPair};
+use worker::{Env, State, WebSocket, WebSocketPair};
 
 use super::archive::Archive;
 use super::fanout::Pace;
@@ -414,16 +414,11 @@ impl Room {
         // Only now may the object await: the replay above must not interleave with publishes.
         self.report_stats();
 
-        let headers = Headers::new();
-        if let Some(protocol) = header(req, SUBPROTOCOL_HEADER) {
-            headers
-                .set("sec-websocket-protocol", &protocol)
-                .map_err(internal("headers"))?;
-        }
-        let response = worker::Response::from_websocket(pair.client)
-            .map_err(internal("upgrade"))?
-            .with_headers(headers);
-        Ok(response.into())
+        http::upgrade(
+            pair.client.as_ref(),
+            header(req, SUBPROTOCOL_HEADER).as_deref(),
+        )
+        .map_err(internal("upgrade"))
     }
 
     async fn read_archive(
