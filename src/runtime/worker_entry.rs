@@ -65,13 +65,13 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
     let method = req.method();
     let route = router::route(&method, url_parts::path(&url))?;
     let query = url_parts::query_pairs(&url);
-    let incoming = &Incoming { req, query };
+    let incoming = Incoming { req, query };
     let response = match route {
-        Route::RoomSocket { room } => return connect(incoming, env, &room).map(JsValue::from),
+        Route::RoomSocket { room } => return connect(&incoming, env, &room).map(JsValue::from),
         Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
         Route::Ready => ready(env).await,
         Route::RoomHistory { room } => {
-            let identity = authenticate(incoming, env)?;
+            let identity = authenticate(&incoming, env)?;
             identity.check_access(&room)?;
             let history = HistoryQuery::from_pairs(
                 incoming.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -88,7 +88,7 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
             .await
         }
         Route::RoomPublish { room } => {
-            let identity = authenticate(incoming, env)?;
+            let identity = authenticate(&incoming, env)?;
             identity.check_access(&room)?;
             let body = read_body(&incoming.req).await?;
             call_room(
@@ -103,7 +103,7 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
         }
         Route::RoomMembers { room } => {
             let body = read_body(&incoming.req).await?;
-            authenticate_backend(incoming, env, body.as_bytes(), None)?;
+            authenticate_backend(&incoming, env, body.as_bytes(), None)?;
             let (method, body) = if method == "PUT" {
                 ("PUT", Some(body))
             } else {
@@ -112,15 +112,15 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
             call_room(env, &room, "/members", method, room_headers(&room)?, body).await
         }
         Route::RoomPresence { room } => {
-            if !is_admin(incoming, env) {
-                let identity = authenticate(incoming, env)?;
+            if !is_admin(&incoming, env) {
+                let identity = authenticate(&incoming, env)?;
                 identity.check_access(&room)?;
             }
             call_room(env, &room, "/presence", "GET", room_headers(&room)?, None).await
         }
         Route::Broadcast => {
             let body = read_body(&incoming.req).await?;
-            authenticate_backend(incoming, env, body.as_bytes(), None)?;
+            authenticate_backend(&incoming, env, body.as_bytes(), None)?;
             broadcast(env, Broadcast::parse(&body)?).await
         }
         Route::LegacyBroadcast { kind } => {
@@ -129,22 +129,22 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
                 Ok(parsed) => parsed,
                 // Credentials are checked before the body is judged, as on every backend route.
                 Err(err) => {
-                    authenticate_backend(incoming, env, body.as_bytes(), None)?;
+                    authenticate_backend(&incoming, env, body.as_bytes(), None)?;
                     return Err(err);
                 }
             };
-            authenticate_backend(incoming, env, body.as_bytes(), body_token.as_deref())?;
+            authenticate_backend(&incoming, env, body.as_bytes(), body_token.as_deref())?;
             broadcast(env, broadcast_request).await
         }
         Route::Stats | Route::LegacyStatsConnections => {
-            require_admin(incoming, env)?;
+            require_admin(&incoming, env)?;
             directory(env, "/stats").await
         }
         Route::StatsRooms | Route::LegacyStatsRooms => {
-            require_admin(incoming, env)?;
+            require_admin(&incoming, env)?;
             directory(env, "/rooms").await
         }
-        Route::DevToken => dev_token(incoming, env).await,
+        Route::DevToken => dev_token(&incoming, env).await,
         Route::Page(page) => http::page(page.body, page.content_type).map_err(internal("page")),
     };
     response.map(JsValue::from)
