@@ -106,8 +106,22 @@ impl Presence {
 
     /// Users others currently see as present (online, or within their leave grace).
     pub fn users(&self) -> Vec<User> {
-        let mut users: Vec<User> = self.online.values().map(|(user, _)| user.clone()).collect();
-        users.extend(self.departing.values().map(|(user, _)| user.clone()));
+        self.present(None).into_iter().cloned().collect()
+    }
+
+    /// The present users as a connection of `newcomer` will see them once it is counted:
+    /// the welcome is built before the socket is accepted, and presence changes only after.
+    pub fn users_with<'a>(&'a self, newcomer: &'a User) -> Vec<&'a User> {
+        self.present(Some(newcomer))
+    }
+
+    fn present<'a>(&'a self, newcomer: Option<&'a User>) -> Vec<&'a User> {
+        let mut users: Vec<&User> = self.online.values().map(|(user, _)| user).collect();
+        users.extend(self.departing.values().map(|(user, _)| user));
+        let newcomer = newcomer.filter(|new| {
+            !self.online.contains_key(&new.id) && !self.departing.contains_key(&new.id)
+        });
+        users.extend(newcomer);
         users.sort_by(|a, b| a.id.cmp(&b.id));
         users
     }
@@ -203,6 +217,30 @@ mod tests {
         p.disconnect("c1", &user("a"), 0);
         let due = p.due_departures(LEAVE_GRACE_MS);
         assert!(due[0].was_typing);
+    }
+
+    #[test]
+    fn the_welcome_list_counts_the_newcomer_once() {
+        let mut p = Presence::default();
+        p.connect("c1", &user("b"));
+        let ids = |users: Vec<&User>| users.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(p.users_with(&user("a"))), ["a", "b"]);
+        assert_eq!(
+            ids(p.users_with(&user("b"))),
+            ["b"],
+            "a second tab is not a second user"
+        );
+        p.disconnect("c1", &user("b"), 0);
+        assert_eq!(
+            ids(p.users_with(&user("b"))),
+            ["b"],
+            "returning within the grace"
+        );
+        assert_eq!(
+            p.users(),
+            vec![user("b")],
+            "asking does not count the newcomer"
+        );
     }
 
     #[test]

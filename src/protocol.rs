@@ -200,7 +200,7 @@ pub struct Welcome<'a> {
     pub conn_id: &'a str,
     pub user: &'a User,
     pub seq: u64,
-    pub presence: &'a [User],
+    pub presence: &'a [&'a User],
     pub reads: &'a [ReadMarker],
 }
 
@@ -409,7 +409,7 @@ mod tests {
             conn_id: "c0ffee",
             user: &alice,
             seq: 7,
-            presence: &[alice.clone(), bob.clone()],
+            presence: &[&alice, &bob],
             reads: std::slice::from_ref(&read),
         });
         let v: serde_json::Value = serde_json::from_str(&frame).unwrap();

@@ -1,13 +1,11 @@
 //! Fan-out of frames to a room's sockets, in single calls into JavaScript: a frame crosses
 //! from Rust once and the loop runs next to the sockets. Sockets that opted into batched
 //! delivery (tag `batch`) get the frames of one turn of the room's event loop coalesced into
-//! one WebSocket message, a JSON array of the frames in order; the others get each frame alone.
+//! one WebSocket message, a JSON array of the frames in order; the others (tag `plain`) get
+//! each frame alone.
 
 use wasm_bindgen::prelude::*;
 use worker::{State, WebSocket};
-
-/// The hibernation tag of sockets that take batched frames.
-pub const BATCH_TAG: &str = "batch";
 
 // Why a timer: the runtime delivers the frames that are already waiting for the room before it
 // fires a zero-delay timer, so the frames published in one burst leave together. Presence
@@ -17,11 +15,27 @@ pub const BATCH_TAG: &str = "batch";
 // where it began.
 #[wasm_bindgen(inline_js = "
 const BATCH = 'batch';
+const PLAIN = 'plain';
 const MAX_ENTRIES = 256;
 const MAX_BYTES = 1 << 20;
 const queues = new WeakMap();
 // Whether a socket takes batches, looked up once per socket object (tags never change).
 const batchedSockets = new WeakMap();
+
+// Per room: whether a socket that takes batches was accepted, and whether sockets accepted
+// before sockets were tagged either way are open (those rooms scan every socket per frame).
+const roomKinds = new WeakMap();
+
+function kindsOf(state) {
+  let kinds = roomKinds.get(state);
+  if (kinds === undefined) {
+    const batched = state.getWebSockets(BATCH).length;
+    const plain = state.getWebSockets(PLAIN).length;
+    kinds = { batched: batched > 0, untagged: state.getWebSockets().length > batched + plain };
+    roomKinds.set(state, kinds);
+  }
+  return kinds;
+}
 
 function takesBatches(state, ws) {
   let batched = batchedSockets.get(ws);
@@ -92,18 +106,46 @@ export function flushQueue(state) {
 }
 
 export function sendToAll(state, frame, except, delayMs) {
-  let batched = false;
-  for (const ws of state.getWebSockets()) {
-    if (ws === except) continue;
-    if (takesBatches(state, ws)) batched = true;
-    else send(ws, frame);
+  const kinds = kindsOf(state);
+  let batched = kinds.batched;
+  if (kinds.untagged) {
+    batched = false;
+    for (const ws of state.getWebSockets()) {
+      if (ws === except) continue;
+      if (takesBatches(state, ws)) batched = true;
+      else send(ws, frame);
+    }
+  } else {
+    // Only the sockets that take frames one by one: a room of batched sockets is not scanned.
+    for (const ws of state.getWebSockets(PLAIN)) if (ws !== except) send(ws, frame);
   }
   if (batched) enqueue(state, { frame, except, only: undefined }, delayMs);
 }
 
-export function noteAccepted(state, ws) {
+function noteAccepted(state, ws) {
   const queue = queues.get(state);
   if (queue !== undefined) queue.firstFor.set(ws, queue.entries.length);
+}
+
+// The whole accept in one call: the pair, the hibernation accept, the attachment, the
+// welcome and the 101 answer (object literals, where Rust would make a call per field).
+export function acceptSocket(state, batched, attachment, welcome, subprotocol) {
+  const pair = new WebSocketPair();
+  const client = pair[0];
+  const server = pair[1];
+  const kinds = kindsOf(state);
+  if (batched) {
+    state.acceptWebSocket(server, [BATCH]);
+    kinds.batched = true;
+    noteAccepted(state, server);
+  } else {
+    state.acceptWebSocket(server, [PLAIN]);
+  }
+  server.serializeAttachment(attachment);
+  server.send(welcome);
+  const init = { status: 101, webSocket: client };
+  if (subprotocol !== undefined) init.headers = { 'sec-websocket-protocol': subprotocol };
+  return { server, response: new Response(null, init) };
 }
 
 export function sendToOne(state, ws, frame) {
@@ -121,8 +163,21 @@ extern "C" {
     fn send_to_one(state: &JsValue, ws: &JsValue, frame: &str);
     #[wasm_bindgen(js_name = flushQueue)]
     fn flush_queue(state: &JsValue);
-    #[wasm_bindgen(js_name = noteAccepted)]
-    fn mark_accepted(state: &JsValue, ws: &JsValue);
+    #[wasm_bindgen(js_name = acceptSocket, catch)]
+    fn accept_socket(
+        state: &JsValue,
+        batched: bool,
+        attachment: &str,
+        welcome: &str,
+        subprotocol: Option<&str>,
+    ) -> Result<Accepted, JsValue>;
+
+    /// A socket just accepted, and the answer that hands its client end to the caller.
+    pub type Accepted;
+    #[wasm_bindgen(method, getter)]
+    pub fn server(this: &Accepted) -> web_sys::WebSocket;
+    #[wasm_bindgen(method, getter)]
+    pub fn response(this: &Accepted) -> web_sys::Response;
 }
 
 fn raw(ws: &WebSocket) -> JsValue {
@@ -164,8 +219,15 @@ pub fn flush(state: &State) {
     flush_queue(state.as_raw());
 }
 
-/// Keeps a socket just accepted out of the frames already waiting for a batch (they predate
-/// its welcome).
-pub fn note_accepted(state: &State, ws: &WebSocket) {
-    mark_accepted(state.as_raw(), &raw(ws));
+/// Accepts a new socket into the room (tagged when it takes batches), stores its attachment
+/// and sends its welcome. A batched socket is kept out of the frames already waiting for a
+/// batch: they predate its welcome.
+pub fn accept(
+    state: &State,
+    batched: bool,
+    attachment: &str,
+    welcome: &str,
+    subprotocol: Option<&str>,
+) -> Result<Accepted, JsValue> {
+    accept_socket(state.as_raw(), batched, attachment, welcome, subprotocol)
 }

@@ -5,7 +5,6 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use web_sys::{Headers, Request, Response, ResponseInit};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::ext::ResponseInitExt;
 
 use crate::error::{RelayError, RelayResult};
 
@@ -33,20 +32,6 @@ pub fn page(body: &str, content_type: &str) -> worker::Result<Response> {
         .headers()
         .set("cache-control", "public, max-age=300")?;
     Ok(response)
-}
-
-/// The 101 answer handing `client` to the caller; a header object only when a subprotocol
-/// is echoed (fewer runtime objects per connect).
-pub fn upgrade(client: &web_sys::WebSocket, subprotocol: Option<&str>) -> worker::Result<Response> {
-    let mut init = ResponseInit::new();
-    init.set_status(101);
-    init.websocket(client)?;
-    if let Some(protocol) = subprotocol {
-        let headers = Headers::new()?;
-        headers.set("sec-websocket-protocol", protocol)?;
-        init.set_headers(&headers);
-    }
-    Ok(Response::new_with_opt_str_and_init(None, &init)?)
 }
 
 pub fn error(err: &RelayError) -> worker::Result<Response> {
@@ -78,8 +63,10 @@ extern "C" {
 
 /// The Promise of another object's response, or of the relay's 500 answer if that call fails.
 pub fn or_internal_error(answer: &Promise) -> Promise {
-    let err = RelayError::internal();
-    or_internal_error_js(answer, &err.to_http_body(), JSON_TYPE, NO_STORE)
+    thread_local! {
+        static INTERNAL_BODY: String = RelayError::internal().to_http_body();
+    }
+    INTERNAL_BODY.with(|body| or_internal_error_js(answer, body, JSON_TYPE, NO_STORE))
 }
 
 /// A request header, if present and readable.

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
 use worker::worker_sys::ext::WebSocketExt;
 use worker::worker_sys::DurableObjectState;
-use worker::{Env, State, WebSocket, WebSocketPair};
+use worker::{Env, State, WebSocket};
 
 use super::archive::Archive;
 use super::fanout::Pace;
@@ -60,11 +60,8 @@ struct Attachment {
 impl Attachment {
     /// Stored as one JSON string: a single crossing into JavaScript, where a JS object would
     /// take one per field (and the room reads it on every frame a socket sends).
-    fn store_on(&self, ws: &WebSocket) -> RelayResult<()> {
-        let text = serde_json::to_string(self).map_err(|_| RelayError::internal())?;
-        let raw: &web_sys::WebSocket = ws.as_ref();
-        raw.serialize_attachment(JsValue::from_str(&text))
-            .map_err(|_| RelayError::internal())
+    fn to_json(&self) -> RelayResult<String> {
+        serde_json::to_string(self).map_err(|_| RelayError::internal())
     }
 
     /// The socket's attachment; `None` for a socket the room never accepted.
@@ -374,37 +371,37 @@ impl Room {
             }
         }
 
-        let pair = WebSocketPair::new().map_err(internal("pair"))?;
-        let server = pair.server;
         let attachment = Attachment {
             conn_id: random_id(),
-            user: caller.user.clone(),
+            user: caller.user,
             exp: caller.exp,
         };
         self.ensure_presence()?;
-        if batched {
-            self.state
-                .accept_websocket_with_tags(&server, &[super::fanout::BATCH_TAG]);
-            super::fanout::note_accepted(&self.state, &server);
-        } else {
-            self.state.accept_web_socket(&server);
-        }
-        attachment.store_on(&server)?;
-        let (joined, welcome) = self.with_loaded(None, |l| {
-            let presence = l.presence.get_or_insert_with(Presence::default);
-            let joined = presence.connect(&attachment.conn_id, &attachment.user);
+        let welcome = self.with_loaded(None, |l| {
             let reads = l.core.welcome_reads()?.to_vec();
-            let welcome = protocol::welcome_frame(&Welcome {
+            let presence = l.presence.get_or_insert_with(Presence::default);
+            Ok(protocol::welcome_frame(&Welcome {
                 room: l.core.room(),
                 conn_id: &attachment.conn_id,
                 user: &attachment.user,
                 seq: l.core.last_seq(),
-                presence: &presence.users(),
+                presence: &presence.users_with(&attachment.user),
                 reads: &reads,
-            });
-            Ok((joined, welcome))
+            }))
         })?;
-        let _ = server.send_with_str(&welcome);
+        let accepted = super::fanout::accept(
+            &self.state,
+            batched,
+            &attachment.to_json()?,
+            &welcome,
+            header(req, SUBPROTOCOL_HEADER).as_deref(),
+        )
+        .map_err(|err| internal("accept")(worker::Error::from(err)))?;
+        let server = WebSocket::from(accepted.server());
+        let joined = self.with_loaded(None, |l| {
+            let presence = l.presence.get_or_insert_with(Presence::default);
+            Ok(presence.connect(&attachment.conn_id, &attachment.user))
+        })?;
         if joined {
             self.broadcast_presence(&protocol::join_frame(&attachment.user), Some(&server));
         }
@@ -413,12 +410,7 @@ impl Room {
         }
         // Only now may the object await: the replay above must not interleave with publishes.
         self.report_stats();
-
-        http::upgrade(
-            pair.client.as_ref(),
-            header(req, SUBPROTOCOL_HEADER).as_deref(),
-        )
-        .map_err(internal("upgrade"))
+        Ok(accepted.response())
     }
 
     async fn read_archive(
