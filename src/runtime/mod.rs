@@ -94,6 +94,50 @@ extern "C" {
     fn fetch(this: &Fetcher, url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
 }
 
+#[wasm_bindgen(inline_js = "
+export function upgradeObject(env, binding, name, url, names, values) {
+  const headers = { upgrade: 'websocket' };
+  for (let i = 0; i < names.length; i++) headers[names[i]] = values[i];
+  return env[binding].getByName(name).fetch(url, { headers });
+}
+")]
+extern "C" {
+    /// The whole upgrade call to an object in one crossing: its stub, a header object
+    /// literal and the request (a connect storm makes one per connection).
+    #[wasm_bindgen(js_name = upgradeObject, catch)]
+    fn upgrade_object(
+        env: &Env,
+        binding: &str,
+        name: &str,
+        url: &str,
+        names: Vec<String>,
+        values: Vec<String>,
+    ) -> Result<Promise, JsValue>;
+}
+
+/// Starts a WebSocket upgrade request to the room's Durable Object, with `headers` besides
+/// `upgrade`: the Promise of its 101 (or error) response.
+pub fn room_upgrade(
+    env: &Env,
+    room: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> RelayResult<Promise> {
+    let (names, values) = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .unzip();
+    upgrade_object(
+        env,
+        "ROOMS",
+        room,
+        &format!("https://room{path}"),
+        names,
+        values,
+    )
+    .map_err(internal("object upgrade"))
+}
+
 /// Starts a request to a Durable Object: the Promise of its response.
 fn object_request(stub: &Stub, url: &str, init: &RequestInit) -> RelayResult<Promise> {
     stub.unchecked_ref::<Fetcher>()
@@ -121,7 +165,7 @@ pub async fn call_room(
 }
 
 /// Starts a request to the room's Durable Object: the Promise of its response.
-pub fn room_request(
+fn room_request(
     env: &Env,
     room: &str,
     path: &str,

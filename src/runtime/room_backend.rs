@@ -112,13 +112,13 @@ impl Room {
         }
     }
 
-    /// Schedules a stats report, at most one per interval.
+    /// Schedules a stats report, at most one per interval. The first one also waits an
+    /// interval: a room that is filling up (a connect storm) then reports once, not twice.
     pub(super) fn report_stats(&self) {
         let at = self.with_loaded(None, |l| {
             l.outbox.report_pending = true;
-            Ok(l.outbox
-                .report_sent_ms
-                .map_or(now_ms(), |last| now_ms().max(last + REPORT_INTERVAL_MS)))
+            let earliest = l.outbox.report_sent_ms.unwrap_or_else(now_ms) + REPORT_INTERVAL_MS;
+            Ok(now_ms().max(earliest))
         });
         if let Ok(at) = at {
             self.schedule_alarm(at);

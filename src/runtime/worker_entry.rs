@@ -13,8 +13,8 @@ use worker::Env;
 
 use super::settle::settle;
 use super::{
-    call_object, call_room, http, internal, room_headers, room_request, Caller, CALLER_HEADER,
-    SUBPROTOCOL_HEADER,
+    call_object, call_room, http, internal, percent_encode, room_headers, room_upgrade, Caller,
+    CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER,
 };
 use crate::auth::{self, AuthConfig, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
@@ -194,16 +194,16 @@ fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
         path.push(if path.contains('?') { '&' } else { '?' });
         path.push_str(if batch { "batch=1" } else { "batch=0" });
     }
-    let headers = caller_headers(room, &identity)?;
-    headers
-        .set("upgrade", "websocket")
-        .map_err(internal("headers"))?;
+    let room_value = percent_encode(room);
+    let caller = caller_json(&identity)?;
+    let mut headers = vec![
+        (ROOM_HEADER, room_value.as_str()),
+        (CALLER_HEADER, caller.as_str()),
+    ];
     if auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref()) {
-        headers
-            .set(SUBPROTOCOL_HEADER, auth::SUBPROTOCOL)
-            .map_err(internal("headers"))?;
+        headers.push((SUBPROTOCOL_HEADER, auth::SUBPROTOCOL));
     }
-    let answer = room_request(env, room, &path, "GET", headers, None)?;
+    let answer = room_upgrade(env, room, &path, &headers)?;
     Ok(http::or_internal_error(&answer))
 }
 
@@ -399,16 +399,20 @@ fn require_admin(incoming: &Incoming, env: &Env) -> RelayResult<()> {
 
 /// The room headers plus the verified caller, which only the Worker can set.
 fn caller_headers(room: &str, identity: &Identity) -> RelayResult<Headers> {
+    let headers = room_headers(room)?;
+    headers
+        .set(CALLER_HEADER, &caller_json(identity)?)
+        .map_err(internal("headers"))?;
+    Ok(headers)
+}
+
+/// The caller header's value: who the Worker verified.
+fn caller_json(identity: &Identity) -> RelayResult<String> {
     let caller = Caller {
         user: identity.user.clone(),
         exp: identity.expires_at,
     };
-    let headers = room_headers(room)?;
-    let caller = serde_json::to_string(&caller).map_err(|_| RelayError::internal())?;
-    headers
-        .set(CALLER_HEADER, &caller)
-        .map_err(internal("headers"))?;
-    Ok(headers)
+    serde_json::to_string(&caller).map_err(|_| RelayError::internal())
 }
 
 async fn read_body(req: &Request) -> RelayResult<String> {
