@@ -13,6 +13,7 @@
 //! - [`feed`]: room members and the coalesced `room.update` feed of personal rooms.
 //! - [`config`]: limits read from the Worker's variables.
 //! - [`paging`]: history query parameters and page assembly.
+//! - [`random_ids`]: connection and message ids from pooled secure random bytes.
 //! - [`stats`]: room reports and the stats answers.
 //! - [`site`]: the demo page and the browser client, embedded in the Worker.
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
@@ -26,6 +27,7 @@ pub mod feed;
 pub mod paging;
 pub mod presence;
 pub mod protocol;
+pub mod random_ids;
 pub mod rate_limit;
 pub mod room;
 pub mod room_name;

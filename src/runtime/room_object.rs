@@ -26,6 +26,7 @@ use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::paging::{Direction, HistoryQuery, SeqRange, MAX_PAGE_LIMIT};
 use crate::presence::{Presence, LEAVE_GRACE_MS};
 use crate::protocol::{self, ClientFrame, Publish, Welcome};
+use crate::random_ids::{random_below, random_id};
 use crate::rate_limit::{PublishLimiter, TokenBucket, Verdict};
 use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
 use crate::room_name;
@@ -125,26 +126,8 @@ impl Stamps for RuntimeStamps {
     }
 
     fn new_id(&self) -> String {
-        random_id()
+        random_id(now_ms())
     }
-}
-
-/// A random number below `bound` (0 when randomness is unavailable).
-fn random_below(bound: u64) -> u64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() || bound == 0 {
-        return 0;
-    }
-    u64::from_le_bytes(bytes) % bound
-}
-
-fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // The runtime always provides crypto.getRandomValues; fall back to time plus a counter.
-        bytes[..8].copy_from_slice(&now_ms().to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The room's Durable Object class as the runtime sees it. Its entry points are bound by hand
@@ -292,7 +275,8 @@ impl Room {
                 alarm_at: None,
                 outbox: Default::default(),
                 has_members: None,
-                archive_jitter_ms: random_below(self.limits.archive_delay_ms / 2 + 1) as i64,
+                archive_jitter_ms: random_below(self.limits.archive_delay_ms / 2 + 1, now_ms())
+                    as i64,
                 leave_sweep: false,
             });
         }
@@ -372,7 +356,7 @@ impl Room {
         }
 
         let attachment = Attachment {
-            conn_id: random_id(),
+            conn_id: random_id(now_ms()),
             user: caller.user,
             exp: caller.exp,
         };
