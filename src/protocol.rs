@@ -181,16 +181,28 @@ pub struct Receipt {
     pub duplicate: bool,
 }
 
+/// Serialised from a struct, not a `json!` map (one per publish); the fields keep the sorted
+/// order the map gave them, so the bytes are what they always were.
 pub fn ack_frame(cid: &str, receipt: &Receipt) -> String {
-    serde_json::json!({
-        "type": "ack",
-        "cid": cid,
-        "seq": receipt.seq,
-        "id": receipt.id,
-        "ts": receipt.ts,
-        "duplicate": receipt.duplicate,
+    #[derive(Serialize)]
+    struct Ack<'a> {
+        cid: &'a str,
+        duplicate: bool,
+        id: &'a str,
+        seq: u64,
+        ts: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    }
+    serde_json::to_string(&Ack {
+        cid,
+        duplicate: receipt.duplicate,
+        id: &receipt.id,
+        seq: receipt.seq,
+        ts: &receipt.ts,
+        kind: "ack",
     })
-    .to_string()
+    .unwrap_or_default()
 }
 
 /// The first frame of a connection.
@@ -239,8 +251,21 @@ pub fn reset_frame(seq: u64) -> String {
     serde_json::json!({"type": "reset", "seq": seq}).to_string()
 }
 
+/// Like [`ack_frame`], a struct in the map's field order (one per connect).
 pub fn join_frame(user: &User) -> String {
-    serde_json::json!({"type": "presence", "event": "join", "user": user}).to_string()
+    #[derive(Serialize)]
+    struct Join<'a> {
+        event: &'static str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        user: &'a User,
+    }
+    serde_json::to_string(&Join {
+        event: "join",
+        kind: "presence",
+        user,
+    })
+    .unwrap_or_default()
 }
 
 pub fn typing_frame(user: &User, active: bool) -> String {
@@ -264,6 +289,28 @@ pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_and_join_frames_keep_their_bytes() {
+        let receipt = Receipt {
+            seq: 7,
+            id: "m1".into(),
+            ts: "2026-11-21T10:00:00.000Z".into(),
+            duplicate: false,
+        };
+        let map = serde_json::json!({
+            "type": "ack", "cid": "c\"1", "seq": 7, "id": "m1",
+            "ts": "2026-11-21T10:00:00.000Z", "duplicate": false,
+        });
+        assert_eq!(ack_frame("c\"1", &receipt), map.to_string());
+        let user = User {
+            id: "ü".into(),
+            name: Some("Ann".into()),
+            role: None,
+        };
+        let map = serde_json::json!({"type": "presence", "event": "join", "user": &user});
+        assert_eq!(join_frame(&user), map.to_string());
+    }
     use crate::error::ErrorCode;
 
     fn bad(text: &str) -> FrameError {

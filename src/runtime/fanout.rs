@@ -219,7 +219,7 @@ pub fn flush(state: &State) {
     flush_queue(state.as_raw());
 }
 
-/// Accepts a new socket into the room (tagged when it takes batches), stores its attachment
+/// Accepts a new socket into the room (tagged `batch` or `plain`), stores its attachment
 /// and sends its welcome. A batched socket is kept out of the frames already waiting for a
 /// batch: they predate its welcome.
 pub fn accept(
