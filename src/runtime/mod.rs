@@ -161,18 +161,6 @@ pub async fn call_room(
     headers: Headers,
     body: Option<String>,
 ) -> RelayResult<Response> {
-    answer_of(room_request(env, room, path, method, headers, body)?).await
-}
-
-/// Starts a request to the room's Durable Object: the Promise of its response.
-fn room_request(
-    env: &Env,
-    room: &str,
-    path: &str,
-    method: &str,
-    headers: Headers,
-    body: Option<String>,
-) -> RelayResult<Promise> {
     let stub = namespace(env, "ROOMS")?
         .get_by_name(room)
         .map_err(internal("stub"))?;
@@ -182,7 +170,7 @@ fn room_request(
     if let Some(body) = body {
         init.set_body(&JsValue::from_str(&body));
     }
-    object_request(&stub, &format!("https://room{path}"), &init)
+    call_object(&stub, &format!("https://room{path}"), &init).await
 }
 
 /// The deployment's one `Directory` object, which keeps the rooms' stats reports.
