@@ -80,7 +80,14 @@ fn namespace(env: &Env, binding: &str) -> RelayResult<DurableObjectNamespace> {
 /// Sends a request to a Durable Object; its response comes back untouched (a WebSocket
 /// upgrade included).
 pub async fn call_object(stub: &Stub, url: &str, init: &RequestInit) -> RelayResult<Response> {
-    answer_of(object_request(stub, url, init)?).await
+    let answer = stub
+        .unchecked_ref::<Fetcher>()
+        .fetch(url, init)
+        .map_err(internal("object fetch"))?;
+    let response = JsFuture::from(answer)
+        .await
+        .map_err(internal("object fetch"))?;
+    Ok(response.unchecked_into())
 }
 
 #[wasm_bindgen]
@@ -136,20 +143,6 @@ pub fn room_upgrade(
         values,
     )
     .map_err(internal("object upgrade"))
-}
-
-/// Starts a request to a Durable Object: the Promise of its response.
-fn object_request(stub: &Stub, url: &str, init: &RequestInit) -> RelayResult<Promise> {
-    stub.unchecked_ref::<Fetcher>()
-        .fetch(url, init)
-        .map_err(internal("object fetch"))
-}
-
-async fn answer_of(promise: Promise) -> RelayResult<Response> {
-    let response = JsFuture::from(promise)
-        .await
-        .map_err(internal("object fetch"))?;
-    Ok(response.unchecked_into())
 }
 
 /// Sends a request to the room's Durable Object.
