@@ -373,6 +373,17 @@ async fn a_batched_sender_gets_its_acks_in_order_and_never_its_own_messages() {
 /// welcome's seq, `synced`, then the same live traffic.
 #[tokio::test]
 async fn a_socket_joining_mid_burst_gets_nothing_from_before_its_welcome() {
+    joining_mid_burst("1").await;
+}
+
+/// The same with sockets that take one frame per message (`batch=0`): presence joins wait
+/// for them too, and one accepted meanwhile must not get the joins from before its welcome.
+#[tokio::test]
+async fn a_plain_socket_joining_mid_burst_gets_nothing_from_before_its_welcome() {
+    joining_mid_burst("0").await;
+}
+
+async fn joining_mid_burst(joiner_batch: &'static str) {
     let room = unique_room("e2e:batch");
     let observer = User::new("observer", "Observer", "viewer");
     let (mut o, _) = join_batched(&room, &observer, "1", None).await;
@@ -420,7 +431,7 @@ async fn a_socket_joining_mid_burst_gets_nothing_from_before_its_welcome() {
             let since = (j % 2 == 1).then_some(0);
             let room = room.clone();
             connecting.push(tokio::spawn(async move {
-                let (c, welcome) = join_batched_welcome(&room, &u, "1", since).await;
+                let (c, welcome) = join_batched_welcome(&room, &u, joiner_batch, since).await;
                 (j, since, c, welcome)
             }));
         }

@@ -248,6 +248,77 @@ async fn quick_reconnect_within_the_grace_is_invisible_to_others() {
     o.close().await;
 }
 
+/// A join may wait up to 250 ms for company, but never behind a later frame: the joiner's
+/// first frames (a typing signal, which has no ack, then a message) reach the others after its
+/// join. A socket accepted while that join waits lists the joiner in its welcome and never
+/// gets the join.
+#[tokio::test]
+async fn a_waiting_join_leaves_before_the_joiners_first_frames_and_not_to_later_sockets() {
+    let room = unique_room("e2e:presence");
+    let obs = User::new("obs", "Observer", "viewer");
+    let alice = User::new("alice", "Alice", "customer");
+    let bob = User::new("bob", "Bob", "viewer");
+    let (mut o, _) = Client::join_as(&room, &obs).await;
+
+    let (mut a, _) = Client::join_as(&room, &alice).await;
+    let (mut b, wb) = Client::join(&room, &bob.token(&[room.as_str()])).await;
+    assert!(
+        presence_set(&wb).contains(&alice.id),
+        "bob's welcome lists alice, who connected first: {wb}"
+    );
+    a.send_json(&serde_json::json!({"type": "typing", "active": true}))
+        .await;
+    let stamp = a
+        .publish_acked("first", None, &serde_json::json!("hello"))
+        .await;
+
+    let mut frames = Vec::new();
+    while !frames.iter().any(|f: &Value| ty(f) == "message") {
+        frames.push(o.recv_json().await);
+    }
+    let kinds: Vec<String> = frames
+        .iter()
+        .filter(|f| !is_presence_of(f, "join", &bob))
+        .map(|f| match ty(f) {
+            "presence" => format!("{}:{}", str_field(f, "event"), str_field(&f["user"], "id")),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            format!("join:{}", alice.id),
+            "typing".into(),
+            "message".into()
+        ],
+        "the observer gets alice's join, then her typing, then her message: {frames:?}"
+    );
+    assert_eq!(u64_field(&frames[frames.len() - 1], "seq"), stamp.seq);
+
+    let message = b.recv_until("message").await;
+    assert_eq!(
+        u64_field(&message, "seq"),
+        stamp.seq,
+        "bob gets alice's message"
+    );
+    b.expect_none(
+        "alice's join, although bob's welcome listed her",
+        SILENCE,
+        |v| is_presence_of(v, "join", &alice),
+    )
+    .await;
+    assert!(
+        !b.backlog()
+            .iter()
+            .any(|v| is_presence_of(v, "join", &alice)),
+        "bob passed over alice's join: {:?}",
+        b.backlog()
+    );
+    a.close().await;
+    b.close().await;
+    o.close().await;
+}
+
 #[tokio::test]
 async fn connection_dropped_without_close_handshake_still_leaves_after_the_grace() {
     let room = unique_room("e2e:presence");

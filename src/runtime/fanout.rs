@@ -2,14 +2,18 @@
 //! from Rust once and the loop runs next to the sockets. Sockets that opted into batched
 //! delivery (tag `batch`) get the frames of one turn of the room's event loop coalesced into
 //! one WebSocket message, a JSON array of the frames in order; the others (tag `plain`) get
-//! each frame alone.
+//! each frame alone. Presence frames wait a little for every socket, so that a connection
+//! storm costs each socket a few sends in one turn instead of one send per join.
 
 use wasm_bindgen::prelude::*;
 use worker::{State, WebSocket};
 
 // Why a timer: the runtime delivers the frames that are already waiting for the room before it
 // fires a zero-delay timer, so the frames published in one burst leave together. Presence
-// frames may wait longer (PRESENCE_BATCH_MS); whatever leaves first takes all earlier frames.
+// frames may wait longer (PRESENCE_BATCH_MS), for plain sockets too; whatever leaves first, to
+// either kind, takes all earlier frames. Plain sockets get the waiting ones each alone, all in
+// one turn: the runtime's per-send cost is mostly starting a socket's output pump, once per
+// turn, not once per frame.
 // The queue is bounded: past MAX_ENTRIES frames or MAX_BYTES it is flushed at once. A socket
 // accepted while frames wait must not get the frames from before its welcome: the queue notes
 // where it began.
@@ -57,11 +61,12 @@ function pack(frames) {
 function enqueue(state, entry, delayMs) {
   let queue = queues.get(state);
   if (queue === undefined) {
-    queue = { entries: [], bytes: 0, due: Infinity, firstFor: new Map() };
+    queue = { entries: [], bytes: 0, due: Infinity, firstFor: new Map(), plainFrom: 0, plainWaiting: false };
     queues.set(state, queue);
   }
   queue.entries.push(entry);
   queue.bytes += entry.frame.length;
+  if (entry.plain) queue.plainWaiting = true;
   if (queue.entries.length >= MAX_ENTRIES || queue.bytes >= MAX_BYTES) {
     flushQueue(state);
     return;
@@ -73,10 +78,28 @@ function enqueue(state, entry, delayMs) {
   }
 }
 
+// Sends the presence frames waiting for plain sockets, each alone but all in one turn (the
+// runtime then starts one output pump per socket, not one per frame).
+function flushPlain(state, queue) {
+  if (!queue.plainWaiting) return;
+  const entries = queue.entries;
+  for (const ws of state.getWebSockets(PLAIN)) {
+    const from = Math.max(queue.plainFrom, queue.firstFor.get(ws) ?? 0);
+    for (let i = from; i < entries.length; i++) {
+      const e = entries[i];
+      if (e.plain && e.except !== ws) send(ws, e.frame);
+    }
+  }
+  queue.plainFrom = entries.length;
+  queue.plainWaiting = false;
+}
+
 export function flushQueue(state) {
   const queue = queues.get(state);
   if (queue === undefined) return;
   queues.delete(state);
+  flushPlain(state, queue);
+  if (!kindsOf(state).batched) return;
   const entries = queue.entries;
   // Sockets that get a list of their own: senders, ack receivers, and sockets accepted after
   // the queue began (they get only what was queued after their welcome).
@@ -107,6 +130,12 @@ export function flushQueue(state) {
 
 export function sendToAll(state, frame, except, delayMs) {
   const kinds = kindsOf(state);
+  if (delayMs > 0 && !kinds.untagged) {
+    enqueue(state, { frame, except, only: undefined, plain: true }, delayMs);
+    return;
+  }
+  const queue = queues.get(state);
+  if (queue !== undefined) flushPlain(state, queue);
   let batched = kinds.batched;
   if (kinds.untagged) {
     batched = false;
@@ -119,7 +148,7 @@ export function sendToAll(state, frame, except, delayMs) {
     // Only the sockets that take frames one by one: a room of batched sockets is not scanned.
     for (const ws of state.getWebSockets(PLAIN)) if (ws !== except) send(ws, frame);
   }
-  if (batched) enqueue(state, { frame, except, only: undefined }, delayMs);
+  if (batched) enqueue(state, { frame, except, only: undefined, plain: false }, delayMs);
 }
 
 function noteAccepted(state, ws) {
@@ -140,6 +169,7 @@ export function acceptSocket(state, batched, attachment, welcome, subprotocol) {
     noteAccepted(state, server);
   } else {
     state.acceptWebSocket(server, [PLAIN]);
+    noteAccepted(state, server);
   }
   server.serializeAttachment(attachment);
   server.send(welcome);
@@ -149,9 +179,13 @@ export function acceptSocket(state, batched, attachment, welcome, subprotocol) {
 }
 
 export function sendToOne(state, ws, frame) {
-  if (queues.has(state) && takesBatches(state, ws)) {
-    enqueue(state, { frame, except: undefined, only: ws }, 0);
+  const queue = queues.get(state);
+  if (queue === undefined) {
+    send(ws, frame);
+  } else if (takesBatches(state, ws)) {
+    enqueue(state, { frame, except: undefined, only: ws, plain: false }, 0);
   } else {
+    flushPlain(state, queue);
     send(ws, frame);
   }
 }
@@ -191,11 +225,12 @@ pub enum Pace {
     /// With the batch of the current turn.
     Now,
     /// Within [`PRESENCE_BATCH_MS`] (or earlier, with a frame that cannot wait), so that the
-    /// joins of a connection storm reach each batched socket as a few messages, not hundreds.
+    /// joins of a connection storm reach each socket in a few turns, not one turn per join
+    /// (and a batched socket as a few messages, not hundreds).
     Presence,
 }
 
-/// How long a presence frame may wait for company on its way to batched sockets.
+/// How long a presence frame may wait for company on its way to the sockets.
 const PRESENCE_BATCH_MS: u32 = 250;
 
 /// Sends `frame` to every socket of the room except `except` (now, or with their next batch).

@@ -763,8 +763,8 @@ impl Room {
         super::fanout::send_to_room(&self.state, frame, except, Pace::Now);
     }
 
-    /// Like [`Room::broadcast`], for joins and leaves: batched sockets may get them a little
-    /// later, together with others.
+    /// Like [`Room::broadcast`], for joins and leaves: sockets may get them a little later,
+    /// together with others.
     fn broadcast_presence(&self, frame: &str, except: Option<&WebSocket>) {
         super::fanout::send_to_room(&self.state, frame, except, Pace::Presence);
     }
