@@ -24,6 +24,7 @@ pub mod config;
 pub mod dev_token;
 pub mod error;
 pub mod feed;
+pub mod header_json;
 pub mod paging;
 pub mod presence;
 pub mod protocol;

@@ -20,6 +20,7 @@ use crate::auth::{self, AuthConfig, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
+use crate::header_json;
 use crate::paging::HistoryQuery;
 use crate::protocol::{self, Receipt};
 use crate::router::{self, Route};
@@ -412,7 +413,10 @@ fn caller_json(identity: &Identity) -> RelayResult<String> {
         user: identity.user.clone(),
         exp: identity.expires_at,
     };
-    serde_json::to_string(&caller).map_err(|_| RelayError::internal())
+    let json = serde_json::to_string(&caller).map_err(|_| RelayError::internal())?;
+    // Names may be any Unicode; a header value must be ASCII (and the runtime logs the whole
+    // value, name included, when it is not).
+    Ok(header_json::ascii_only(json))
 }
 
 async fn read_body(req: &Request) -> RelayResult<String> {
