@@ -5,6 +5,7 @@
 //! - [`router`]: method + path to a [`router::Route`]; [`room_name`]: room name rules;
 //!   [`url_parts`]: a request URL's raw path and decoded query.
 //! - [`auth`]: token lookup, HS256 JWT verification, room grants, constant-time secret checks.
+//! - [`header_json`]: JSON made ASCII-only for internal header values.
 //! - [`protocol`]: the v1 wire frames and their limits.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
 //! - [`presence`]: who is online per user, deferred leaves, typing state.
