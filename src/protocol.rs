@@ -289,6 +289,7 @@ pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     #[test]
     fn ack_and_join_frames_keep_their_bytes() {
@@ -311,7 +312,6 @@ mod tests {
         let map = serde_json::json!({"type": "presence", "event": "join", "user": &user});
         assert_eq!(join_frame(&user), map.to_string());
     }
-    use crate::error::ErrorCode;
 
     fn bad(text: &str) -> FrameError {
         parse_client_frame(text).expect_err(text)
