@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -140,6 +140,8 @@ pub struct RoomEntry {
 
 /// One room's state: its storage, its sockets (held by the runtime) and its in-memory cache.
 pub struct Room {
+    /// The room itself, for work that outlives the event that started it (a timer).
+    pub(super) me: Weak<Room>,
     pub(super) state: State,
     pub(super) env: Env,
     limits: Limits,
@@ -157,15 +159,14 @@ impl RoomEntry {
             state.set_websocket_auto_response(&pair);
         }
         let limits = Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
-        let room = Room {
+        let room = Rc::new_cyclic(|me| Room {
+            me: me.clone(),
             state,
             env,
             limits,
             loaded: RefCell::new(None),
-        };
-        RoomEntry {
-            room: Rc::new(room),
-        }
+        });
+        RoomEntry { room }
     }
 
     pub fn fetch(&self, req: Request) -> JsValue {
