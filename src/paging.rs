@@ -35,12 +35,17 @@ pub struct SeqRange {
 /// Largest seq a store is asked about (SQLite integers are signed 64-bit).
 pub const SEQ_CEILING: u64 = i64::MAX as u64;
 
-fn parse_number(name: &str, value: &str) -> RelayResult<u64> {
-    value
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n <= SEQ_CEILING)
-        .ok_or_else(|| RelayError::bad_request(format!("{name} must be a non-negative integer")))
+/// Parses a seq or a limit: a non-negative integer, saturated at [`SEQ_CEILING`] (a larger one
+/// means "beyond everything", and SQLite integers are signed 64-bit). Anything else is refused.
+pub fn parse_number(name: &str, value: &str) -> RelayResult<u64> {
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RelayError::bad_request(format!(
+            "{name} must be a non-negative integer"
+        )));
+    }
+    // All digits: the only way to fail is to be above u64::MAX.
+    Ok(digits.parse::<u64>().unwrap_or(u64::MAX).min(SEQ_CEILING))
 }
 
 impl HistoryQuery {
@@ -204,7 +209,20 @@ mod tests {
         ] {
             assert!(q(&[(k, v)]).is_err(), "{k}={v}");
         }
-        assert!(q(&[("after", "9223372036854775808")]).is_err());
+        assert!(q(&[("after", "+-1")]).is_err());
+    }
+
+    #[test]
+    fn numbers_above_the_ceiling_saturate() {
+        let huge = "9223372036854775808";
+        let beyond_u64 = "340282366920938463463374607431768211456";
+        for value in [huge, "18446744073709551615", beyond_u64] {
+            let query = q(&[("after", value), ("before", value), ("limit", value)]).unwrap();
+            assert_eq!(query.after, Some(SEQ_CEILING));
+            assert_eq!(query.before, Some(SEQ_CEILING));
+            assert_eq!(query.limit, MAX_PAGE_LIMIT);
+        }
+        assert_eq!(parse_number("since", "+7").unwrap(), 7);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! backend proves it holds the webhook secret (bearer, signature, or the legacy body token).
 
 use hmac::{Hmac, Mac};
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::Sha256;
@@ -52,16 +53,26 @@ impl Broadcast {
         data: Box<RawValue>,
         id: Option<String>,
     ) -> RelayResult<Self> {
-        if rooms.is_empty() || rooms.len() > MAX_BROADCAST_ROOMS {
-            return Err(RelayError::bad_request("rooms must list 1..=100 rooms"));
-        }
-        let mut unique: Vec<String> = Vec::with_capacity(rooms.len());
+        // Repeats are merged before counting, so a list may name a room twice and still
+        // reach 100 distinct rooms. The body size bounds the list itself.
+        let mut unique: Vec<String> = Vec::with_capacity(rooms.len().min(MAX_BROADCAST_ROOMS));
         for room in rooms {
+            if unique.contains(&room) {
+                continue;
+            }
             room_name::validate(&room)
                 .map_err(|e| RelayError::bad_request(format!("room {:?}: {}", room, e.message)))?;
-            if !unique.contains(&room) {
-                unique.push(room);
+            unique.push(room);
+            if unique.len() > MAX_BROADCAST_ROOMS {
+                return Err(RelayError::bad_request(
+                    "rooms must list 1..=100 distinct rooms",
+                ));
             }
+        }
+        if unique.is_empty() {
+            return Err(RelayError::bad_request(
+                "rooms must list 1..=100 distinct rooms",
+            ));
         }
         validate_event_name(&event)?;
         if data.get().len() > MAX_BROADCAST_DATA_BYTES {
@@ -153,100 +164,173 @@ pub struct BackendCredentials<'a> {
     pub body_token: Option<&'a str>,
 }
 
-/// Deny unless the bearer secret, a valid fresh signature of `body`, or the legacy body token
-/// matches `secret`.
+/// The request a signature must be bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    /// The URL path as the relay received it (still percent-encoded), without the query.
+    pub path: &'a str,
+    pub body: &'a [u8],
+    /// Whether the body names every room the request touches (broadcasts): only then may a
+    /// `v1` signature, which covers the body alone, authorise it. Path-scoped routes need `v2`.
+    pub body_names_rooms: bool,
+}
+
+/// How a backend proved that it holds the webhook secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendProof {
+    /// The secret itself (bearer, or the legacy body token).
+    Secret,
+    /// A fresh signature; `replay_key` is derived from the MAC that matched, so the same signed
+    /// request sent twice carries the same key (see [`BackendProof::idempotency_key`]).
+    Signature { replay_key: String },
+}
+
+impl BackendProof {
+    /// The idempotency key for a signed broadcast that names none: a replay of the same signed
+    /// request then delivers nothing again.
+    pub fn idempotency_key(&self) -> Option<String> {
+        match self {
+            BackendProof::Secret => None,
+            BackendProof::Signature { replay_key } => Some(format!("sig:{replay_key}")),
+        }
+    }
+}
+
+/// Deny unless the bearer secret, a valid fresh signature of `request`, or the legacy body
+/// token matches `secret`.
 pub fn authenticate_backend(
     credentials: &BackendCredentials<'_>,
-    body: &[u8],
+    request: &SignedRequest<'_>,
     secret: &[u8],
     now_secs: i64,
-) -> RelayResult<()> {
+) -> RelayResult<BackendProof> {
     let denied = || RelayError::unauthorized("missing or wrong webhook credentials");
     if secret.is_empty() {
         return Err(RelayError::internal());
     }
+    let secret_matches = |given: &str| {
+        if secrets_equal(given.as_bytes(), secret) {
+            Ok(BackendProof::Secret)
+        } else {
+            Err(denied())
+        }
+    };
     if let Some(header) = credentials.authorization {
         let given = header.strip_prefix("Bearer ").ok_or_else(denied)?;
-        return if secrets_equal(given.trim().as_bytes(), secret) {
-            Ok(())
-        } else {
-            Err(denied())
-        };
+        return secret_matches(given.trim());
     }
     if let Some(signature) = credentials.signature {
-        return verify_signature(signature, body, secret, now_secs);
+        return verify_signature(signature, request, secret, now_secs);
     }
     if let Some(token) = credentials.body_token {
-        return if secrets_equal(token.as_bytes(), secret) {
-            Ok(())
-        } else {
-            Err(denied())
-        };
+        return secret_matches(token);
     }
     Err(denied())
 }
 
-/// Checks `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">` within the tolerance.
+/// Longest hex MAC accepted in a signature element (SHA-256 is 64 hex digits).
+const MAX_SIGNATURE_HEX: usize = 64;
+
+/// Checks `t=<unix seconds>,v1=<hex>,v2=<hex>` within the tolerance: `v2` is the HMAC-SHA256
+/// of `"t.METHOD.path.body"`, with the path as sent or percent-decoded; `v1`, of `"t.body"`,
+/// counts only where the body names every room. Several elements of each kind may be sent
+/// (a secret being rotated): any one that matches is enough.
 pub fn verify_signature(
     header: &str,
-    body: &[u8],
+    request: &SignedRequest<'_>,
     secret: &[u8],
     now_secs: i64,
-) -> RelayResult<()> {
+) -> RelayResult<BackendProof> {
     let bad = |why: &str| RelayError::unauthorized(format!("signature rejected: {why}"));
     let mut timestamp = None;
-    let mut signatures = Vec::new();
+    let mut v1 = Vec::new();
+    let mut v2 = Vec::new();
     for part in header.split(',').map(str::trim).take(8) {
+        let decode = |value: &str| {
+            (value.len() <= MAX_SIGNATURE_HEX)
+                .then(|| hex::decode(value).ok())
+                .flatten()
+                .ok_or_else(|| bad("not hex"))
+        };
         match part.split_once('=') {
             Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
-            Some(("v1", value)) => {
-                signatures.push(decode_hex(value).ok_or_else(|| bad("not hex"))?)
-            }
+            Some(("v1", value)) => v1.push(decode(value)?),
+            Some(("v2", value)) => v2.push(decode(value)?),
             _ => {}
         }
     }
     let timestamp = timestamp.ok_or_else(|| bad("no timestamp"))?;
-    if (now_secs - timestamp).abs() > SIGNATURE_TOLERANCE_SECS {
+    if now_secs.abs_diff(timestamp) > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
         return Err(bad("timestamp outside the 5 minute tolerance"));
     }
-    let valid = signatures.iter().any(|signature| {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.verify_slice(signature).is_ok()
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(bad("no matching v1 signature"))
+    let decoded_path = percent_decode_str(request.path).decode_utf8_lossy();
+    let mut paths = vec![request.path];
+    if decoded_path != request.path {
+        paths.push(&decoded_path);
     }
+    let v2_match = v2.iter().find(|given| {
+        paths.iter().any(|path| {
+            mac(
+                secret,
+                timestamp,
+                &[request.method.as_bytes(), path.as_bytes(), request.body],
+            )
+            .verify_slice(given)
+            .is_ok()
+        })
+    });
+    let v1_match = || {
+        v1.iter().find(|given| {
+            mac(secret, timestamp, &[request.body])
+                .verify_slice(given)
+                .is_ok()
+        })
+    };
+    let matched = match v2_match {
+        Some(matched) => matched,
+        None if !request.body_names_rooms => {
+            return Err(bad(if v1.is_empty() {
+                "no matching v2 signature"
+            } else {
+                "this route needs a v2 signature (bound to the method and path)"
+            }))
+        }
+        None => v1_match().ok_or_else(|| bad("no matching v1 or v2 signature"))?,
+    };
+    Ok(BackendProof::Signature {
+        replay_key: hex::encode(&matched[..matched.len().min(16)]),
+    })
 }
 
-/// The header value a backend sends; also used by tests and tools.
-pub fn sign(body: &[u8], secret: &[u8], timestamp: i64) -> String {
+/// The HMAC-SHA256 of `"t.part1.part2..."`: the one definition of what a signature covers.
+fn mac(secret: &[u8], timestamp: i64, parts: &[&[u8]]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("t={timestamp},v1={hex}")
+    for part in parts {
+        mac.update(b".");
+        mac.update(part);
+    }
+    mac
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > 128 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+/// A `v1` header value (`"t.body"`), as older backends send it; also used by tests and tools.
+pub fn sign(body: &[u8], secret: &[u8], timestamp: i64) -> String {
+    let v1 = hex::encode(mac(secret, timestamp, &[body]).finalize().into_bytes());
+    format!("t={timestamp},v1={v1}")
+}
+
+/// A `v2` header value, bound to the request's method and path.
+pub fn sign_request(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    secret: &[u8],
+    timestamp: i64,
+) -> String {
+    let parts: [&[u8]; 3] = [method.as_bytes(), path.as_bytes(), body];
+    let v2 = hex::encode(mac(secret, timestamp, &parts).finalize().into_bytes());
+    format!("t={timestamp},v2={v2}")
 }
 
 #[cfg(test)]
@@ -324,10 +408,31 @@ mod tests {
         assert!(is_legacy_kind("notification") && !is_legacy_kind("call"));
     }
 
+    /// A broadcast as the Worker sees it: the body names its rooms.
+    fn broadcast_request(body: &[u8]) -> SignedRequest<'_> {
+        SignedRequest {
+            method: "POST",
+            path: "/v1/broadcast",
+            body,
+            body_names_rooms: true,
+        }
+    }
+
+    fn members_request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> SignedRequest<'a> {
+        SignedRequest {
+            method,
+            path,
+            body,
+            body_names_rooms: false,
+        }
+    }
+
     #[test]
     fn bearer_signature_and_body_token() {
         let body = br#"{"rooms":["a"]}"#;
-        let ok = |c: BackendCredentials<'_>| authenticate_backend(&c, body, SECRET, 1_000).is_ok();
+        let request = broadcast_request(body);
+        let ok =
+            |c: BackendCredentials<'_>| authenticate_backend(&c, &request, SECRET, 1_000).is_ok();
         assert!(ok(BackendCredentials {
             authorization: Some("Bearer webhook-secret"),
             ..Default::default()
@@ -359,20 +464,146 @@ mod tests {
     #[test]
     fn signatures_expire_and_bind_the_body() {
         let body = b"payload";
+        let request = broadcast_request(body);
         let header = sign(body, SECRET, 10_000);
-        assert!(verify_signature(&header, body, SECRET, 10_000 + SIGNATURE_TOLERANCE_SECS).is_ok());
-        assert!(
-            verify_signature(&header, body, SECRET, 10_000 + SIGNATURE_TOLERANCE_SECS + 1).is_err()
-        );
-        assert!(
-            verify_signature(&header, body, SECRET, 10_000 - SIGNATURE_TOLERANCE_SECS - 1).is_err()
-        );
-        assert!(verify_signature(&header, b"payloaD", SECRET, 10_000).is_err());
-        assert!(verify_signature(&header, body, b"other", 10_000).is_err());
-        assert!(verify_signature("v1=00", body, SECRET, 10_000).is_err());
-        assert!(verify_signature("t=10000,v1=zz", body, SECRET, 10_000).is_err());
+        let at = |now: i64| verify_signature(&header, &request, SECRET, now);
+        assert!(at(10_000 + SIGNATURE_TOLERANCE_SECS).is_ok());
+        assert!(at(10_000 + SIGNATURE_TOLERANCE_SECS + 1).is_err());
+        assert!(at(10_000 - SIGNATURE_TOLERANCE_SECS - 1).is_err());
+        assert!(verify_signature(&header, &broadcast_request(b"payloaD"), SECRET, 10_000).is_err());
+        assert!(verify_signature(&header, &request, b"other", 10_000).is_err());
+        assert!(verify_signature("v1=00", &request, SECRET, 10_000).is_err());
+        assert!(verify_signature("t=10000,v1=zz", &request, SECRET, 10_000).is_err());
         // A rotated secret can be sent alongside: any matching v1 is enough.
         let rotated = format!("{},v1={}", header, "00".repeat(32));
-        assert!(verify_signature(&rotated, body, SECRET, 10_000).is_ok());
+        assert!(verify_signature(&rotated, &request, SECRET, 10_000).is_ok());
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let request = broadcast_request(b"x");
+        let now = 1_700_000_000_i64;
+        // Before: (now - t).abs() wrapped for t = now - 2^63 and passed the window.
+        for t in [
+            i64::MIN,
+            now.wrapping_sub(i64::MIN),
+            i64::MAX,
+            -now,
+            now + 301,
+        ] {
+            let header = sign(b"x", SECRET, t);
+            assert!(
+                verify_signature(&header, &request, SECRET, now).is_err(),
+                "t={t}"
+            );
+        }
+        for now in [i64::MIN, i64::MAX] {
+            assert!(verify_signature(&sign(b"x", SECRET, 0), &request, SECRET, now).is_err());
+        }
+        assert!(
+            verify_signature(&sign(b"x", SECRET, i64::MIN), &request, SECRET, i64::MIN).is_ok()
+        );
+    }
+
+    #[test]
+    fn hex_elements_are_strict() {
+        let request = broadcast_request(b"x");
+        // A MAC whose first byte is below 0x10: `u8::from_str_radix` took "+b" for "0b", so
+        // the same MAC had a second spelling.
+        let (t, header) = (0..1_000)
+            .map(|t| (t, sign(b"x", SECRET, t)))
+            .find(|(_, header)| header.split_once(",v1=").unwrap().1.starts_with('0'))
+            .expect("one MAC in 16 starts with a zero digit");
+        let (prefix, hex_mac) = header.split_once(",v1=").unwrap();
+        let malleable = format!("{prefix},v1=+{}", &hex_mac[1..]);
+        assert!(verify_signature(&malleable, &request, SECRET, t).is_err());
+        for junk in ["-0", " a", "0x"] {
+            let malleable = format!("{prefix},v1={junk}{}", &hex_mac[2..]);
+            assert!(
+                verify_signature(&malleable, &request, SECRET, t).is_err(),
+                "{junk}"
+            );
+        }
+        let upper = format!("{prefix},v1={}", hex_mac.to_uppercase());
+        assert!(verify_signature(&upper, &request, SECRET, t).is_ok());
+    }
+
+    #[test]
+    fn v2_binds_the_method_and_path() {
+        let body = br#"[{"id":"alice"}]"#;
+        let put_a = members_request("PUT", "/v1/rooms/A/members", body);
+        let header = sign_request("PUT", "/v1/rooms/A/members", body, SECRET, 500);
+        assert!(verify_signature(&header, &put_a, SECRET, 500).is_ok());
+        for other in [
+            members_request("PUT", "/v1/rooms/B/members", body),
+            members_request("GET", "/v1/rooms/A/members", body),
+            members_request("PUT", "/v1/rooms/A/members", b"[]"),
+        ] {
+            assert!(
+                verify_signature(&header, &other, SECRET, 500).is_err(),
+                "{other:?}"
+            );
+        }
+        // A v1 signature of the same body is not enough where the path picks the room.
+        let v1 = sign(body, SECRET, 500);
+        let err = verify_signature(&v1, &put_a, SECRET, 500).unwrap_err();
+        assert!(err.message.contains("v2"), "{}", err.message);
+        // v2 works for broadcasts too.
+        let broadcast = broadcast_request(b"{}");
+        let header = sign_request("POST", "/v1/broadcast", b"{}", SECRET, 500);
+        assert!(verify_signature(&header, &broadcast, SECRET, 500).is_ok());
+    }
+
+    #[test]
+    fn v2_accepts_the_path_as_sent_or_decoded() {
+        let sent = "/v1/rooms/city%3A%D0%A1%D0%B0/members";
+        let request = members_request("GET", sent, b"");
+        for signed_path in [sent, "/v1/rooms/city:Са/members"] {
+            let header = sign_request("GET", signed_path, b"", SECRET, 9);
+            assert!(
+                verify_signature(&header, &request, SECRET, 9).is_ok(),
+                "{signed_path}"
+            );
+        }
+        let header = sign_request("GET", "/v1/rooms/city:Сb/members", b"", SECRET, 9);
+        assert!(verify_signature(&header, &request, SECRET, 9).is_err());
+    }
+
+    #[test]
+    fn a_signed_request_has_a_stable_replay_key() {
+        let body = br#"{"rooms":["a"],"event":"e","data":1}"#;
+        let request = broadcast_request(body);
+        let proof = |header: &str| verify_signature(header, &request, SECRET, 100).unwrap();
+        let first = proof(&sign(body, SECRET, 100));
+        assert_eq!(first, proof(&sign(body, SECRET, 100)));
+        assert_ne!(first, proof(&sign(body, SECRET, 99)));
+        assert_ne!(
+            first,
+            proof(&sign_request("POST", "/v1/broadcast", body, SECRET, 100))
+        );
+        let key = first.idempotency_key().unwrap();
+        assert!(key.starts_with("sig:") && key.len() == 36, "{key}");
+        validate_cid(&key).unwrap();
+        assert_eq!(BackendProof::Secret.idempotency_key(), None);
+    }
+
+    #[test]
+    fn repeated_rooms_count_once() {
+        let mut rooms: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
+        rooms.push("r7".to_string());
+        let body = format!(
+            r#"{{"rooms":{},"event":"e","data":1}}"#,
+            serde_json::to_string(&rooms).unwrap()
+        );
+        assert_eq!(Broadcast::parse(&body).unwrap().rooms.len(), 100);
+        rooms.push("r100".to_string());
+        let body = format!(
+            r#"{{"rooms":{},"event":"e","data":1}}"#,
+            serde_json::to_string(&rooms).unwrap()
+        );
+        assert_eq!(
+            Broadcast::parse(&body).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
     }
 }

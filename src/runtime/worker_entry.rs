@@ -21,11 +21,13 @@ use crate::config::MAX_HTTP_BODY_BYTES;
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::header_json;
-use crate::paging::HistoryQuery;
+use crate::paging::{self, HistoryQuery};
 use crate::protocol::{self, Receipt};
 use crate::router::{self, Route};
 use crate::url_parts;
-use crate::webhook::{self, BackendCredentials, Broadcast, SIGNATURE_HEADER};
+use crate::webhook::{
+    self, BackendCredentials, BackendProof, Broadcast, SignedRequest, SIGNATURE_HEADER,
+};
 
 /// The Worker's fetch handler, bound by hand rather than through `#[event(fetch)]`: a connect
 /// answers with the room's own Promise, and no route that can answer at once waits for a turn
@@ -44,6 +46,9 @@ pub fn fetch(req: Request, env: Env, _ctx: JsValue) -> JsValue {
 /// A request's parts that the handlers read.
 struct Incoming {
     req: Request,
+    method: String,
+    /// The URL path as received (still percent-encoded): what a backend signature covers.
+    path: String,
     query: Vec<(String, String)>,
 }
 
@@ -64,9 +69,15 @@ impl Incoming {
 async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
     let url = req.url();
     let method = req.method();
-    let route = router::route(&method, url_parts::path(&url))?;
+    let path = url_parts::path(&url).to_string();
+    let route = router::route(&method, &path)?;
     let query = url_parts::query_pairs(&url);
-    let incoming = Incoming { req, query };
+    let incoming = Incoming {
+        req,
+        method,
+        path,
+        query,
+    };
     let response = match route {
         Route::RoomSocket { room } => return connect(&incoming, env, &room).map(JsValue::from),
         Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
@@ -103,9 +114,9 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
             .await
         }
         Route::RoomMembers { room } => {
-            let body = read_body(&incoming.req).await?;
-            authenticate_backend(&incoming, env, body.as_bytes(), None)?;
-            let (method, body) = if method == "PUT" {
+            // The path names the room: only a signature bound to it (v2) may authorise this.
+            let (body, _) = backend_request(&incoming, env, false).await?;
+            let (method, body) = if incoming.method == "PUT" {
                 ("PUT", Some(body))
             } else {
                 ("GET", None)
@@ -120,9 +131,8 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
             call_room(env, &room, "/presence", "GET", room_headers(&room)?, None).await
         }
         Route::Broadcast => {
-            let body = read_body(&incoming.req).await?;
-            authenticate_backend(&incoming, env, body.as_bytes(), None)?;
-            broadcast(env, Broadcast::parse(&body)?).await
+            let (body, proof) = backend_request(&incoming, env, true).await?;
+            broadcast(env, Broadcast::parse(&body)?, &proof).await
         }
         Route::LegacyBroadcast { kind } => {
             let body = read_body(&incoming.req).await?;
@@ -130,12 +140,13 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
                 Ok(parsed) => parsed,
                 // Credentials are checked before the body is judged, as on every backend route.
                 Err(err) => {
-                    authenticate_backend(&incoming, env, body.as_bytes(), None)?;
+                    authenticate_backend(&incoming, env, body.as_bytes(), true, None)?;
                     return Err(err);
                 }
             };
-            authenticate_backend(&incoming, env, body.as_bytes(), body_token.as_deref())?;
-            broadcast(env, broadcast_request).await
+            let proof =
+                authenticate_backend(&incoming, env, body.as_bytes(), true, body_token.as_deref())?;
+            broadcast(env, broadcast_request, &proof).await
         }
         Route::Stats | Route::LegacyStatsConnections => {
             require_admin(&incoming, env)?;
@@ -185,9 +196,7 @@ fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
     }
     let mut path = "/connect".to_string();
     if let Some(since) = incoming.query("since") {
-        let since: u64 = since
-            .parse()
-            .map_err(|_| RelayError::bad_request("since must be a non-negative integer"))?;
+        let since = paging::parse_number("since", since)?;
         path.push_str(&format!("?since={since}"));
     }
     if let Some(batch) = incoming.query("batch") {
@@ -209,7 +218,16 @@ fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
 }
 
 /// Delivers one event to every listed room at once; a room that fails does not stop the others.
-async fn broadcast(env: &Env, request: Broadcast) -> RelayResult<Response> {
+/// A signed broadcast without an `id` is keyed by its signature, so that a replay of the same
+/// signed request delivers nothing again.
+async fn broadcast(
+    env: &Env,
+    mut request: Broadcast,
+    proof: &BackendProof,
+) -> RelayResult<Response> {
+    if request.id.is_none() {
+        request.id = proof.idempotency_key();
+    }
     let body = serde_json::to_string(&request.for_room()).map_err(|_| RelayError::internal())?;
     let deliveries = request.rooms.iter().map(|room| {
         let body = body.clone();
@@ -353,12 +371,30 @@ fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
     auth::verify(token, config, now)
 }
 
+/// Reads a backend request's body and checks its credentials. A request that carries no
+/// signature is judged before its body is read: a bearer needs no body, and a request without
+/// any credential costs nothing more. `body_names_rooms`: see [`SignedRequest`].
+async fn backend_request(
+    incoming: &Incoming,
+    env: &Env,
+    body_names_rooms: bool,
+) -> RelayResult<(String, BackendProof)> {
+    if incoming.header(SIGNATURE_HEADER).is_none() {
+        let proof = authenticate_backend(incoming, env, b"", body_names_rooms, None)?;
+        return Ok((read_body(&incoming.req).await?, proof));
+    }
+    let body = read_body(&incoming.req).await?;
+    let proof = authenticate_backend(incoming, env, body.as_bytes(), body_names_rooms, None)?;
+    Ok((body, proof))
+}
+
 fn authenticate_backend(
     incoming: &Incoming,
     env: &Env,
     body: &[u8],
+    body_names_rooms: bool,
     body_token: Option<&str>,
-) -> RelayResult<()> {
+) -> RelayResult<BackendProof> {
     let settings = settings(env);
     let Some(webhook_secret) = settings.webhook_secret.as_deref() else {
         worker::console_error!("WEBHOOK_SECRET is not configured");
@@ -371,9 +407,15 @@ fn authenticate_backend(
         signature: signature.as_deref(),
         body_token,
     };
+    let request = SignedRequest {
+        method: &incoming.method,
+        path: &incoming.path,
+        body,
+        body_names_rooms,
+    };
     webhook::authenticate_backend(
         &credentials,
-        body,
+        &request,
         webhook_secret.as_bytes(),
         super::now_ms() / 1000,
     )
