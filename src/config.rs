@@ -25,7 +25,7 @@ pub struct Limits {
 
 impl Limits {
     /// Reads `MAX_FRAME_BYTES`, `ROOM_HOT_WINDOW`, `ARCHIVE_DELAY_MS`, `PUBLISH_RATE_PER_SEC`,
-    /// `PUBLISH_BURST` and `RATE_LIMIT_STRIKES`; missing or
+    /// `PUBLISH_BURST`, `RATE_LIMIT_STRIKES`, `CONNECT_RATE_PER_SEC` and `CONNECT_BURST`; missing or
     /// unparsable values fall back to the defaults, and each is clamped to a sane range.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let number = |name: &str, default: u64, min: u64, max: u64| {
@@ -47,6 +47,8 @@ impl Limits {
                 publish_per_second: number("PUBLISH_RATE_PER_SEC", 20, 1, 10_000) as u32,
                 publish_burst: number("PUBLISH_BURST", 40, 1, 10_000) as u32,
                 max_strikes: number("RATE_LIMIT_STRIKES", 50, 1, 10_000) as u32,
+                connect_per_second: number("CONNECT_RATE_PER_SEC", 5, 1, 10_000) as u32,
+                connect_burst: number("CONNECT_BURST", 30, 1, 10_000) as u32,
                 ..RateLimits::default()
             },
         }
@@ -69,5 +71,8 @@ mod tests {
         assert_eq!(clamped.hot_window, 100);
         let junk = Limits::from_vars(|_| Some("lots".into()));
         assert_eq!(junk, defaults);
+        assert_eq!(defaults.rates.connect_burst, 30);
+        let connects = Limits::from_vars(|name| (name == "CONNECT_BURST").then(|| "3".into()));
+        assert_eq!(connects.rates.connect_burst, 3);
     }
 }

@@ -162,6 +162,16 @@ async fn history_limit_is_clamped_to_200() {
     let (seqs, has_more, _) = page(&room, &auth, "limit=500").await;
     assert_eq!(seqs, range(6, 205), "newest 200");
     assert!(has_more, "5 older exist before seq 6");
+    // Integers beyond 64 bits are integers too: clamped like any large limit, and a seq
+    // bound beyond every seq.
+    for huge in ["9223372036854775808", "18446744073709551616"] {
+        let (seqs, _, _) = page(&room, &auth, &format!("after=0&limit={huge}")).await;
+        assert_eq!(seqs, range(1, 200), "limit={huge}");
+        let (seqs, _, _) = page(&room, &auth, &format!("before={huge}&limit=2")).await;
+        assert_eq!(seqs, range(204, 205), "before={huge}");
+        let (seqs, has_more, _) = page(&room, &auth, &format!("after={huge}")).await;
+        assert!(seqs.is_empty() && !has_more, "after={huge}");
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
-//! Publish rate limits: a per-connection token bucket (20/s, burst 40) refuses excess
-//! WebSocket publishes with `rate_limited` (echoing the cid) without storing them, closes a
-//! connection with 4008 after more than 50 refusals in a row, and over HTTP answers 429 with
-//! `Retry-After`.
+//! Rate limits: a token bucket per user and room (20/s, burst 40), shared by the user's sockets
+//! and HTTP publishes, refuses excess WebSocket publishes with `rate_limited` (echoing the cid)
+//! without storing them, closes a connection with 4008 after more than 50 refusals in a row,
+//! over HTTP answers 429 with `Retry-After`, and survives reconnecting; connection attempts of
+//! one user to one room are bounded too (burst 30, 5/s, then 429).
 
 use relay_e2e::http::{self, ReqAuth};
 use relay_e2e::*;
@@ -163,11 +164,12 @@ async fn a_flooding_connection_is_limited_then_closed_with_4008() {
 }
 
 #[tokio::test]
-async fn a_limited_connection_recovers_and_other_connections_are_not_limited() {
+async fn a_limited_user_recovers_and_other_users_are_not_limited() {
     let room = unique_room("e2e:rate");
     let alice = User::new("alice", "Alice", "x");
     let (mut a, _) = Client::join_as(&room, &alice).await;
     let (mut a2, _) = Client::join_as(&room, &alice).await; // same user, other connection
+    let (mut b, _) = Client::join_as(&room, &User::new("bob", "Bob", "x")).await;
     for i in 0..BURST + 10 {
         a.send_text(publish_frame(&format!("a{i}"), i)).await;
     }
@@ -191,23 +193,32 @@ async fn a_limited_connection_recovers_and_other_connections_are_not_limited() {
         acks.len()
     );
 
-    // The bucket is per connection: the same user's other connection publishes freely.
+    // The bucket is the user's: their other connection is limited too (it was not before,
+    // so a second tab or a reconnect doubled the rate) ...
     a2.clear_backlog();
-    a2.publish("other-conn", None, &json!("free")).await;
-    let v = a2
+    let (a2_acked, a2_refused) = publish_burst(&mut a2, "other-conn", 10).await;
+    assert!(
+        a2_refused >= 5,
+        "the user's other connection shares the empty bucket: {a2_acked} of 10 acked"
+    );
+    // ... while another user publishes freely.
+    b.clear_backlog();
+    b.publish("other-user", None, &json!("free")).await;
+    let v = b
         .take_first(
-            |v| matches!(ty(v), "ack" | "error") && v["cid"] == "other-conn",
+            |v| matches!(ty(v), "ack" | "error") && v["cid"] == "other-user",
             Instant::now() + DEFAULT_TIMEOUT,
         )
         .await
-        .expect("a reply on the other connection");
-    assert_ack(&v, "other-conn", false);
+        .expect("a reply to the other user");
+    assert_ack(&v, "other-user", false);
 
     // After a pause the limited connection publishes again and was not closed.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     a.ping().await;
     let s = a.publish_acked("recovered", None, &json!("ok")).await;
-    assert_eq!(s.seq, acks.len() as u64 + 2);
+    let stored = acks.len() + a2_acked + 2;
+    assert_eq!(s.seq, stored as u64);
     // The refused ones were not stored: resume from 0 sees acked + 2.
     let (mut r, _) =
         Client::join_with(&room, &alice.token(&[room.as_str()]), Via::Query, Some(0)).await;
@@ -219,10 +230,7 @@ async fn a_limited_connection_recovers_and_other_connections_are_not_limited() {
         }
         replayed.push(v);
     }
-    assert_eq!(
-        seqs_of(&replayed),
-        (1..=acks.len() as u64 + 2).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs_of(&replayed), (1..=stored as u64).collect::<Vec<_>>());
     for m in &replayed {
         let cid = str_field(m, "cid");
         assert!(
@@ -319,4 +327,112 @@ async fn http_publishes_beyond_the_burst_get_429_with_retry_after() {
     r.assert_status(200);
     assert_eq!(assert_receipt(r.json(), false).seq, bob_seq + 1);
     w.close().await;
+}
+
+/// Publishes `count` frames on `c` and sorts the replies (other frames are skipped):
+/// (acked, refused).
+async fn publish_burst(c: &mut Client, tag: &str, count: usize) -> (usize, usize) {
+    c.send_burst((0..count).map(|i| publish_frame(&format!("{tag}-{i}"), i)))
+        .await;
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while frames.len() < count {
+        let v = c
+            .try_recv_json(deadline.saturating_duration_since(Instant::now()))
+            .await
+            .unwrap_or_else(|| panic!("{tag}: only {} replies to {count}", frames.len()));
+        if matches!(ty(&v), "ack" | "error") {
+            frames.push(v);
+        }
+    }
+    let (acks, refused) = sort_replies(&frames);
+    (acks.len(), refused.len())
+}
+
+#[tokio::test]
+async fn reconnecting_does_not_refill_the_publish_bucket() {
+    let room = unique_room("e2e:rate");
+    let user = User::new("loop", "Looper", "x");
+    let started = Instant::now();
+    let (mut first, _) = Client::join_as(&room, &user).await;
+    let (acked, _) = publish_burst(&mut first, "a", BURST).await;
+    assert_eq!(acked, BURST, "the burst passes");
+    first.close().await;
+    // Before: every new connection brought a full bucket of its own (a reconnect loop got
+    // 395 publishes a second accepted).
+    let mut acked_later = 0;
+    for round in 0..3 {
+        let (mut again, _) = Client::join_as(&room, &user).await;
+        let (acked, refused) = publish_burst(&mut again, &format!("r{round}"), 10).await;
+        assert_eq!(acked + refused, 10);
+        acked_later += acked;
+        again.close().await;
+    }
+    let refill = (started.elapsed().as_secs_f64() * PER_SECOND).ceil() as usize;
+    assert!(
+        acked_later <= refill + 1,
+        "after reconnecting only the refill passes: {acked_later} acked, ~{refill} refilled"
+    );
+    // HTTP publishes draw from the same bucket as the user's sockets.
+    let (mut c, _) = Client::join_as(&room, &user).await;
+    publish_burst(&mut c, "drain", BURST).await;
+    let auth = ReqAuth::Bearer(user.token(&[room.as_str()]));
+    let posts =
+        (0..20).map(|i| {
+            let (room, auth) = (&room, &auth);
+            async move {
+                http::publish(room, auth, &json!({"cid": format!("http{i}"), "data": i})).await
+            }
+        });
+    let refused = futures_util::future::join_all(posts)
+        .await
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert!(
+        refused >= 10,
+        "HTTP publishes after the sockets emptied the bucket: {refused} of 20 refused"
+    );
+}
+
+#[tokio::test]
+async fn a_reconnect_loop_is_refused_beyond_the_connect_burst() {
+    const CONNECT_BURST: usize = 30;
+    let room = unique_room("e2e:rate");
+    let user = User::new("loop", "Looper", "x");
+    let token = user.token(&[room.as_str()]);
+    let started = Instant::now();
+    let mut opened = 0;
+    let mut refusal = None;
+    for _ in 0..CONNECT_BURST * 3 {
+        match Client::connect(&room, Some(&token), Via::Query, None).await {
+            Ok(c) => {
+                opened += 1;
+                c.abort();
+            }
+            Err(err) => {
+                refusal = Some(err);
+                break;
+            }
+        }
+    }
+    let refill = (started.elapsed().as_secs_f64() * 5.0).ceil() as usize;
+    let refusal = refusal.unwrap_or_else(|| {
+        panic!(
+            "{opened} connections of one user in {:?}, none refused",
+            started.elapsed()
+        )
+    });
+    refusal
+        .assert_error(429, "rate_limited", "a reconnect loop")
+        .await;
+    if let ConnectError::Http { headers, .. } = &refusal {
+        assert!(headers.contains_key("retry-after"), "{headers:?}");
+    }
+    assert!(
+        (CONNECT_BURST..=CONNECT_BURST + refill + 1).contains(&opened),
+        "{opened} connections before the refusal (burst {CONNECT_BURST}, ~{refill} refilled)"
+    );
+    // Other users are not affected.
+    Client::join_as(&room, &User::new("other", "Other", "x")).await;
 }

@@ -27,7 +27,7 @@ use crate::paging::{Direction, HistoryQuery, SeqRange, MAX_PAGE_LIMIT};
 use crate::presence::{Presence, LEAVE_GRACE_MS};
 use crate::protocol::{self, ClientFrame, Publish, Welcome};
 use crate::random_ids::{random_below, random_id};
-use crate::rate_limit::{PublishLimiter, TokenBucket, Verdict};
+use crate::rate_limit::{RoomLimits, Verdict};
 use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
 use crate::room_name;
 use crate::url_parts;
@@ -73,22 +73,13 @@ impl Attachment {
     }
 }
 
-/// Limits of one connection, kept in memory: after a wake they start full, which matches
-/// an idle period long enough to hibernate.
-struct ConnectionLimits {
-    publish: PublishLimiter,
-    typing: TokenBucket,
-    violations: u32,
-}
-
-/// Largest number of per-user HTTP publish limiters kept; the map is cleared when full.
-const MAX_HTTP_LIMITERS: usize = 10_000;
-
 pub(super) struct Loaded {
     pub(super) core: RoomCore<SqlRoomStore>,
     pub(super) presence: Option<Presence>,
-    connections: HashMap<String, ConnectionLimits>,
-    http_limiters: HashMap<String, PublishLimiter>,
+    /// Protocol violations per connection (4400 past [`MAX_PROTOCOL_VIOLATIONS`]).
+    violations: HashMap<String, u32>,
+    /// Publish, typing and connect limits per user, over all their connections and HTTP.
+    limits: RoomLimits,
     /// When the alarm is set for, as far as this instance knows (`None` after a wake).
     alarm_at: Option<i64>,
     /// Outbound traffic to other objects: feed updates and stats reports.
@@ -100,22 +91,6 @@ pub(super) struct Loaded {
     archive_jitter_ms: i64,
     /// Whether a timer is already waiting to announce pending leaves.
     leave_sweep: bool,
-}
-
-impl Loaded {
-    fn connection(&mut self, conn_id: &str, limits: &Limits) -> &mut ConnectionLimits {
-        self.connections
-            .entry(conn_id.to_string())
-            .or_insert_with(|| ConnectionLimits {
-                publish: PublishLimiter::new(&limits.rates, now_ms()),
-                typing: TokenBucket::new(
-                    limits.rates.typing_per_second,
-                    limits.rates.typing_burst,
-                    now_ms(),
-                ),
-                violations: 0,
-            })
-    }
 }
 
 pub(super) struct RuntimeStamps;
@@ -271,8 +246,8 @@ impl Room {
             *slot = Some(Loaded {
                 core: RoomCore::open(store, name)?,
                 presence: None,
-                connections: HashMap::new(),
-                http_limiters: HashMap::new(),
+                violations: HashMap::new(),
+                limits: RoomLimits::new(self.limits.rates.clone()),
                 alarm_at: None,
                 outbox: Default::default(),
                 has_members: None,
@@ -292,7 +267,10 @@ impl Room {
         let url = req.url();
         let query = url_parts::query_pairs(&url);
         match url_parts::path(&url) {
-            "/connect" => self.accept_connection(&req, &room, &query).await,
+            "/connect" => {
+                self.admit(&req, &room)?;
+                self.accept_connection(&req, &room, &query).await
+            }
             "/history" => self.history(&room, &query).await,
             "/publish" => self.http_publish(req, &room).await,
             "/broadcast" => self.backend_publish(req, &room).await,
@@ -300,6 +278,19 @@ impl Room {
             "/presence" => self.presence_list(&room),
             _ => Err(RelayError::not_found("no such room route")),
         }
+    }
+
+    /// Bounds a user's connection attempts to this room: a reconnect loop is refused with 429.
+    fn admit(&self, req: &Request, room: &str) -> RelayResult<()> {
+        let caller = caller(req)?;
+        self.with_loaded(Some(room), |l| {
+            l.limits
+                .connect(&caller.user.id, now_ms())
+                .map_err(|retry_after_ms| RelayError {
+                    retry_after_ms: Some(retry_after_ms),
+                    ..RelayError::new(ErrorCode::RateLimited, "too many connection attempts")
+                })
+        })
     }
 
     async fn accept_connection(
@@ -499,14 +490,7 @@ impl Room {
             .map_err(|e| RelayError::bad_request(format!("invalid publish body: {e}")))?;
         publish.validate(false)?;
         let published = self.with_loaded(Some(room), |l| {
-            if l.http_limiters.len() >= MAX_HTTP_LIMITERS {
-                l.http_limiters.clear();
-            }
-            let limiter = l
-                .http_limiters
-                .entry(caller.user.id.clone())
-                .or_insert_with(|| PublishLimiter::new(&self.limits.rates, now_ms()));
-            match limiter.check(now_ms()) {
+            match l.limits.publish(&caller.user.id, now_ms()) {
                 Verdict::Allow => {}
                 Verdict::Refuse { retry_after_ms } => {
                     return Err(RelayError::rate_limited(retry_after_ms))
@@ -563,9 +547,7 @@ impl Room {
             ClientFrame::Publish(publish) => {
                 let cid = publish.cid.as_deref().unwrap_or_default();
                 let verdict = self.with_loaded(None, |l| {
-                    Ok(l.connection(&attachment.conn_id, &self.limits)
-                        .publish
-                        .check(now_ms()))
+                    Ok(l.limits.publish(&attachment.user.id, now_ms()))
                 })?;
                 match verdict {
                     Verdict::Allow => {}
@@ -603,11 +585,7 @@ impl Room {
             ClientFrame::Typing { active } => {
                 // Typing beyond the rate is dropped silently: it is a hint, not data.
                 let allowed = self.with_loaded(None, |l| {
-                    let allowed = l
-                        .connection(&attachment.conn_id, &self.limits)
-                        .typing
-                        .try_take(now_ms())
-                        .is_ok();
+                    let allowed = l.limits.typing(&attachment.user.id, now_ms());
                     if allowed {
                         if let Some(presence) = l.presence.as_mut() {
                             presence.set_typing(&attachment.user.id, active);
@@ -646,9 +624,9 @@ impl Room {
         let conn_id = Attachment::of(ws).map(|a| a.conn_id).unwrap_or_default();
         let too_many = self
             .with_loaded(None, |l| {
-                let connection = l.connection(&conn_id, &self.limits);
-                connection.violations += 1;
-                Ok(connection.violations > MAX_PROTOCOL_VIOLATIONS)
+                let violations = l.violations.entry(conn_id).or_default();
+                *violations += 1;
+                Ok(*violations > MAX_PROTOCOL_VIOLATIONS)
             })
             .unwrap_or(false);
         if too_many {
@@ -693,7 +671,7 @@ impl Room {
         }
         let start_sweep = self
             .with_loaded(None, |l| {
-                l.connections.remove(&attachment.conn_id);
+                l.violations.remove(&attachment.conn_id);
                 let departing = l
                     .presence
                     .as_mut()
