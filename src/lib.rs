@@ -14,12 +14,14 @@
 //! - [`feed`]: room members and the coalesced `room.update` feed of personal rooms.
 //! - [`config`]: limits read from the Worker's variables.
 //! - [`paging`]: history query parameters and page assembly.
+//! - [`archive_schedule`]: when a room writes behind to D1 (delay, backoff while D1 fails).
 //! - [`random_ids`]: connection and message ids from pooled secure random bytes.
 //! - [`stats`]: room reports and the stats answers.
 //! - [`site`]: the demo page and the browser client, embedded in the Worker.
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
+pub mod archive_schedule;
 pub mod auth;
 pub mod config;
 pub mod dev_token;

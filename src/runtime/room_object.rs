@@ -20,6 +20,7 @@ use super::http::{self, header};
 use super::settle::{settle, sleep};
 use super::sql_store::SqlRoomStore;
 use super::{internal, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
+use crate::archive_schedule;
 use crate::auth::User;
 use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
@@ -39,10 +40,11 @@ const OPEN: u16 = 1;
 const META_ROOM: &str = "room";
 const META_ARCHIVED: &str = "archived_seq";
 const META_ARCHIVE_FAILURES: &str = "archive_failures";
+/// When the archive may next try D1 after a failure (ms since the epoch; 0 when not failing).
+const META_ARCHIVE_RETRY_AT: &str = "archive_retry_at";
 /// Messages written to D1 per batch, and batches per alarm run.
 const ARCHIVE_BATCH: u32 = 100;
 const ARCHIVE_BATCHES_PER_RUN: u32 = 10;
-const ARCHIVE_MAX_BACKOFF_MS: u64 = 60_000;
 /// Added to a leave's due time, so that the timer never fires just before it.
 const LEAVE_SLACK_MS: i64 = 50;
 /// Bound of one leave sweep: rounds of waiting for the next due leave.
@@ -89,6 +91,8 @@ pub(super) struct Loaded {
     /// Added to this room's archive delay, so that rooms busy since the same moment do not
     /// all write to D1 in the same instant (a burst that stalls every room of the isolate).
     archive_jitter_ms: i64,
+    /// Until when a failing D1 is left alone (see [`archive_schedule`]); kept in storage too.
+    archive_retry_at: Option<i64>,
     /// Whether a timer is already waiting to announce pending leaves.
     leave_sweep: bool,
 }
@@ -243,6 +247,10 @@ impl Room {
                 }
                 (None, None) => return Err(RelayError::internal()),
             };
+            let archive_retry_at = store
+                .meta(META_ARCHIVE_RETRY_AT)?
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|at| *at > 0);
             *slot = Some(Loaded {
                 core: RoomCore::open(store, name)?,
                 presence: None,
@@ -254,6 +262,7 @@ impl Room {
                 archive_jitter_ms: random_below(self.limits.archive_delay_ms / 2 + 1, now_ms())
                     as i64,
                 leave_sweep: false,
+                archive_retry_at,
             });
         }
         f(slot.as_mut().expect("loaded above"))
@@ -749,10 +758,17 @@ impl Room {
     }
 
     fn schedule_archive(&self) {
-        let jitter = self
-            .with_loaded(None, |l| Ok(l.archive_jitter_ms))
-            .unwrap_or(0);
-        self.schedule_alarm(now_ms() + self.limits.archive_delay_ms as i64 + jitter);
+        let due = self.with_loaded(None, |l| {
+            let delay_ms = self.limits.archive_delay_ms as i64 + l.archive_jitter_ms;
+            Ok(archive_schedule::due_after_write(
+                now_ms(),
+                delay_ms,
+                l.archive_retry_at,
+            ))
+        });
+        if let Ok(due) = due {
+            self.schedule_alarm(due);
+        }
     }
 
     /// Makes the alarm fire no later than `at` (the one alarm serves archive, feeds and stats).
@@ -778,6 +794,14 @@ impl Room {
 
     /// Writes unarchived messages to D1 in batches; on failure, retries with backoff.
     async fn archive_pending(&self) -> RelayResult<()> {
+        let retry_at = self.with_loaded(None, |l| Ok(l.archive_retry_at))?;
+        if !archive_schedule::may_write(now_ms(), retry_at) {
+            // The alarm fired for something else (a feed update, a stats report).
+            if let Some(at) = retry_at {
+                self.schedule_alarm(at);
+            }
+            return Ok(());
+        }
         let (room, mut archived_seq) = self.with_loaded(None, |l| {
             let archived = l
                 .core
@@ -803,6 +827,9 @@ impl Room {
             self.with_loaded(None, |l| {
                 let store = l.core.store();
                 store.set_meta(META_ARCHIVED, &archived_seq.to_string())?;
+                if l.archive_retry_at.take().is_some() {
+                    store.set_meta(META_ARCHIVE_RETRY_AT, "0")?;
+                }
                 store.set_meta(META_ARCHIVE_FAILURES, "0")
             })?;
         }
@@ -827,7 +854,7 @@ impl Room {
     }
 
     fn retry_archive_later(&self) -> RelayResult<()> {
-        let failures = self.with_loaded(None, |l| {
+        let retry_at = self.with_loaded(None, |l| {
             let store = l.core.store();
             let failures = store
                 .meta(META_ARCHIVE_FAILURES)?
@@ -835,10 +862,12 @@ impl Room {
                 .unwrap_or(0)
                 .saturating_add(1);
             store.set_meta(META_ARCHIVE_FAILURES, &failures.to_string())?;
-            Ok(failures)
+            let retry_at = now_ms() + archive_schedule::backoff_ms(failures) as i64;
+            store.set_meta(META_ARCHIVE_RETRY_AT, &retry_at.to_string())?;
+            l.archive_retry_at = Some(retry_at);
+            Ok(retry_at)
         })?;
-        let backoff = (500u64 << failures.min(7)).min(ARCHIVE_MAX_BACKOFF_MS);
-        self.schedule_alarm(now_ms() + backoff as i64);
+        self.schedule_alarm(retry_at);
         Ok(())
     }
 }
