@@ -74,10 +74,46 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-/// The whole request body.
-pub async fn body_bytes(req: &Request) -> worker::Result<Vec<u8>> {
-    let buffer = JsFuture::from(req.array_buffer()?).await?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+#[wasm_bindgen(module = "/worker/body.mjs")]
+extern "C" {
+    /// What `readBodyText` resolves with: `{ text }` or `{ refused }`.
+    type BodyRead;
+
+    #[wasm_bindgen(js_name = readBodyText)]
+    fn read_body_text_js(req: &Request, max_bytes: usize) -> Promise;
+
+    #[wasm_bindgen(method, getter)]
+    fn text(this: &BodyRead) -> Option<String>;
+
+    #[wasm_bindgen(method, getter)]
+    fn refused(this: &BodyRead) -> Option<String>;
+}
+
+/// Why a request body was not taken.
+#[derive(Debug, Clone, Copy)]
+pub enum BodyRefusal {
+    /// More than the cap arrived; the rest was not read.
+    TooLarge,
+    NotUtf8,
+    /// The stream failed, e.g. the client went away mid-body.
+    Unreadable,
+}
+
+/// The request body as text, read as a stream that is cancelled as soon as more than
+/// `max_bytes` bytes arrive, so a body without Content-Length is never held whole.
+pub async fn body_text_capped(req: &Request, max_bytes: usize) -> Result<String, BodyRefusal> {
+    let read: BodyRead = JsFuture::from(read_body_text_js(req, max_bytes))
+        .await
+        .map_err(|_| BodyRefusal::Unreadable)?
+        .unchecked_into();
+    if let Some(text) = read.text() {
+        return Ok(text);
+    }
+    match read.refused().as_deref() {
+        Some("too_large") => Err(BodyRefusal::TooLarge),
+        Some("not_utf8") => Err(BodyRefusal::NotUtf8),
+        _ => Err(BodyRefusal::Unreadable),
+    }
 }
 
 /// The whole response body as text.

@@ -461,16 +461,19 @@ fn caller_json(identity: &Identity) -> RelayResult<String> {
     Ok(header_json::ascii_only(json))
 }
 
+/// The request body as text, at most `MAX_HTTP_BODY_BYTES`: a larger declared Content-Length is
+/// refused without reading anything, and a body without one is read only up to the limit.
 async fn read_body(req: &Request) -> RelayResult<String> {
+    use http::BodyRefusal;
     let declared = http::header(req, "content-length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_HTTP_BODY_BYTES) {
         return Err(RelayError::too_large("request body is larger than 256 KiB"));
     }
-    let bytes = http::body_bytes(req)
+    http::body_text_capped(req, MAX_HTTP_BODY_BYTES)
         .await
-        .map_err(|_| RelayError::bad_request("could not read the request body"))?;
-    if bytes.len() > MAX_HTTP_BODY_BYTES {
-        return Err(RelayError::too_large("request body is larger than 256 KiB"));
-    }
-    String::from_utf8(bytes).map_err(|_| RelayError::bad_request("request body is not UTF-8"))
+        .map_err(|refusal| match refusal {
+            BodyRefusal::TooLarge => RelayError::too_large("request body is larger than 256 KiB"),
+            BodyRefusal::NotUtf8 => RelayError::bad_request("request body is not UTF-8"),
+            BodyRefusal::Unreadable => RelayError::bad_request("could not read the request body"),
+        })
 }
