@@ -1,0 +1,135 @@
+//! Fuzz target: how a backend proves it holds the webhook secret (`webhook::authenticate_backend`
+//! and `webhook::verify_signature`), with any header text, body, secret and clock, extremes included.
+//!
+//! Input: byte 0 picks the check, bytes 1..9 are `now` and 9..17 a signing time (i64, little
+//! endian), 17..19 a small clock offset (i16), then header text up to the first `\n`, then the body.
+#![no_main]
+
+use edge_relay::error::ErrorCode;
+use edge_relay::webhook::{
+    authenticate_backend, sign, verify_signature, BackendCredentials, SIGNATURE_TOLERANCE_SECS,
+};
+use libfuzzer_sys::fuzz_target;
+
+/// The relay's secret for the checks where the fuzzer must not know it: neither the HMAC nor
+/// the constant-time comparison gives it away byte by byte, so no input can be built to match.
+const SECRET: &[u8] = b"TOkSvD9qpVPvFET0lgJV/16QQ1hBGu+W";
+
+const FIXED_LEN: usize = 19;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < FIXED_LEN {
+        return;
+    }
+    let now = i64::from_le_bytes(data[1..9].try_into().unwrap());
+    let signed_at = i64::from_le_bytes(data[9..17].try_into().unwrap());
+    let offset = i16::from_le_bytes(data[17..19].try_into().unwrap());
+    let rest = &data[FIXED_LEN..];
+    let split = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+    let header = String::from_utf8_lossy(&rest[..split]);
+    let body = rest.get(split + 1..).unwrap_or_default();
+    match data[0] % 3 {
+        0 => check_unknown_secret(&header, body, now),
+        1 => check_signed(body, signed_at, now, offset),
+        _ => check_credentials(&header, body, now, data[0] / 3),
+    }
+});
+
+/// Whether `header` carries, as hex text, the MAC of `body` under `secret` for one of its `t=`
+/// values: the only way a header may verify.
+fn carries_mac(header: &str, body: &[u8], secret: &[u8]) -> bool {
+    let lower = header.to_ascii_lowercase();
+    header
+        .split(',')
+        .filter_map(|part| part.trim().strip_prefix("t=")?.parse::<i64>().ok())
+        .any(|t| {
+            let signed = sign(body, secret, t);
+            let (_, mac) = signed.split_once("v1=").expect("sign writes a v1 element");
+            lower.contains(mac)
+        })
+}
+
+/// Any header against a secret the fuzzer cannot know never verifies, whatever the clock.
+fn check_unknown_secret(header: &str, body: &[u8], now: i64) {
+    let verified = verify_signature(header, body, SECRET, now).is_ok();
+    assert!(
+        !verified || carries_mac(header, body, SECRET),
+        "a header without the MAC verified: {header:?} at {now}"
+    );
+    let credentials = BackendCredentials {
+        signature: Some(header),
+        ..Default::default()
+    };
+    assert_eq!(
+        authenticate_backend(&credentials, body, SECRET, now).is_ok(),
+        verified
+    );
+}
+
+/// A header from `sign` verifies exactly while `|now - t| <= 300`; it binds the body and `t`.
+fn check_signed(body: &[u8], signed_at: i64, now: i64, offset: i16) {
+    let header = sign(body, SECRET, signed_at);
+    // An arbitrary clock, and one near the signing time so that both window edges are reached.
+    for now in [now, signed_at.saturating_add(i64::from(offset % 400))] {
+        let fresh = now.abs_diff(signed_at) <= SIGNATURE_TOLERANCE_SECS as u64;
+        assert_eq!(
+            verify_signature(&header, body, SECRET, now).is_ok(),
+            fresh,
+            "signed at {signed_at}, checked at {now}"
+        );
+    }
+    let mut tampered = body.to_vec();
+    match tampered.last_mut() {
+        Some(last) => *last ^= 1,
+        None => tampered.push(b'x'),
+    }
+    assert!(verify_signature(&header, &tampered, SECRET, signed_at).is_err());
+    let moved = header.replacen(
+        &format!("t={signed_at},"),
+        &format!("t={},", signed_at.wrapping_add(1)),
+        1,
+    );
+    assert!(verify_signature(&moved, body, SECRET, signed_at).is_err());
+}
+
+/// Bearer, signature and body token, each present or not (bits of `flags`), against a secret
+/// the fuzzer chose (the body): the first credential present decides, and only a match passes.
+fn check_credentials(fields: &str, body: &[u8], now: i64, flags: u8) {
+    let mut parts = fields.splitn(3, '\t');
+    let (bearer, signature, token) = (parts.next(), parts.next(), parts.next());
+    let own_signature = sign(body, body, now);
+    let credentials = BackendCredentials {
+        authorization: bearer.filter(|_| flags & 1 != 0),
+        signature: if flags & 8 != 0 {
+            Some(own_signature.as_str())
+        } else {
+            signature.filter(|_| flags & 2 != 0)
+        },
+        body_token: token.filter(|_| flags & 4 != 0),
+    };
+    let result = authenticate_backend(&credentials, body, body, now);
+    if body.is_empty() {
+        assert_eq!(result.unwrap_err().code, ErrorCode::Internal);
+        return;
+    }
+    if let Err(error) = &result {
+        assert_eq!(error.code, ErrorCode::Unauthorized);
+    }
+    let passed = result.is_ok();
+    if let Some(header) = credentials.authorization {
+        let matches = header
+            .strip_prefix("Bearer ")
+            .is_some_and(|given| given.trim().as_bytes() == body);
+        assert_eq!(passed, matches, "bearer {header:?}");
+    } else if let Some(header) = credentials.signature {
+        if flags & 8 != 0 {
+            assert!(passed, "a fresh own signature was refused: {header:?}");
+        } else {
+            assert!(!passed || carries_mac(header, body, body), "{header:?}");
+        }
+    } else if let Some(token) = credentials.body_token {
+        assert_eq!(passed, token.as_bytes() == body, "token {token:?}");
+    } else {
+        assert!(!passed);
+    }
+}
