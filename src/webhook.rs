@@ -206,7 +206,7 @@ pub fn verify_signature(
         }
     }
     let timestamp = timestamp.ok_or_else(|| bad("no timestamp"))?;
-    if (now_secs - timestamp).abs() > SIGNATURE_TOLERANCE_SECS {
+    if now_secs.abs_diff(timestamp) > SIGNATURE_TOLERANCE_SECS as u64 {
         return Err(bad("timestamp outside the 5 minute tolerance"));
     }
     let valid = signatures.iter().any(|signature| {
