@@ -1,12 +1,14 @@
-//! The `Directory` Durable Object: one per deployment, keeping the rooms' debounced reports so
-//! that stats never wake every room.
+//! The `Directory` Durable Object: one per deployment, keeping the rooms' reports (which come in
+//! batches, one per isolate and interval) so that stats never wake every room.
 
 use serde::Deserialize;
-use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorageValue, State};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State,
+};
 
 use super::http;
 use crate::error::{RelayError, RelayResult};
-use crate::stats::{self, RoomReport};
+use crate::stats::{self, RoomReport, MAX_BATCH_REPORTS};
 
 /// The one directory instance's name.
 pub const DIRECTORY_NAME: &str = "directory";
@@ -42,6 +44,30 @@ fn storage_error(err: worker::Error) -> RelayError {
     RelayError::internal()
 }
 
+/// Keeps a room's latest report; a room without connections drops out.
+fn store_report(sql: &SqlStorage, report: RoomReport) -> RelayResult<()> {
+    if report.connections == 0 {
+        sql.exec(
+            "DELETE FROM rooms WHERE room = ?",
+            Some(vec![report.room.into()]),
+        )
+    } else {
+        sql.exec(
+            "INSERT INTO rooms (room, connections, users, last_seq) VALUES (?, ?, ?, ?)
+             ON CONFLICT (room) DO UPDATE SET connections = excluded.connections,
+             users = excluded.users, last_seq = excluded.last_seq",
+            Some(vec![
+                report.room.into(),
+                SqlStorageValue::Integer(report.connections as i64),
+                SqlStorageValue::Integer(report.users as i64),
+                SqlStorageValue::Integer(report.last_seq as i64),
+            ]),
+        )
+    }
+    .map(|_| ())
+    .map_err(storage_error)
+}
+
 impl Directory {
     async fn handle(&self, mut req: Request) -> RelayResult<Response> {
         let sql = self.state.storage().sql();
@@ -53,30 +79,13 @@ impl Directory {
         .map_err(storage_error)?;
         let path = req.path();
         match path.as_str() {
-            "/report" => {
-                let report: RoomReport = req
+            "/reports" => {
+                let reports: Vec<RoomReport> = req
                     .json()
                     .await
-                    .map_err(|_| RelayError::bad_request("bad report"))?;
-                if report.connections == 0 {
-                    sql.exec(
-                        "DELETE FROM rooms WHERE room = ?",
-                        Some(vec![report.room.into()]),
-                    )
-                    .map_err(storage_error)?;
-                } else {
-                    sql.exec(
-                        "INSERT INTO rooms (room, connections, users, last_seq) VALUES (?, ?, ?, ?)
-                         ON CONFLICT (room) DO UPDATE SET connections = excluded.connections,
-                         users = excluded.users, last_seq = excluded.last_seq",
-                        Some(vec![
-                            report.room.into(),
-                            SqlStorageValue::Integer(report.connections as i64),
-                            SqlStorageValue::Integer(report.users as i64),
-                            SqlStorageValue::Integer(report.last_seq as i64),
-                        ]),
-                    )
-                    .map_err(storage_error)?;
+                    .map_err(|_| RelayError::bad_request("bad reports"))?;
+                for report in reports.into_iter().take(MAX_BATCH_REPORTS) {
+                    store_report(&sql, report)?;
                 }
                 Response::empty().map_err(storage_error)
             }

@@ -1,20 +1,24 @@
 //! The room's traffic with backends and other objects: backend publishes, members, the
-//! coalesced `room.update` feeds of members' personal rooms, and debounced stats reports.
+//! coalesced `room.update` feeds of members' personal rooms, and stats reports, which the
+//! rooms of one isolate send to the directory together.
+
+use std::cell::RefCell;
 
 use futures::future::join_all;
 use serde_json::json;
 use wasm_bindgen::JsValue;
 use web_sys::{Request, RequestInit, Response};
 use worker::wasm_bindgen_futures::spawn_local;
+use worker::Env;
 
-use super::room_object::Room;
+use super::room_object::{Loaded, Room};
 use super::settle::sleep;
 use super::{call_object, call_room, directory_stub, http, internal, now_ms, room_headers};
 use crate::error::{RelayError, RelayResult};
 use crate::feed::{self, RoomUpdate, UPDATE_EVENT};
 use crate::protocol::Publish;
 use crate::room::Sender;
-use crate::stats::{RoomReport, REPORT_INTERVAL_MS};
+use crate::stats::{ReportQueue, RoomReport};
 use crate::webhook::RoomBroadcast;
 
 /// Feed updates sent per alarm run.
@@ -25,13 +29,72 @@ const FEED_BATCH: u32 = 100;
 pub struct Outbox {
     feed_sent_ms: Option<i64>,
     feed_pending: bool,
-    report_sent_ms: Option<i64>,
-    report_pending: bool,
-    /// Whether a timer is already waiting to send the report.
-    report_timer: bool,
     /// The last seq the directory was told; a run of the alarm reports a newer one even when
     /// no connection came or went, so that stats follow publishes without alarms of their own.
     reported_seq: Option<u64>,
+}
+
+thread_local! {
+    /// The reports of every room of this isolate that wait for the next batch.
+    static REPORTS: RefCell<ReportQueue> = RefCell::new(ReportQueue::default());
+}
+
+/// Queues a room's report for the isolate's next batch, and starts the timer that sends it
+/// when none waits. The timer keeps the object that started it awake until it fires.
+fn queue_report(env: &Env, report: RoomReport) {
+    let delay_ms = REPORTS.with(|queue| queue.borrow_mut().push(report, now_ms()));
+    if let Some(delay_ms) = delay_ms {
+        spawn_local(send_reports(env.clone(), delay_ms));
+    }
+}
+
+/// Sends the isolate's queued reports as one batch after `delay_ms`; a batch that fails is
+/// queued again (newer reports of the same rooms win) and retried an interval later.
+async fn send_reports(env: Env, delay_ms: i64) {
+    sleep(u32::try_from(delay_ms).unwrap_or(u32::MAX)).await;
+    let batch = REPORTS.with(|queue| queue.borrow_mut().take(now_ms()));
+    if batch.is_empty() {
+        return;
+    }
+    let sent = match serde_json::to_string(&batch) {
+        Ok(body) => {
+            let init = RequestInit::new();
+            init.set_method("POST");
+            init.set_body(&JsValue::from_str(&body));
+            match directory_stub(&env) {
+                Ok(stub) => call_object(&stub, "https://directory/reports", &init)
+                    .await
+                    .and_then(|response| match response.status() {
+                        200 => Ok(()),
+                        _ => Err(RelayError::internal()),
+                    }),
+                Err(err) => Err(err),
+            }
+        }
+        Err(_) => Err(RelayError::internal()),
+    };
+    if let Err(err) = sent {
+        worker::console_error!("stats reports failed: {err}");
+        let retry = REPORTS.with(|queue| queue.borrow_mut().put_back(batch, now_ms()));
+        if let Some(delay_ms) = retry {
+            spawn_local(Box::pin(send_reports(env, delay_ms)));
+        }
+    }
+}
+
+impl Loaded {
+    /// The room's counts as the directory lists them; its seq counts as reported from now.
+    fn report(&mut self) -> RoomReport {
+        let presence = self.presence.as_ref();
+        let report = RoomReport {
+            room: self.core.room().to_string(),
+            connections: presence.map_or(0, |p| p.connection_count()) as u64,
+            users: presence.map_or(0, |p| p.user_count()) as u64,
+            last_seq: self.core.last_seq(),
+        };
+        self.outbox.reported_seq = Some(report.last_seq);
+        report
+    }
 }
 
 /// Personal rooms feed nobody: their messages are the feed.
@@ -116,77 +179,29 @@ impl Room {
         }
     }
 
-    /// Schedules a stats report, at most one per interval. The first one also waits an
-    /// interval: a room that is filling up (a connect storm) then reports once, not twice.
-    /// A timer waits, not the alarm: an alarm costs a storage write and an event of its own
-    /// (about 2 ms of CPU per room opened in `wrangler dev`), and the pending timer keeps the
-    /// object awake until it fires. The alarm retries a report that failed.
+    /// Queues the room's current counts for the isolate's next report batch.
     pub(super) fn report_stats(&self) {
-        let delay_ms = self.with_loaded(None, |l| {
-            l.outbox.report_pending = true;
-            if l.outbox.report_timer {
-                return Ok(None);
-            }
-            l.outbox.report_timer = true;
-            let now = now_ms();
-            let earliest = l.outbox.report_sent_ms.unwrap_or(now) + REPORT_INTERVAL_MS;
-            Ok(Some(earliest.max(now) - now))
-        });
-        let (Ok(Some(delay_ms)), Some(room)) = (delay_ms, self.me.upgrade()) else {
-            return;
-        };
-        spawn_local(async move {
-            sleep(u32::try_from(delay_ms).unwrap_or(u32::MAX)).await;
-            let _ = room.with_loaded(None, |l| {
-                l.outbox.report_timer = false;
-                Ok(())
-            });
-            if let Err(err) = room.send_stats_report().await {
-                worker::console_error!("stats report failed: {err}");
-                room.schedule_alarm(now_ms() + REPORT_INTERVAL_MS);
-            }
-        });
+        if let Ok(report) = self.with_loaded(None, |l| Ok(l.report())) {
+            queue_report(&self.env, report);
+        }
     }
 
-    /// Sends what is due: the stats report and the members' updates (from the alarm).
+    /// From the alarm: a report when the seq moved in a room with connections, and what
+    /// members are owed.
     pub(super) async fn send_outbox(&self) -> RelayResult<()> {
-        self.send_stats_report().await?;
-        self.send_feed_updates().await
-    }
-
-    async fn send_stats_report(&self) -> RelayResult<()> {
-        let report = self.with_loaded(None, |l| {
-            let presence = l.presence.as_ref();
-            let report = RoomReport {
-                room: l.core.room().to_string(),
-                connections: presence.map_or(0, |p| p.connection_count()) as u64,
-                users: presence.map_or(0, |p| p.user_count()) as u64,
-                last_seq: l.core.last_seq(),
-            };
+        let moved = self.with_loaded(None, |l| {
+            let connected = l
+                .presence
+                .as_ref()
+                .is_some_and(|p| p.connection_count() > 0);
             // A room without connections is not listed, so its seq alone is not news.
-            let seq_moved =
-                report.connections > 0 && l.outbox.reported_seq != Some(report.last_seq);
-            Ok((l.outbox.report_pending || seq_moved).then_some(report))
+            let moved = connected && l.outbox.reported_seq != Some(l.core.last_seq());
+            Ok(moved.then(|| l.report()))
         })?;
-        let Some(report) = report else {
-            return Ok(());
-        };
-        let body = serde_json::to_string(&report).map_err(|_| RelayError::internal())?;
-        let init = RequestInit::new();
-        init.set_method("POST");
-        init.set_body(&JsValue::from_str(&body));
-        call_object(
-            &directory_stub(&self.env)?,
-            "https://directory/report",
-            &init,
-        )
-        .await?;
-        self.with_loaded(None, |l| {
-            l.outbox.report_pending = false;
-            l.outbox.report_sent_ms = Some(now_ms());
-            l.outbox.reported_seq = Some(report.last_seq);
-            Ok(())
-        })
+        if let Some(report) = moved {
+            queue_report(&self.env, report);
+        }
+        self.send_feed_updates().await
     }
 
     async fn send_feed_updates(&self) -> RelayResult<()> {

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -119,8 +119,6 @@ pub struct RoomEntry {
 
 /// One room's state: its storage, its sockets (held by the runtime) and its in-memory cache.
 pub struct Room {
-    /// The room itself, for work that outlives the event that started it (a timer).
-    pub(super) me: Weak<Room>,
     pub(super) state: State,
     pub(super) env: Env,
     limits: Limits,
@@ -138,8 +136,7 @@ impl RoomEntry {
             state.set_websocket_auto_response(&pair);
         }
         let limits = Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
-        let room = Rc::new_cyclic(|me| Room {
-            me: me.clone(),
+        let room = Rc::new(Room {
             state,
             env,
             limits,
