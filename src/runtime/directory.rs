@@ -1,6 +1,8 @@
 //! The `Directory` Durable Object: one per deployment, keeping the rooms' reports (which come in
 //! batches, one per isolate and interval) so that stats never wake every room.
 
+use std::cell::Cell;
+
 use serde::Deserialize;
 use worker::{
     durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State,
@@ -16,6 +18,8 @@ pub const DIRECTORY_NAME: &str = "directory";
 #[durable_object]
 pub struct Directory {
     state: State,
+    /// Whether this instance has made sure its table exists (once, not per request).
+    table_ready: Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -28,7 +32,10 @@ struct ReportRow {
 
 impl DurableObject for Directory {
     fn new(state: State, _env: Env) -> Self {
-        Directory { state }
+        Directory {
+            state,
+            table_ready: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
@@ -71,12 +78,15 @@ fn store_report(sql: &SqlStorage, report: RoomReport) -> RelayResult<()> {
 impl Directory {
     async fn handle(&self, mut req: Request) -> RelayResult<Response> {
         let sql = self.state.storage().sql();
-        sql.exec(
-            "CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, connections INTEGER NOT NULL,
-             users INTEGER NOT NULL, last_seq INTEGER NOT NULL)",
-            None,
-        )
-        .map_err(storage_error)?;
+        if !self.table_ready.get() {
+            sql.exec(
+                "CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, connections INTEGER NOT NULL,
+                 users INTEGER NOT NULL, last_seq INTEGER NOT NULL)",
+                None,
+            )
+            .map_err(storage_error)?;
+            self.table_ready.set(true);
+        }
         let path = req.path();
         match path.as_str() {
             "/reports" => {
