@@ -1,0 +1,240 @@
+// Unit tests of the fan-out module (worker/fanout.mjs) against a fake Durable Object state and
+// fake sockets: the ordering of batched and plain delivery, acks, accepts and presence delays.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { acceptSocket, flushQueue, sendToAll, sendToOne } from '../fanout.mjs';
+
+/** A server-side socket: records what it is sent; `bufferedAmount` is set by the test. */
+class FakeSocket {
+  constructor(name) {
+    this.name = name;
+    this.sent = [];
+    this.closed = null;
+    this.bufferedAmount = 0;
+    this.attachment = undefined;
+  }
+  send(text) {
+    if (this.closed) throw new Error('socket is closing');
+    this.sent.push(text);
+  }
+  close(code, reason) {
+    this.closed = { code, reason };
+  }
+  serializeAttachment(value) {
+    this.attachment = value;
+  }
+  /** The frames received, batches taken apart, as parsed JSON. */
+  frames() {
+    return this.sent.flatMap((text) => {
+      const v = JSON.parse(text);
+      return Array.isArray(v) ? v : [v];
+    });
+  }
+}
+
+/** The part of a DurableObjectState the module uses: accepted sockets and their tags. */
+class FakeState {
+  constructor() {
+    this.sockets = [];
+  }
+  acceptWebSocket(ws, tags) {
+    this.sockets.push({ ws, tags });
+  }
+  getWebSockets(tag) {
+    return this.sockets.filter((s) => tag === undefined || s.tags.includes(tag)).map((s) => s.ws);
+  }
+  getTags(ws) {
+    return this.sockets.find((s) => s.ws === ws).tags;
+  }
+}
+
+class FakePair {
+  constructor() {
+    this[0] = new FakeSocket('client');
+    this[1] = new FakeSocket('server');
+  }
+}
+
+class FakeResponse {
+  constructor(body, init) {
+    this.body = body;
+    this.init = init;
+  }
+}
+
+globalThis.WebSocketPair = FakePair;
+globalThis.Response = FakeResponse;
+
+/** Accepts a socket the way the room does and returns its server end. */
+function accept(state, batched, welcome = '{"type":"welcome"}') {
+  return acceptSocket(state, batched, '{}', welcome, undefined).server;
+}
+
+const frame = (n) => JSON.stringify({ n });
+const numbers = (ws) => ws.frames().filter((f) => 'n' in f).map((f) => f.n);
+
+/** A room with fake timers, so that the zero-delay and presence timers fire when told. */
+function room(t) {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+  return new FakeState();
+}
+
+test('plain and batched sockets in one room get every frame in order', (t) => {
+  const state = room(t);
+  const plain = accept(state, false);
+  const batched = accept(state, true);
+  for (let n = 1; n <= 3; n++) sendToAll(state, frame(n), undefined, 0);
+  assert.deepEqual(numbers(plain), [1, 2, 3], 'plain sockets get each frame at once');
+  assert.equal(plain.sent.length, 4, 'the welcome and one message per frame');
+  assert.deepEqual(numbers(batched), [], 'batched sockets wait for the end of the turn');
+  t.mock.timers.tick(0);
+  assert.deepEqual(numbers(batched), [1, 2, 3]);
+  assert.equal(batched.sent.length, 2, 'the welcome and one array');
+  assert.equal(batched.sent[1], '[' + [1, 2, 3].map(frame).join(',') + ']');
+});
+
+test('a batched socket gets one JSON array per turn, a lone frame as the object', (t) => {
+  const state = room(t);
+  const batched = accept(state, true);
+  sendToAll(state, frame(1), undefined, 0);
+  sendToAll(state, frame(2), undefined, 0);
+  t.mock.timers.tick(0);
+  sendToAll(state, frame(3), undefined, 0);
+  t.mock.timers.tick(0);
+  assert.deepEqual(batched.sent.slice(1), [`[${frame(1)},${frame(2)}]`, frame(3)]);
+});
+
+test('the sender is left out of its own broadcast, plain or batched', (t) => {
+  const state = room(t);
+  const a = accept(state, true);
+  const b = accept(state, true);
+  const p = accept(state, false);
+  sendToAll(state, frame(1), a, 0);
+  sendToAll(state, frame(2), p, 0);
+  t.mock.timers.tick(0);
+  assert.deepEqual(numbers(a), [2]);
+  assert.deepEqual(numbers(b), [1, 2]);
+  assert.deepEqual(numbers(p), [1]);
+});
+
+test('acks keep their place among the broadcasts, for batched and plain sockets', (t) => {
+  const state = room(t);
+  const sender = accept(state, true);
+  const other = accept(state, true);
+  const plainSender = accept(state, false);
+  const ack = (n) => JSON.stringify({ type: 'ack', seq: n });
+  sendToAll(state, frame(1), sender, 0);
+  sendToOne(state, sender, ack(1));
+  sendToAll(state, frame(2), undefined, 0);
+  sendToOne(state, plainSender, ack(2));
+  sendToAll(state, frame(3), plainSender, 0);
+  t.mock.timers.tick(0);
+  const kinds = (ws) => ws.frames().slice(1).map((f) => (f.type === 'ack' ? `ack${f.seq}` : f.n));
+  assert.deepEqual(kinds(sender), ['ack1', 2, 3]);
+  assert.deepEqual(kinds(other), [1, 2, 3], 'acks go to their socket only');
+  assert.deepEqual(kinds(plainSender), [1, 2, 'ack2']);
+  // With nothing queued, an ack leaves at once.
+  sendToOne(state, sender, ack(4));
+  assert.equal(sender.sent.at(-1), ack(4));
+});
+
+test('a socket accepted while frames wait gets only what follows its welcome', (t) => {
+  const state = room(t);
+  const early = accept(state, true);
+  sendToAll(state, frame(1), undefined, 0);
+  const late = accept(state, true, '{"type":"welcome","late":true}');
+  const latePlain = accept(state, false);
+  sendToAll(state, frame(2), undefined, 0);
+  t.mock.timers.tick(0);
+  assert.deepEqual(numbers(early), [1, 2]);
+  assert.deepEqual(late.frames(), [{ type: 'welcome', late: true }, { n: 2 }]);
+  assert.deepEqual(numbers(latePlain), [2]);
+});
+
+test('a presence frame waits up to its delay, then leaves alone', (t) => {
+  const state = room(t);
+  const plain = accept(state, false);
+  const batched = accept(state, true);
+  sendToAll(state, frame(1), undefined, 250);
+  t.mock.timers.tick(249);
+  assert.deepEqual([numbers(plain), numbers(batched)], [[], []], 'still waiting at 249 ms');
+  t.mock.timers.tick(1);
+  assert.deepEqual([numbers(plain), numbers(batched)], [[1], [1]]);
+});
+
+test('waiting presence frames leave with, and before, a later immediate frame', (t) => {
+  const state = room(t);
+  const plain = accept(state, false);
+  const batched = accept(state, true);
+  sendToAll(state, frame(1), undefined, 250);
+  sendToAll(state, frame(2), undefined, 250);
+  t.mock.timers.tick(100);
+  sendToAll(state, frame(3), undefined, 0);
+  assert.deepEqual(numbers(plain), [1, 2, 3], 'the plain socket gets them all in this turn');
+  t.mock.timers.tick(0);
+  assert.deepEqual(numbers(batched), [1, 2, 3]);
+  assert.equal(batched.sent.length, 2, 'in one array');
+  t.mock.timers.tick(500);
+  assert.deepEqual([numbers(plain), numbers(batched)], [[1, 2, 3], [1, 2, 3]], 'nothing twice');
+});
+
+test('an ack to a plain socket takes the presence frames waiting before it', (t) => {
+  const state = room(t);
+  const plain = accept(state, false);
+  sendToAll(state, frame(1), undefined, 250);
+  sendToOne(state, plain, JSON.stringify({ type: 'ack', seq: 9 }));
+  assert.deepEqual(plain.frames().slice(1), [{ n: 1 }, { type: 'ack', seq: 9 }]);
+});
+
+test('a plain socket accepted while a join waits does not get that join', (t) => {
+  const state = room(t);
+  const first = accept(state, false);
+  sendToAll(state, frame(1), undefined, 250);
+  const second = accept(state, false);
+  t.mock.timers.tick(250);
+  assert.deepEqual([numbers(first), numbers(second)], [[1], []]);
+});
+
+test('the queue is flushed at once past its entry bound', (t) => {
+  const state = room(t);
+  const batched = accept(state, true);
+  for (let n = 1; n <= 255; n++) sendToAll(state, frame(n), undefined, 0);
+  assert.equal(batched.sent.length, 1, '255 frames still wait');
+  sendToAll(state, frame(256), undefined, 0);
+  assert.equal(batched.sent.length, 2, 'the 256th flushes without a timer');
+  assert.deepEqual(numbers(batched), Array.from({ length: 256 }, (_, i) => i + 1));
+});
+
+test('the queue is flushed at once past its byte bound', (t) => {
+  const state = room(t);
+  const batched = accept(state, true);
+  const big = (n) => JSON.stringify({ n, pad: 'x'.repeat(400 * 1024) });
+  sendToAll(state, big(1), undefined, 0);
+  sendToAll(state, big(2), undefined, 0);
+  assert.equal(batched.sent.length, 1, '800 KiB still wait');
+  sendToAll(state, big(3), undefined, 0);
+  assert.equal(batched.sent.length, 2, 'past 1 MiB the queue leaves at once');
+  assert.deepEqual(numbers(batched), [1, 2, 3]);
+});
+
+test('flushQueue sends what waits now; the accept answers 101 with the subprotocol', (t) => {
+  const state = room(t);
+  const batched = accept(state, true);
+  sendToAll(state, frame(1), undefined, 250);
+  flushQueue(state);
+  assert.deepEqual(numbers(batched), [1]);
+  const accepted = acceptSocket(state, false, '{"conn_id":"c"}', '{"type":"welcome"}', 'relay.v1');
+  assert.equal(accepted.server.attachment, '{"conn_id":"c"}');
+  assert.deepEqual(accepted.response.init.headers, { 'sec-websocket-protocol': 'relay.v1' });
+  assert.equal(accepted.response.init.status, 101);
+  assert.equal(state.getTags(accepted.server)[0], 'plain');
+});
+
+test('a socket that refuses frames (closing) does not stop the others', (t) => {
+  const state = room(t);
+  const closing = accept(state, false);
+  const open = accept(state, false);
+  closing.close(1000, 'bye');
+  sendToAll(state, frame(1), undefined, 0);
+  assert.deepEqual(numbers(open), [1]);
+});
