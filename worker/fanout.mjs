@@ -49,7 +49,38 @@ function takesBatches(state, ws) {
   return batched;
 }
 
+// Slow consumers. A socket that does not read keeps every frame sent to it in the runtime's
+// memory (`bufferedAmount`), without end. Every frame to a socket goes through `send`: a frame
+// that finds the socket's unsent output above the bound closes it instead (4010 "slow
+// consumer": the client reconnects with `since` and resumes), once, and the socket gets nothing
+// more. The check is made before the send, so that a single message larger than the bound (a
+// batch leaves at MAX_BYTES) never closes a socket that keeps up; a stuck socket pins at most
+// the bound plus one message. The room configures the bound from MAX_SOCKET_BUFFER_BYTES.
+const slowConsumer = { maxBufferedBytes: 2 << 20, code: 4010, reason: 'slow consumer' };
+const cutOff = new WeakSet();
+
+/** Sets the bound of a socket's unsent output, and the close code and reason past it. */
+export function configureSlowConsumers(maxBufferedBytes, code, reason) {
+  slowConsumer.maxBufferedBytes = maxBufferedBytes;
+  slowConsumer.code = code;
+  slowConsumer.reason = reason;
+}
+
+function closeSlowConsumer(ws) {
+  cutOff.add(ws);
+  try {
+    ws.close(slowConsumer.code, slowConsumer.reason);
+  } catch (_) {
+    // Already closing.
+  }
+}
+
 function send(ws, text) {
+  if (cutOff.has(ws)) return;
+  if (ws.bufferedAmount > slowConsumer.maxBufferedBytes) {
+    closeSlowConsumer(ws);
+    return;
+  }
   try {
     ws.send(text);
   } catch (_) {
@@ -185,7 +216,7 @@ export function acceptSocket(state, batched, attachment, welcome, subprotocol) {
     noteAccepted(state, server);
   }
   server.serializeAttachment(attachment);
-  server.send(welcome);
+  send(server, welcome);
   const init = { status: 101, webSocket: client };
   if (subprotocol !== undefined) init.headers = { 'sec-websocket-protocol': subprotocol };
   return { server, response: new globalThis.Response(null, init) };
@@ -202,4 +233,9 @@ export function sendToOne(state, ws, frame) {
     flushPlain(state, queue);
     send(ws, frame);
   }
+}
+
+/** Sends a frame to one socket now, ahead of anything queued (a resume's replay). */
+export function sendNow(ws, frame) {
+  send(ws, frame);
 }

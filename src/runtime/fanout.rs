@@ -3,10 +3,14 @@
 //! delivery (tag `batch`) get the frames of one turn of the room's event loop coalesced into
 //! one WebSocket message, a JSON array of the frames in order; the others (tag `plain`) get
 //! each frame alone. Presence frames wait a little for every socket, so that a connection
-//! storm costs each socket a few sends in one turn instead of one send per join.
+//! storm costs each socket a few sends in one turn instead of one send per join. Every frame
+//! to a socket goes through the module, which closes a socket whose unsent output passed its
+//! bound (a slow consumer, 4010) instead of queueing more for it.
 
 use wasm_bindgen::prelude::*;
 use worker::{State, WebSocket};
+
+use crate::error::SLOW_CONSUMER_CLOSE;
 
 // The JavaScript side (the queue, its timer and bounds, the accept) is `worker/fanout.mjs`,
 // with its own unit tests in `worker/test/fanout.test.mjs`.
@@ -18,6 +22,10 @@ extern "C" {
     fn send_to_one(state: &JsValue, ws: &JsValue, frame: &str);
     #[wasm_bindgen(js_name = flushQueue)]
     fn flush_queue(state: &JsValue);
+    #[wasm_bindgen(js_name = sendNow)]
+    fn send_now(ws: &JsValue, frame: &str);
+    #[wasm_bindgen(js_name = configureSlowConsumers)]
+    fn configure_slow_consumers(max_buffered_bytes: f64, code: u16, reason: &str);
     #[wasm_bindgen(js_name = acceptSocket, catch)]
     fn accept_socket(
         state: &JsValue,
@@ -68,6 +76,19 @@ pub fn send_to_room(state: &State, frame: &str, except: Option<&WebSocket>, pace
 /// frames to that socket.
 pub fn send_to_socket(state: &State, ws: &WebSocket, frame: &str) {
     send_to_one(state.as_raw(), &raw(ws), frame);
+}
+
+/// Sends a frame to one socket at once, ahead of the frames queued for it: for a resume's
+/// replay, which precedes everything else the socket gets.
+pub fn send_at_once(ws: &WebSocket, frame: &str) {
+    send_now(&raw(ws), frame);
+}
+
+/// Sets the bound of each socket's unsent output, past which the room closes it with
+/// [`SLOW_CONSUMER_CLOSE`] instead of sending it more.
+pub fn configure(max_socket_buffer_bytes: usize) {
+    let (code, reason) = SLOW_CONSUMER_CLOSE;
+    configure_slow_consumers(max_socket_buffer_bytes as f64, code, reason);
 }
 
 /// Sends every frame still waiting for a batch now.

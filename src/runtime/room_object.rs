@@ -159,6 +159,7 @@ impl RoomEntry {
             state.set_websocket_auto_response(&pair);
         }
         let limits = Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
+        super::fanout::configure(limits.max_socket_buffer_bytes);
         let room = Rc::new_cyclic(|me| Room {
             me: me.clone(),
             state,
@@ -433,7 +434,7 @@ impl Room {
     ) -> RelayResult<()> {
         let (since, up_to) = match plan {
             ResumePlan::Reset { seq } => {
-                let _ = ws.send_with_str(protocol::reset_frame(seq));
+                super::fanout::send_at_once(ws, &protocol::reset_frame(seq));
                 return Ok(());
             }
             ResumePlan::Replay { since, up_to, .. } => (since, up_to),
@@ -441,7 +442,7 @@ impl Room {
         let mut sent = since;
         for (seq, body) in archived {
             if seq == sent + 1 {
-                let _ = ws.send_with_str(&body);
+                super::fanout::send_at_once(ws, &body);
                 sent = seq;
             }
         }
@@ -462,13 +463,13 @@ impl Room {
                         worker::console_error!("replay found a gap after seq {sent}");
                         return Err(RelayError::internal());
                     }
-                    let _ = ws.send_with_str(&body);
+                    super::fanout::send_at_once(ws, &body);
                     sent = seq;
                 }
             }
             Ok(())
         })?;
-        let _ = ws.send_with_str(protocol::synced_frame(sent));
+        super::fanout::send_at_once(ws, &protocol::synced_frame(sent));
         Ok(())
     }
 

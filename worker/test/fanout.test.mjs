@@ -2,7 +2,7 @@
 // fake sockets: the ordering of batched and plain delivery, acks, accepts and presence delays.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { acceptSocket, flushQueue, sendToAll, sendToOne } from '../fanout.mjs';
+import { acceptSocket, configureSlowConsumers, flushQueue, sendToAll, sendToOne } from '../fanout.mjs';
 
 /** A server-side socket: records what it is sent; `bufferedAmount` is set by the test. */
 class FakeSocket {
@@ -10,6 +10,7 @@ class FakeSocket {
     this.name = name;
     this.sent = [];
     this.closed = null;
+    this.closes = 0;
     this.bufferedAmount = 0;
     this.attachment = undefined;
   }
@@ -18,7 +19,9 @@ class FakeSocket {
     this.sent.push(text);
   }
   close(code, reason) {
+    if (this.closed) throw new Error('already closing');
     this.closed = { code, reason };
+    this.closes++;
   }
   serializeAttachment(value) {
     this.attachment = value;
@@ -237,4 +240,50 @@ test('a socket that refuses frames (closing) does not stop the others', (t) => {
   closing.close(1000, 'bye');
   sendToAll(state, frame(1), undefined, 0);
   assert.deepEqual(numbers(open), [1]);
+});
+
+const MiB = 1 << 20;
+
+test('a socket whose unsent output is past the bound is closed with 4010, once', (t) => {
+  const state = room(t);
+  configureSlowConsumers(2 * MiB, 4010, 'slow consumer');
+  const slow = accept(state, false);
+  const fine = accept(state, false);
+  sendToAll(state, frame(1), undefined, 0);
+  slow.bufferedAmount = 2 * MiB;
+  sendToAll(state, frame(2), undefined, 0);
+  assert.equal(slow.closed, null, 'at the bound it is still open');
+  slow.bufferedAmount = 2 * MiB + 1;
+  sendToAll(state, frame(3), undefined, 0);
+  assert.deepEqual(slow.closed, { code: 4010, reason: 'slow consumer' });
+  slow.bufferedAmount = 0;
+  sendToAll(state, frame(4), undefined, 0);
+  sendToOne(state, slow, frame(5));
+  assert.deepEqual(numbers(slow), [1, 2], 'nothing after the frame that found it over the bound');
+  assert.equal(slow.closes, 1);
+  assert.deepEqual(numbers(fine), [1, 2, 3, 4], 'the others keep receiving');
+});
+
+test('a batched slow consumer is closed at the flush; the others get the batch', (t) => {
+  const state = room(t);
+  configureSlowConsumers(1 * MiB, 4010, 'slow consumer');
+  const slow = accept(state, true);
+  const fine = accept(state, true);
+  slow.bufferedAmount = 1 * MiB + 1;
+  sendToAll(state, frame(1), undefined, 0);
+  sendToAll(state, frame(2), undefined, 0);
+  t.mock.timers.tick(0);
+  assert.equal(slow.closed.code, 4010);
+  assert.deepEqual([numbers(slow), numbers(fine)], [[], [1, 2]]);
+});
+
+test('a message larger than the bound reaches a socket that has nothing unsent', (t) => {
+  const state = room(t);
+  configureSlowConsumers(1 * MiB, 4010, 'slow consumer');
+  const reader = accept(state, true);
+  const big = (n) => JSON.stringify({ n, pad: 'x'.repeat(600 * 1024) });
+  sendToAll(state, big(1), undefined, 0);
+  sendToAll(state, big(2), undefined, 0);
+  assert.equal(reader.closed, null);
+  assert.deepEqual(numbers(reader), [1, 2], 'one batch of 1.2 MiB');
 });
