@@ -20,8 +20,9 @@ pub const MAX_PROTOCOL_VIOLATIONS: u32 = 20;
 /// stuck socket pins at most this plus one message, where without a bound the relay kept
 /// everything published to it.
 pub const DEFAULT_MAX_SOCKET_BUFFER_BYTES: usize = 2 << 20;
-/// Range of `MAX_SOCKET_BUFFER_BYTES`: at least a whole batch, at most what a few stuck sockets
-/// may pin without starving the isolate.
+/// Range of `MAX_SOCKET_BUFFER_BYTES`: at least a whole batch and twice what a paced resume
+/// keeps unsent (see `crate::replay`), at most what a few stuck sockets may pin without
+/// starving the isolate.
 pub const MIN_SOCKET_BUFFER_BYTES: usize = 1 << 20;
 pub const MAX_SOCKET_BUFFER_BYTES: usize = 64 << 20;
 

@@ -56,8 +56,16 @@ function takesBatches(state, ws) {
 // more. The check is made before the send, so that a single message larger than the bound (a
 // batch leaves at MAX_BYTES) never closes a socket that keeps up; a stuck socket pins at most
 // the bound plus one message. The room configures the bound from MAX_SOCKET_BUFFER_BYTES.
+const OPEN = 1;
 const slowConsumer = { maxBufferedBytes: 2 << 20, code: 4010, reason: 'slow consumer' };
 const cutOff = new WeakSet();
+
+// Sockets in the middle of a paced resume: the replay goes out page by page, and every other
+// frame for the socket (broadcasts, batches, acks, errors) waits in its hold, in order, until
+// `synced` has gone. A hold is bounded like the socket's output, and in time.
+const holds = new WeakMap();
+// The drain wait polls after 1, 2, 4 ... ms, then every 50 ms.
+const MAX_DRAIN_POLL_MS = 50;
 
 /** Sets the bound of a socket's unsent output, and the close code and reason past it. */
 export function configureSlowConsumers(maxBufferedBytes, code, reason) {
@@ -66,8 +74,11 @@ export function configureSlowConsumers(maxBufferedBytes, code, reason) {
   slowConsumer.reason = reason;
 }
 
-function closeSlowConsumer(ws) {
+/** Closes a socket as a slow consumer, once; it gets nothing more. */
+export function closeSlowConsumer(ws) {
+  if (cutOff.has(ws)) return;
   cutOff.add(ws);
+  holds.delete(ws);
   try {
     ws.close(slowConsumer.code, slowConsumer.reason);
   } catch (_) {
@@ -75,7 +86,8 @@ function closeSlowConsumer(ws) {
   }
 }
 
-function send(ws, text) {
+// The one place that hands a frame to a socket.
+function transmit(ws, text) {
   if (cutOff.has(ws)) return;
   if (ws.bufferedAmount > slowConsumer.maxBufferedBytes) {
     closeSlowConsumer(ws);
@@ -86,6 +98,68 @@ function send(ws, text) {
   } catch (_) {
     // Closing sockets refuse frames.
   }
+}
+
+function send(ws, text) {
+  const hold = holds.get(ws);
+  if (hold === undefined) {
+    transmit(ws, text);
+    return;
+  }
+  hold.frames.push(text);
+  hold.bytes += text.length;
+  if (hold.bytes > slowConsumer.maxBufferedBytes || Date.now() > hold.until) closeSlowConsumer(ws);
+}
+
+/**
+ * Holds back every frame for `ws` but its replay pages, for at most `maxHoldMs` (past it, or
+ * past the bound, the socket is closed as a slow consumer).
+ */
+export function holdSocket(ws, maxHoldMs) {
+  holds.set(ws, { frames: [], bytes: 0, until: Date.now() + maxHoldMs });
+}
+
+/**
+ * Sends one page of a replay (frames joined by `\n`) ahead of the held frames. Whether the
+ * socket is still open and not cut off.
+ */
+export function sendReplayPage(ws, page) {
+  for (const frame of page.split('\n')) transmit(ws, frame);
+  return !cutOff.has(ws) && ws.readyState === OPEN;
+}
+
+/**
+ * Resolves to true once the socket's unsent output is at most `lowWater` bytes, polling on a
+ * short timer; to false if it closes meanwhile, or if it stays above for `maxWaitMs`: then it is
+ * closed as a slow consumer.
+ */
+export function whenDrained(ws, lowWater, maxWaitMs) {
+  const giveUpAt = Date.now() + maxWaitMs;
+  let delay = 1;
+  return new Promise((resolve) => {
+    const check = () => {
+      if (cutOff.has(ws) || ws.readyState !== OPEN) {
+        resolve(false);
+      } else if (ws.bufferedAmount <= lowWater) {
+        resolve(true);
+      } else if (Date.now() >= giveUpAt) {
+        closeSlowConsumer(ws);
+        resolve(false);
+      } else {
+        setTimeout(check, delay);
+        delay = Math.min(delay * 2, MAX_DRAIN_POLL_MS);
+      }
+    };
+    check();
+  });
+}
+
+/** Sends the frame that ends a replay (`synced`), then the held frames in order, and releases. */
+export function endReplay(ws, frame) {
+  const hold = holds.get(ws);
+  holds.delete(ws);
+  transmit(ws, frame);
+  if (hold !== undefined) for (const held of hold.frames) transmit(ws, held);
 }
 
 function pack(frames) {
@@ -233,9 +307,4 @@ export function sendToOne(state, ws, frame) {
     flushPlain(state, queue);
     send(ws, frame);
   }
-}
-
-/** Sends a frame to one socket now, ahead of anything queued (a resume's replay). */
-export function sendNow(ws, frame) {
-  send(ws, frame);
 }

@@ -1,6 +1,7 @@
 //! Slow consumers: a socket that stops reading is closed with 4010 `slow consumer` once its
 //! unsent output passes the bound (`MAX_SOCKET_BUFFER_BYTES`, 2 MiB in the relay under test)
-//! while the others keep receiving.
+//! while the others keep receiving; a resume of 10 000 messages (about 10 MB, well past the
+//! bound) is sent in pages paced by the reader, in order, and then live traffic follows.
 
 use relay_e2e::*;
 use serde_json::{json, Value};
@@ -169,4 +170,72 @@ async fn a_socket_that_stops_reading_is_closed_with_4010_while_others_keep_recei
         .expect("the reader gets the next message");
     assert_eq!(seqs_of(&messages_in(next)), vec![COUNT + 1]);
     reader.close().await;
+}
+
+/// A resume of 10 000 messages of about 1 KiB (10 MB, five times the bound; most of them read
+/// back from D1, as the relay under test keeps 100 in the room) by a client that reads at a
+/// moderate pace: welcome, exactly seqs 1..=10 000 in order, `synced`, then a message
+/// published during the replay; the socket is not closed.
+#[tokio::test]
+async fn a_resume_of_10000_messages_is_paced_and_complete() {
+    const COUNT: u64 = 10_000;
+    let room = unique_room("e2e:slow-resume");
+    publish_many(&room, COUNT, 1000, 16).await;
+
+    let reader = User::new("reader", "Reader", "viewer");
+    let started = Instant::now();
+    let (mut c, welcome) =
+        Client::join_with(&room, &reader.token(&[room.as_str()]), Via::Query, Some(0)).await;
+    assert_eq!(assert_welcome(&welcome, &room, &reader), COUNT);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut expected = 1;
+    let mut live_published = false;
+    let synced = loop {
+        let v = match c.next_incoming(deadline).await {
+            Some(Incoming::Json(v)) => v,
+            Some(Incoming::Closed { code, reason }) => panic!(
+                "the resuming socket was closed ({code:?} {reason}) after {} of {COUNT} \
+                 replayed messages",
+                expected - 1
+            ),
+            None => panic!("the replay stalled after {} messages", expected - 1),
+        };
+        match ty(&v) {
+            "message" => {
+                assert_eq!(
+                    u64_field(&v, "seq"),
+                    expected,
+                    "the replay is in order: {v}"
+                );
+                expected += 1;
+            }
+            "synced" => break v,
+            "presence" => continue,
+            _ => panic!("only messages before synced, got {v}"),
+        }
+        if expected % 100 == 0 {
+            // A moderate reader: at most about 5 MB/s.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if expected == 2_000 && !live_published {
+            live_published = true;
+            let seqs = backend::broadcast_ok(&[room.as_str()], "live", &json!("live"), None).await;
+            assert_eq!(seqs, vec![COUNT + 1]);
+        }
+    };
+    let replay_time = started.elapsed();
+    assert_eq!(expected - 1, COUNT, "every message once, then synced");
+    assert_eq!(synced, json!({"type": "synced", "seq": COUNT}));
+    let live = c
+        .recv_until_within("message", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        u64_field(&live, "seq"),
+        COUNT + 1,
+        "live traffic after synced: {live}"
+    );
+    assert_eq!(live["data"], json!("live"));
+    c.expect_no_message(Duration::from_millis(300)).await;
+    c.close().await;
+    eprintln!("resume of {COUNT} messages read in {replay_time:?}");
 }

@@ -8,6 +8,7 @@
 //! bound (a slow consumer, 4010) instead of queueing more for it.
 
 use wasm_bindgen::prelude::*;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{State, WebSocket};
 
 use crate::error::SLOW_CONSUMER_CLOSE;
@@ -22,8 +23,16 @@ extern "C" {
     fn send_to_one(state: &JsValue, ws: &JsValue, frame: &str);
     #[wasm_bindgen(js_name = flushQueue)]
     fn flush_queue(state: &JsValue);
-    #[wasm_bindgen(js_name = sendNow)]
-    fn send_now(ws: &JsValue, frame: &str);
+    #[wasm_bindgen(js_name = holdSocket)]
+    fn hold_socket(ws: &JsValue, max_hold_ms: u32);
+    #[wasm_bindgen(js_name = sendReplayPage)]
+    fn send_replay_page_js(ws: &JsValue, page: &str) -> bool;
+    #[wasm_bindgen(js_name = whenDrained)]
+    fn when_drained(ws: &JsValue, low_water: f64, max_wait_ms: u32) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = endReplay)]
+    fn end_replay_js(ws: &JsValue, frame: &str);
+    #[wasm_bindgen(js_name = closeSlowConsumer)]
+    fn close_slow_consumer_js(ws: &JsValue);
     #[wasm_bindgen(js_name = configureSlowConsumers)]
     fn configure_slow_consumers(max_buffered_bytes: f64, code: u16, reason: &str);
     #[wasm_bindgen(js_name = acceptSocket, catch)]
@@ -78,10 +87,37 @@ pub fn send_to_socket(state: &State, ws: &WebSocket, frame: &str) {
     send_to_one(state.as_raw(), &raw(ws), frame);
 }
 
-/// Sends a frame to one socket at once, ahead of the frames queued for it: for a resume's
-/// replay, which precedes everything else the socket gets.
-pub fn send_at_once(ws: &WebSocket, frame: &str) {
-    send_now(&raw(ws), frame);
+/// Holds back every frame for `ws` but its replay (broadcasts, batches, acks, errors) until
+/// [`end_replay`], for at most `max_hold_ms`: they wait in order, bounded like the socket's
+/// output.
+pub fn hold(ws: &WebSocket, max_hold_ms: u32) {
+    hold_socket(&raw(ws), max_hold_ms);
+}
+
+/// Sends one page of a resume's replay (frames joined by `\n`) ahead of anything held for
+/// the socket. `false` once the socket is closed or was cut off as a slow consumer.
+pub fn send_replay_page(ws: &WebSocket, page: &str) -> bool {
+    send_replay_page_js(&raw(ws), page)
+}
+
+/// Waits until the socket's unsent output is at most `low_water` bytes: `true` then; `false`
+/// if it closed meanwhile, or stayed above for `max_wait_ms` (then it is closed with 4010).
+pub async fn drained(ws: &WebSocket, low_water: usize, max_wait_ms: u32) -> bool {
+    let promise = when_drained(&raw(ws), low_water as f64, max_wait_ms);
+    JsFuture::from(promise)
+        .await
+        .is_ok_and(|done| done.as_bool() == Some(true))
+}
+
+/// Sends the frame that ends a replay (`synced` or `reset`), then whatever was held for the
+/// socket meanwhile, in order; from then on it gets its frames like any socket.
+pub fn end_replay(ws: &WebSocket, frame: &str) {
+    end_replay_js(&raw(ws), frame);
+}
+
+/// Closes a socket as a slow consumer (4010); it gets nothing more.
+pub fn close_slow_consumer(ws: &WebSocket) {
+    close_slow_consumer_js(&raw(ws));
 }
 
 /// Sets the bound of each socket's unsent output, past which the room closes it with

@@ -1,8 +1,20 @@
 // Unit tests of the fan-out module (worker/fanout.mjs) against a fake Durable Object state and
-// fake sockets: the ordering of batched and plain delivery, acks, accepts and presence delays.
+// fake sockets: the ordering of batched and plain delivery, acks, accepts and presence delays;
+// slow consumers; the hold and the drain wait of a paced resume.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { acceptSocket, configureSlowConsumers, flushQueue, sendToAll, sendToOne } from '../fanout.mjs';
+import {
+  acceptSocket,
+  closeSlowConsumer,
+  configureSlowConsumers,
+  endReplay,
+  flushQueue,
+  holdSocket,
+  sendReplayPage,
+  sendToAll,
+  sendToOne,
+  whenDrained,
+} from '../fanout.mjs';
 
 /** A server-side socket: records what it is sent; `bufferedAmount` is set by the test. */
 class FakeSocket {
@@ -11,6 +23,7 @@ class FakeSocket {
     this.sent = [];
     this.closed = null;
     this.closes = 0;
+    this.readyState = 1;
     this.bufferedAmount = 0;
     this.attachment = undefined;
   }
@@ -22,6 +35,7 @@ class FakeSocket {
     if (this.closed) throw new Error('already closing');
     this.closed = { code, reason };
     this.closes++;
+    this.readyState = 2;
   }
   serializeAttachment(value) {
     this.attachment = value;
@@ -286,4 +300,103 @@ test('a message larger than the bound reaches a socket that has nothing unsent',
   sendToAll(state, big(2), undefined, 0);
   assert.equal(reader.closed, null);
   assert.deepEqual(numbers(reader), [1, 2], 'one batch of 1.2 MiB');
+});
+
+const synced = (seq) => JSON.stringify({ type: 'synced', seq });
+const page = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => frame(from + i)).join('\n');
+
+test('a held socket gets its replay pages, then synced, then what came meanwhile, in order', (t) => {
+  const state = room(t);
+  configureSlowConsumers(2 * MiB, 4010, 'slow consumer');
+  const other = accept(state, false);
+  const plain = accept(state, false);
+  const batched = accept(state, true);
+  holdSocket(plain, 60_000);
+  holdSocket(batched, 60_000);
+  assert.equal(sendReplayPage(plain, page(1, 3)), true);
+  assert.equal(sendReplayPage(batched, page(1, 3)), true);
+  sendToAll(state, frame(4), undefined, 0);
+  sendToAll(state, frame(5), undefined, 250);
+  sendToOne(state, plain, JSON.stringify({ type: 'ack', seq: 6 }));
+  sendToAll(state, frame(6), plain, 0);
+  t.mock.timers.tick(300);
+  assert.deepEqual(numbers(plain), [1, 2, 3], 'live frames wait while the replay runs');
+  assert.deepEqual(numbers(batched), [1, 2, 3]);
+  assert.deepEqual(numbers(other), [4, 5, 6], 'other sockets are not held');
+  assert.equal(sendReplayPage(plain, page(7, 7)), true, 'pages still go out');
+  endReplay(plain, synced(7));
+  endReplay(batched, synced(3));
+  const kinds = (ws) => ws.frames().slice(1).map((f) => f.type ?? f.n);
+  assert.deepEqual(kinds(plain), [1, 2, 3, 7, 'synced', 4, 5, 'ack']);
+  assert.deepEqual(kinds(batched), [1, 2, 3, 'synced', 4, 5, 6]);
+  sendToAll(state, frame(8), undefined, 0);
+  assert.deepEqual(numbers(plain), [1, 2, 3, 7, 4, 5, 8], 'released: live frames flow again');
+});
+
+test('a hold past the bound or past its time closes the socket with 4010', (t) => {
+  const state = room(t);
+  configureSlowConsumers(1 * MiB, 4010, 'slow consumer');
+  const full = accept(state, false);
+  const late = accept(state, false);
+  holdSocket(full, 60_000);
+  holdSocket(late, 1_000);
+  const big = (n) => JSON.stringify({ n, pad: 'x'.repeat(300 * 1024) });
+  for (let n = 1; n <= 3; n++) sendToOne(state, full, big(n));
+  assert.equal(full.closed, null, '900 KiB held');
+  sendToOne(state, full, big(4));
+  assert.equal(full.closed.code, 4010);
+  assert.equal(sendReplayPage(full, page(1, 1)), false, 'the replay learns it was cut off');
+  sendToOne(state, late, frame(1));
+  t.mock.timers.tick(1_001);
+  sendToOne(state, late, frame(2));
+  assert.deepEqual(late.closed, { code: 4010, reason: 'slow consumer' });
+  endReplay(full, synced(1));
+  assert.deepEqual([numbers(full), numbers(late)], [[], []], 'nothing reaches a cut-off socket');
+});
+
+test('whenDrained waits for the low-water mark, polling on a short timer', async (t) => {
+  const state = room(t);
+  const ws = accept(state, false);
+  ws.bufferedAmount = 100;
+  assert.equal(await whenDrained(ws, 100, 10_000), true, 'at the mark: at once');
+  ws.bufferedAmount = 500 * 1024;
+  let result;
+  whenDrained(ws, 256 * 1024, 10_000).then((r) => (result = r));
+  t.mock.timers.tick(1_000);
+  await Promise.resolve();
+  assert.equal(result, undefined, 'still above the mark');
+  ws.bufferedAmount = 200 * 1024;
+  t.mock.timers.tick(50);
+  await Promise.resolve();
+  assert.equal(result, true);
+  assert.equal(ws.closed, null);
+});
+
+test('whenDrained gives up on a socket that does not drain: 4010', async (t) => {
+  const state = room(t);
+  const stuck = accept(state, false);
+  stuck.bufferedAmount = 1 * MiB;
+  let result;
+  whenDrained(stuck, 256 * 1024, 10_000).then((r) => (result = r));
+  for (let waited = 0; waited <= 10_050 && result === undefined; waited += 10) {
+    t.mock.timers.tick(10);
+    await Promise.resolve();
+  }
+  assert.equal(result, false);
+  assert.deepEqual(stuck.closed, { code: 4010, reason: 'slow consumer' });
+});
+
+test('whenDrained answers false for a socket that closed, and closeSlowConsumer closes once', async (t) => {
+  const state = room(t);
+  const ws = accept(state, false);
+  ws.bufferedAmount = 1 * MiB;
+  const waiting = whenDrained(ws, 0, 10_000);
+  ws.close(1000, 'bye');
+  t.mock.timers.tick(10);
+  assert.equal(await waiting, false);
+  const slow = accept(state, false);
+  closeSlowConsumer(slow);
+  closeSlowConsumer(slow);
+  assert.equal(slow.closes, 1);
+  assert.equal(await whenDrained(slow, 0, 10), false);
 });
