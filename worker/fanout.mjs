@@ -16,6 +16,10 @@
 // The queue is bounded: past MAX_ENTRIES frames or MAX_BYTES it is flushed at once. A socket
 // accepted while frames wait must not get the frames from before its welcome: the queue notes
 // where it began.
+//
+// Every frame to a socket ends in one function, which closes a slow consumer (4010) instead of
+// queueing more for it, and which holds a resuming socket's frames back until its paced replay
+// has ended (see "Slow consumers" below).
 
 const BATCH = 'batch';
 const PLAIN = 'plain';
