@@ -301,6 +301,8 @@ export class RelayClient {
     if (code === 4003 || (code === 4001 && !this._o.getToken)) {
       return this._stop(new RelayError(name, reason || (code === 4003 ? 'forbidden' : 'token invalid or expired'), { closeCode: code }));
     }
+    // 4010 (slow consumer: the relay had too much unsent for this socket), 1012 and the rest
+    // are no error of the app's: reconnect, resuming with since=lastSeq, and nothing is lost.
     if (code === 4001) this._stale = true;
     else if (code >= 4000 && name) this._emit('error', new RelayError(name, reason || name, { closeCode: code }));
     this._failures = wasOpen ? 0 : this._failures + 1;

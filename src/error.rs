@@ -58,6 +58,11 @@ impl ErrorCode {
     }
 }
 
+/// How the room closes a socket it cuts off as a slow consumer: its unsent output passed
+/// `MAX_SOCKET_BUFFER_BYTES`, or a resume's replay could not be delivered. Not an error of the
+/// client's making and nothing is lost: the client reconnects with `since` and resumes.
+pub const SLOW_CONSUMER_CLOSE: (u16, &str) = (4010, "slow consumer");
+
 /// An error with a message that is safe to show to the client (never internals or secrets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayError {
@@ -163,6 +168,24 @@ mod tests {
         assert_eq!(with["cid"], "c1");
         let without: serde_json::Value = serde_json::from_str(&e.to_frame(None)).unwrap();
         assert!(without.get("cid").is_none());
+    }
+
+    #[test]
+    fn slow_consumer_close_is_an_application_code_of_its_own() {
+        let (code, reason) = SLOW_CONSUMER_CLOSE;
+        assert_eq!((code, reason), (4010, "slow consumer"));
+        let codes = [
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::TooLarge,
+            ErrorCode::UpgradeRequired,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+        ];
+        assert!(codes.iter().all(|c| c.close_code() != code));
     }
 
     #[test]

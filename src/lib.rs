@@ -8,6 +8,7 @@
 //! - [`header_json`]: JSON made ASCII-only for internal header values.
 //! - [`protocol`]: the v1 wire frames and their limits.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
+//! - [`replay`]: a resume's replay in pages, checked to be gapless.
 //! - [`presence`]: who is online per user, deferred leaves, typing state.
 //! - [`rate_limit`]: token buckets and strikes for publishes and typing.
 //! - [`dev_token`]: the development token route's request rules.
@@ -33,6 +34,7 @@ pub mod presence;
 pub mod protocol;
 pub mod random_ids;
 pub mod rate_limit;
+pub mod replay;
 pub mod room;
 pub mod room_name;
 pub mod router;

@@ -112,13 +112,8 @@ impl Published {
 pub enum ResumePlan {
     /// `reset {seq}`: the client cannot resume from S.
     Reset { seq: u64 },
-    /// Replay `(since, up_to]`, fetching `(since, archive_before)` from the archive first
-    /// when the room no longer keeps those bodies.
-    Replay {
-        since: u64,
-        up_to: u64,
-        archive_before: Option<u64>,
-    },
+    /// Replay `(since, up_to]`, page by page from the room's storage or the archive.
+    Replay { since: u64, up_to: u64 },
 }
 
 /// One room's sequencer over its store.
@@ -248,17 +243,12 @@ impl<S: RoomStore> RoomCore<S> {
     }
 
     /// Decides how a client resuming after `since` catches up.
-    pub fn resume_plan(&self, since: u64) -> RelayResult<ResumePlan> {
+    pub fn resume_plan(&self, since: u64) -> ResumePlan {
         let last = self.last_seq;
         if since > last || last - since > MAX_REPLAY_MESSAGES {
-            return Ok(ResumePlan::Reset { seq: last });
+            return ResumePlan::Reset { seq: last };
         }
-        let oldest_kept = self.store.oldest_kept_seq()?.unwrap_or(last + 1);
-        Ok(ResumePlan::Replay {
-            since,
-            up_to: last,
-            archive_before: (since + 1 < oldest_kept).then_some(oldest_kept),
-        })
+        ResumePlan::Replay { since, up_to: last }
     }
 
     /// The rows of a history page the room can answer from its own storage, and whether
@@ -537,38 +527,19 @@ mod tests {
             room.publish(Sender::Backend, &publish(&format!("c{i}"), "1"), &s)
                 .unwrap();
         }
-        assert_eq!(room.resume_plan(11).unwrap(), ResumePlan::Reset { seq: 10 });
+        assert_eq!(room.resume_plan(11), ResumePlan::Reset { seq: 10 });
         assert_eq!(
-            room.resume_plan(4).unwrap(),
+            room.resume_plan(4),
             ResumePlan::Replay {
                 since: 4,
-                up_to: 10,
-                archive_before: None
+                up_to: 10
             }
         );
         assert_eq!(
-            room.resume_plan(10).unwrap(),
+            room.resume_plan(10),
             ResumePlan::Replay {
                 since: 10,
-                up_to: 10,
-                archive_before: None
-            }
-        );
-        room.store().pruned_below.set(7);
-        assert_eq!(
-            room.resume_plan(4).unwrap(),
-            ResumePlan::Replay {
-                since: 4,
-                up_to: 10,
-                archive_before: Some(7)
-            }
-        );
-        assert_eq!(
-            room.resume_plan(6).unwrap(),
-            ResumePlan::Replay {
-                since: 6,
-                up_to: 10,
-                archive_before: None
+                up_to: 10
             }
         );
     }

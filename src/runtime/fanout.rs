@@ -3,193 +3,19 @@
 //! delivery (tag `batch`) get the frames of one turn of the room's event loop coalesced into
 //! one WebSocket message, a JSON array of the frames in order; the others (tag `plain`) get
 //! each frame alone. Presence frames wait a little for every socket, so that a connection
-//! storm costs each socket a few sends in one turn instead of one send per join.
+//! storm costs each socket a few sends in one turn instead of one send per join. Every frame
+//! to a socket goes through the module, which closes a socket whose unsent output passed its
+//! bound (a slow consumer, 4010) instead of queueing more for it.
 
 use wasm_bindgen::prelude::*;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{State, WebSocket};
 
-// Why a timer: the runtime delivers the frames that are already waiting for the room before it
-// fires a zero-delay timer, so the frames published in one burst leave together. Presence
-// frames may wait longer (PRESENCE_BATCH_MS), for plain sockets too; whatever leaves first, to
-// either kind, takes all earlier frames. Plain sockets get the waiting ones each alone, all in
-// one turn: the runtime's per-send cost is mostly starting a socket's output pump, once per
-// turn, not once per frame.
-// The queue is bounded: past MAX_ENTRIES frames or MAX_BYTES it is flushed at once. A socket
-// accepted while frames wait must not get the frames from before its welcome: the queue notes
-// where it began.
-#[wasm_bindgen(inline_js = "
-const BATCH = 'batch';
-const PLAIN = 'plain';
-const MAX_ENTRIES = 256;
-const MAX_BYTES = 1 << 20;
-const queues = new WeakMap();
-// Whether a socket takes batches, looked up once per socket object (tags never change).
-const batchedSockets = new WeakMap();
+use crate::error::SLOW_CONSUMER_CLOSE;
 
-// Per room: whether a socket that takes batches was accepted, and whether sockets accepted
-// before sockets were tagged either way are open (those rooms scan every socket per frame).
-const roomKinds = new WeakMap();
-
-function kindsOf(state) {
-  let kinds = roomKinds.get(state);
-  if (kinds === undefined) {
-    const batched = state.getWebSockets(BATCH).length;
-    const plain = state.getWebSockets(PLAIN).length;
-    kinds = { batched: batched > 0, untagged: state.getWebSockets().length > batched + plain };
-    roomKinds.set(state, kinds);
-  }
-  return kinds;
-}
-
-function takesBatches(state, ws) {
-  let batched = batchedSockets.get(ws);
-  if (batched === undefined) {
-    batched = state.getTags(ws).includes(BATCH);
-    batchedSockets.set(ws, batched);
-  }
-  return batched;
-}
-
-function send(ws, text) {
-  try { ws.send(text); } catch (_) { /* closing sockets refuse frames */ }
-}
-
-function pack(frames) {
-  return frames.length === 1 ? frames[0] : '[' + frames.join(',') + ']';
-}
-
-function enqueue(state, entry, delayMs) {
-  let queue = queues.get(state);
-  if (queue === undefined) {
-    queue = { entries: [], bytes: 0, due: Infinity, firstFor: new Map(), plainFrom: 0, plainWaiting: false };
-    queues.set(state, queue);
-  }
-  queue.entries.push(entry);
-  queue.bytes += entry.frame.length;
-  if (entry.plain) queue.plainWaiting = true;
-  if (queue.entries.length >= MAX_ENTRIES || queue.bytes >= MAX_BYTES) {
-    flushQueue(state);
-    return;
-  }
-  const due = Date.now() + delayMs;
-  if (due < queue.due) {
-    queue.due = due;
-    setTimeout(() => { if (queues.get(state) === queue) flushQueue(state); }, delayMs);
-  }
-}
-
-// Sends the presence frames waiting for plain sockets, each alone but all in one turn (the
-// runtime then starts one output pump per socket, not one per frame).
-function flushPlain(state, queue) {
-  if (!queue.plainWaiting) return;
-  const entries = queue.entries;
-  for (const ws of state.getWebSockets(PLAIN)) {
-    const from = Math.max(queue.plainFrom, queue.firstFor.get(ws) ?? 0);
-    for (let i = from; i < entries.length; i++) {
-      const e = entries[i];
-      if (e.plain && e.except !== ws) send(ws, e.frame);
-    }
-  }
-  queue.plainFrom = entries.length;
-  queue.plainWaiting = false;
-}
-
-export function flushQueue(state) {
-  const queue = queues.get(state);
-  if (queue === undefined) return;
-  queues.delete(state);
-  flushPlain(state, queue);
-  if (!kindsOf(state).batched) return;
-  const entries = queue.entries;
-  // Sockets that get a list of their own: senders, ack receivers, and sockets accepted after
-  // the queue began (they get only what was queued after their welcome).
-  const own = new Set(queue.firstFor.keys());
-  for (const e of entries) {
-    if (e.except !== undefined) own.add(e.except);
-    if (e.only !== undefined) own.add(e.only);
-  }
-  let shared;
-  for (const ws of state.getWebSockets(BATCH)) {
-    if (own.has(ws)) {
-      const mine = [];
-      for (let i = queue.firstFor.get(ws) ?? 0; i < entries.length; i++) {
-        const e = entries[i];
-        if (e.only === undefined ? e.except !== ws : e.only === ws) mine.push(e.frame);
-      }
-      if (mine.length > 0) send(ws, pack(mine));
-      continue;
-    }
-    if (shared === undefined) {
-      const all = [];
-      for (const e of entries) if (e.only === undefined) all.push(e.frame);
-      shared = all.length > 0 ? pack(all) : null;
-    }
-    if (shared !== null) send(ws, shared);
-  }
-}
-
-export function sendToAll(state, frame, except, delayMs) {
-  const kinds = kindsOf(state);
-  if (delayMs > 0 && !kinds.untagged) {
-    enqueue(state, { frame, except, only: undefined, plain: true }, delayMs);
-    return;
-  }
-  const queue = queues.get(state);
-  if (queue !== undefined) flushPlain(state, queue);
-  let batched = kinds.batched;
-  if (kinds.untagged) {
-    batched = false;
-    for (const ws of state.getWebSockets()) {
-      if (ws === except) continue;
-      if (takesBatches(state, ws)) batched = true;
-      else send(ws, frame);
-    }
-  } else {
-    // Only the sockets that take frames one by one: a room of batched sockets is not scanned.
-    for (const ws of state.getWebSockets(PLAIN)) if (ws !== except) send(ws, frame);
-  }
-  if (batched) enqueue(state, { frame, except, only: undefined, plain: false }, delayMs);
-}
-
-function noteAccepted(state, ws) {
-  const queue = queues.get(state);
-  if (queue !== undefined) queue.firstFor.set(ws, queue.entries.length);
-}
-
-// The whole accept in one call: the pair, the hibernation accept, the attachment, the
-// welcome and the 101 answer (object literals, where Rust would make a call per field).
-export function acceptSocket(state, batched, attachment, welcome, subprotocol) {
-  const pair = new WebSocketPair();
-  const client = pair[0];
-  const server = pair[1];
-  const kinds = kindsOf(state);
-  if (batched) {
-    state.acceptWebSocket(server, [BATCH]);
-    kinds.batched = true;
-    noteAccepted(state, server);
-  } else {
-    state.acceptWebSocket(server, [PLAIN]);
-    noteAccepted(state, server);
-  }
-  server.serializeAttachment(attachment);
-  server.send(welcome);
-  const init = { status: 101, webSocket: client };
-  if (subprotocol !== undefined) init.headers = { 'sec-websocket-protocol': subprotocol };
-  return { server, response: new Response(null, init) };
-}
-
-export function sendToOne(state, ws, frame) {
-  const queue = queues.get(state);
-  if (queue === undefined) {
-    send(ws, frame);
-  } else if (takesBatches(state, ws)) {
-    enqueue(state, { frame, except: undefined, only: ws, plain: false }, 0);
-  } else {
-    flushPlain(state, queue);
-    send(ws, frame);
-  }
-}
-")]
+// The JavaScript side (the queue, its timer and bounds, the accept) is `worker/fanout.mjs`,
+// with its own unit tests in `worker/test/fanout.test.mjs`.
+#[wasm_bindgen(module = "/worker/fanout.mjs")]
 extern "C" {
     #[wasm_bindgen(js_name = sendToAll)]
     fn send_to_all(state: &JsValue, frame: &str, except: &JsValue, delay_ms: u32);
@@ -197,6 +23,18 @@ extern "C" {
     fn send_to_one(state: &JsValue, ws: &JsValue, frame: &str);
     #[wasm_bindgen(js_name = flushQueue)]
     fn flush_queue(state: &JsValue);
+    #[wasm_bindgen(js_name = holdSocket)]
+    fn hold_socket(ws: &JsValue, max_hold_ms: u32);
+    #[wasm_bindgen(js_name = sendReplayPage)]
+    fn send_replay_page_js(ws: &JsValue, page: &str) -> bool;
+    #[wasm_bindgen(js_name = whenDrained)]
+    fn when_drained(ws: &JsValue, low_water: f64, max_wait_ms: u32) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = endReplay)]
+    fn end_replay_js(ws: &JsValue, frame: &str);
+    #[wasm_bindgen(js_name = closeSlowConsumer)]
+    fn close_slow_consumer_js(ws: &JsValue);
+    #[wasm_bindgen(js_name = configureSlowConsumers)]
+    fn configure_slow_consumers(max_buffered_bytes: f64, code: u16, reason: &str);
     #[wasm_bindgen(js_name = acceptSocket, catch)]
     fn accept_socket(
         state: &JsValue,
@@ -247,6 +85,46 @@ pub fn send_to_room(state: &State, frame: &str, except: Option<&WebSocket>, pace
 /// frames to that socket.
 pub fn send_to_socket(state: &State, ws: &WebSocket, frame: &str) {
     send_to_one(state.as_raw(), &raw(ws), frame);
+}
+
+/// Holds back every frame for `ws` but its replay (broadcasts, batches, acks, errors) until
+/// [`end_replay`], for at most `max_hold_ms`: they wait in order, bounded like the socket's
+/// output.
+pub fn hold(ws: &WebSocket, max_hold_ms: u32) {
+    hold_socket(&raw(ws), max_hold_ms);
+}
+
+/// Sends one page of a resume's replay (frames joined by `\n`) ahead of anything held for
+/// the socket. `false` once the socket is closed or was cut off as a slow consumer.
+pub fn send_replay_page(ws: &WebSocket, page: &str) -> bool {
+    send_replay_page_js(&raw(ws), page)
+}
+
+/// Waits until the socket's unsent output is at most `low_water` bytes: `true` then; `false`
+/// if it closed meanwhile, or stayed above for `max_wait_ms` (then it is closed with 4010).
+pub async fn drained(ws: &WebSocket, low_water: usize, max_wait_ms: u32) -> bool {
+    let promise = when_drained(&raw(ws), low_water as f64, max_wait_ms);
+    JsFuture::from(promise)
+        .await
+        .is_ok_and(|done| done.as_bool() == Some(true))
+}
+
+/// Sends the frame that ends a replay (`synced` or `reset`), then whatever was held for the
+/// socket meanwhile, in order; from then on it gets its frames like any socket.
+pub fn end_replay(ws: &WebSocket, frame: &str) {
+    end_replay_js(&raw(ws), frame);
+}
+
+/// Closes a socket as a slow consumer (4010); it gets nothing more.
+pub fn close_slow_consumer(ws: &WebSocket) {
+    close_slow_consumer_js(&raw(ws));
+}
+
+/// Sets the bound of each socket's unsent output, past which the room closes it with
+/// [`SLOW_CONSUMER_CLOSE`] instead of sending it more.
+pub fn configure(max_socket_buffer_bytes: usize) {
+    let (code, reason) = SLOW_CONSUMER_CLOSE;
+    configure_slow_consumers(max_socket_buffer_bytes as f64, code, reason);
 }
 
 /// Sends every frame still waiting for a batch now.

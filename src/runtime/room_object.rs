@@ -5,11 +5,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
+use worker::wasm_bindgen_futures::spawn_local;
 use worker::worker_sys::ext::WebSocketExt;
 use worker::worker_sys::DurableObjectState;
 use worker::{Env, State, WebSocket};
@@ -24,12 +25,13 @@ use crate::archive_schedule;
 use crate::auth::User;
 use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
-use crate::paging::{Direction, HistoryQuery, SeqRange, MAX_PAGE_LIMIT};
+use crate::paging::{HistoryQuery, SeqRange};
 use crate::presence::{Presence, LEAVE_GRACE_MS};
 use crate::protocol::{self, ClientFrame, Publish, Welcome};
 use crate::random_ids::{random_below, random_id};
 use crate::rate_limit::{RoomLimits, Verdict};
-use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
+use crate::replay::{self, Replay};
+use crate::room::{self, Published, ResumePlan, RoomCore, Sender, Stamps, MAX_REPLAY_MESSAGES};
 use crate::room_name;
 use crate::url_parts;
 
@@ -49,8 +51,6 @@ const ARCHIVE_BATCHES_PER_RUN: u32 = 10;
 const LEAVE_SLACK_MS: i64 = 50;
 /// Bound of one leave sweep: rounds of waiting for the next due leave.
 const MAX_LEAVE_ROUNDS: u32 = 100_000;
-/// Times the archive part of a resume is re-read if the room pruned meanwhile.
-const RESUME_ATTEMPTS: u32 = 3;
 
 /// What each socket carries through hibernation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +119,8 @@ pub struct RoomEntry {
 
 /// One room's state: its storage, its sockets (held by the runtime) and its in-memory cache.
 pub struct Room {
+    /// The room itself, for work that outlives the event that started it (a paced replay).
+    pub(super) me: Weak<Room>,
     pub(super) state: State,
     pub(super) env: Env,
     limits: Limits,
@@ -136,7 +138,9 @@ impl RoomEntry {
             state.set_websocket_auto_response(&pair);
         }
         let limits = Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
-        let room = Rc::new(Room {
+        super::fanout::configure(limits.max_socket_buffer_bytes);
+        let room = Rc::new_cyclic(|me| Room {
+            me: me.clone(),
             state,
             env,
             limits,
@@ -319,39 +323,12 @@ impl Room {
             Some((_, v)) => protocol::parse_batch_flag(v)?,
         };
         let plan = match since {
-            Some(since) => Some(self.with_loaded(Some(room), |l| l.core.resume_plan(since))?),
+            Some(since) => Some(self.with_loaded(Some(room), |l| Ok(l.core.resume_plan(since)))?),
             None => {
                 self.with_loaded(Some(room), |_| Ok(()))?;
                 None
             }
         };
-        // Archive reads happen before the socket joins the room, so that nothing is
-        // broadcast to it between the replay and the live traffic.
-        let mut archived = Vec::new();
-        let mut plan = plan;
-        for _ in 0..RESUME_ATTEMPTS {
-            let Some(ResumePlan::Replay {
-                since,
-                archive_before: Some(before),
-                ..
-            }) = plan
-            else {
-                break;
-            };
-            archived = self.read_archive(room, since, before).await?;
-            let fresh = self.with_loaded(None, |l| l.core.resume_plan(since))?;
-            let still_covered = match &fresh {
-                ResumePlan::Replay {
-                    archive_before: Some(now_before),
-                    ..
-                } => *now_before <= before,
-                _ => true,
-            };
-            plan = Some(fresh);
-            if still_covered {
-                break;
-            }
-        }
 
         let attachment = Attachment {
             conn_id: random_id(now_ms()),
@@ -387,86 +364,102 @@ impl Room {
         if joined {
             self.broadcast_presence(&protocol::join_frame(&attachment.user), Some(&server));
         }
-        if let Some(plan) = plan {
-            self.replay(&server, plan, archived)?;
+        match plan {
+            Some(ResumePlan::Reset { seq }) => {
+                super::fanout::end_replay(&server, &protocol::reset_frame(seq))
+            }
+            Some(ResumePlan::Replay { since, up_to }) => {
+                self.replay(server, Replay::new(since, up_to))
+            }
+            None => {}
         }
-        // Only now may the object await: the replay above must not interleave with publishes.
         self.report_stats();
         Ok(accepted.response())
     }
 
-    async fn read_archive(
-        &self,
-        room: &str,
-        since: u64,
-        before: u64,
-    ) -> RelayResult<Vec<(u64, String)>> {
-        let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
-        let mut rows = Vec::new();
-        let mut after = since;
-        while after + 1 < before {
-            let range = SeqRange {
-                after,
-                before,
-                direction: Direction::Forward,
-                fetch_limit: MAX_PAGE_LIMIT,
-            };
-            let page = archive.page(room, &range).await?;
-            let Some(last) = page.last().map(|(seq, _)| *seq) else {
-                break;
-            };
-            after = last;
-            rows.extend(page);
+    /// Starts a resume's replay. Its first page, when the room keeps it, goes out in this turn,
+    /// before anything live can reach the socket: a replay that fits in it ends right here
+    /// with `synced`. A longer one holds the socket's other frames back and continues in pages
+    /// paced by the socket's reading (see [`Room::continue_replay`]).
+    fn replay(&self, ws: WebSocket, mut replay: Replay) {
+        let first_page = replay.next_fetch().map(|range| {
+            let (rows, complete) = self.with_loaded(None, |l| l.core.local_page(&range))?;
+            if complete {
+                replay.add_rows(crate::paging::assemble(&range, rows).messages)?;
+            }
+            Ok::<_, RelayError>(())
+        });
+        if let Some(Err(err)) = first_page {
+            worker::console_error!("replay could not start: {err}");
+            self.close_socket(&ws, ErrorCode::Internal.close_code(), "internal error");
+            return;
         }
-        Ok(rows)
+        if let Some(page) = replay.next_page() {
+            super::fanout::send_replay_page(&ws, &page);
+        }
+        if replay.is_done() {
+            super::fanout::end_replay(&ws, &protocol::synced_frame(replay.sent()));
+            return;
+        }
+        let Some(room) = self.me.upgrade() else {
+            return;
+        };
+        super::fanout::hold(&ws, replay::MAX_REPLAY_MS);
+        // The task's timers and D1 reads keep the object awake until the replay ends.
+        spawn_local(async move {
+            if let Err(err) = room.continue_replay(&ws, replay).await {
+                worker::console_error!("replay failed: {err}");
+                room.close_socket(&ws, ErrorCode::Internal.close_code(), "internal error");
+            }
+        });
     }
 
-    /// Sends the replay frames; runs without awaiting, so no publish can interleave.
-    fn replay(
-        &self,
-        ws: &WebSocket,
-        plan: ResumePlan,
-        archived: Vec<(u64, String)>,
-    ) -> RelayResult<()> {
-        let (since, up_to) = match plan {
-            ResumePlan::Reset { seq } => {
-                let _ = ws.send_with_str(protocol::reset_frame(seq));
+    /// Sends the rest of a replay page by page, each once the socket has taken most of the
+    /// one before, then `synced` and the frames held meanwhile. A socket that closes stops it;
+    /// one that does not drain, or whose replay outlasts [`replay::MAX_REPLAY_MS`], is closed
+    /// with 4010 and resumes from what it got.
+    async fn continue_replay(&self, ws: &WebSocket, mut replay: Replay) -> RelayResult<()> {
+        let deadline = now_ms() + i64::from(replay::MAX_REPLAY_MS);
+        // Each round but the last sends at least one message: the replay's bound bounds them.
+        for _ in 0..=MAX_REPLAY_MESSAGES {
+            if !super::fanout::drained(ws, replay::LOW_WATER_BYTES, replay::MAX_DRAIN_WAIT_MS).await
+            {
                 return Ok(());
             }
-            ResumePlan::Replay { since, up_to, .. } => (since, up_to),
-        };
-        let mut sent = since;
-        for (seq, body) in archived {
-            if seq == sent + 1 {
-                let _ = ws.send_with_str(&body);
-                sent = seq;
+            if now_ms() > deadline {
+                super::fanout::close_slow_consumer(ws);
+                return Ok(());
+            }
+            if replay.is_done() {
+                super::fanout::end_replay(ws, &protocol::synced_frame(replay.sent()));
+                return Ok(());
+            }
+            if let Some(range) = replay.next_fetch() {
+                replay.add_rows(self.replay_rows(&range).await?)?;
+            }
+            let Some(page) = replay.next_page() else {
+                return Err(RelayError::internal());
+            };
+            if !super::fanout::send_replay_page(ws, &page) {
+                return Ok(());
             }
         }
-        self.with_loaded(None, |l| {
-            while sent < up_to {
-                let range = SeqRange {
-                    after: sent,
-                    before: up_to + 1,
-                    direction: Direction::Forward,
-                    fetch_limit: MAX_PAGE_LIMIT,
-                };
-                let rows = l.core.store().page(&range)?;
-                if rows.is_empty() {
-                    break;
-                }
-                for (seq, body) in rows {
-                    if seq != sent + 1 {
-                        worker::console_error!("replay found a gap after seq {sent}");
-                        return Err(RelayError::internal());
-                    }
-                    let _ = ws.send_with_str(&body);
-                    sent = seq;
-                }
-            }
-            Ok(())
+        Err(RelayError::internal())
+    }
+
+    /// The stored messages of `range` from the room's own storage and, for the bodies it no
+    /// longer keeps, from the archive, as a history page reads them.
+    async fn replay_rows(&self, range: &SeqRange) -> RelayResult<Vec<(u64, String)>> {
+        let (name, local, complete) = self.with_loaded(None, |l| {
+            let (rows, complete) = l.core.local_page(range)?;
+            Ok((l.core.room().to_string(), rows, complete))
         })?;
-        let _ = ws.send_with_str(protocol::synced_frame(sent));
-        Ok(())
+        if complete {
+            return Ok(crate::paging::assemble(range, local).messages);
+        }
+        let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
+        let archived = archive.page(&name, range).await?;
+        Ok(room::merge_page(range, local, archived).messages)
     }
 
     async fn history(&self, room: &str, query: &[(String, String)]) -> RelayResult<Response> {
