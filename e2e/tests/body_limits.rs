@@ -61,9 +61,14 @@ fn client() -> reqwest::Client {
         .expect("building the HTTP client")
 }
 
-/// POSTs a 10 MiB chunked body to `path` and checks that 413 `too_large` arrives while the
-/// client still holds back most of the body.
-async fn refused_before_fully_sent(path: &str, auth: &ReqAuth) {
+/// POSTs a 10 MiB chunked body to `path` (with `headers`) and checks that the refusal
+/// `status`/`code` arrives while the client still holds back most of the body.
+async fn refused_before_fully_sent(
+    path: &str,
+    auth: &ReqAuth,
+    headers: &[(&str, &str)],
+    (expected, code): (u16, &str),
+) {
     let (release, held) = oneshot::channel();
     let resumed = Arc::new(AtomicBool::new(false));
     let url = format!("{}{path}", relay_url());
@@ -73,6 +78,9 @@ async fn refused_before_fully_sent(path: &str, auth: &ReqAuth) {
         .body(held_back_body(held, resumed.clone()));
     if let ReqAuth::Bearer(token) = auth {
         request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let response = request
         .send()
@@ -87,20 +95,37 @@ async fn refused_before_fully_sent(path: &str, auth: &ReqAuth) {
         .await
         .unwrap_or_else(|e| panic!("POST {url}: reading the answer: {e}"));
     drop(release);
-    assert_eq!(status, 413, "POST {url}: expected 413, got {status} {body}");
+    assert_eq!(
+        status, expected,
+        "POST {url}: expected {expected}, got {status} {body}"
+    );
     let json: Value = serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("POST {url}: answer is not JSON ({e}): {body}"));
-    assert_error_body(&json, "too_large", &format!("POST {url}"));
+    assert_error_body(&json, code, &format!("POST {url}"));
     assert!(
         answered_while_held,
-        "POST {url}: the 413 came only after the client had sent the whole {HUGE_BODY}-byte \
-         body (the relay read it all before refusing it)"
+        "POST {url}: the {expected} came only after the client had sent the whole \
+         {HUGE_BODY}-byte body (the relay read it all before refusing it)"
     );
 }
 
 #[tokio::test]
-async fn chunked_broadcast_over_the_limit_is_refused_without_credentials_before_it_is_sent() {
-    refused_before_fully_sent("/v1/broadcast", &ReqAuth::None).await;
+async fn chunked_broadcast_without_credentials_is_refused_before_it_is_sent() {
+    // Nothing that could authorise it: refused before a byte of the body is read.
+    refused_before_fully_sent("/v1/broadcast", &ReqAuth::None, &[], (401, "unauthorized")).await;
+}
+
+#[tokio::test]
+async fn chunked_signed_broadcast_over_the_limit_is_refused_before_it_is_sent() {
+    // A signature needs the body, which is read only up to the limit.
+    let signature = [("X-Relay-Signature", "t=1,v2=00")];
+    refused_before_fully_sent(
+        "/v1/broadcast",
+        &ReqAuth::None,
+        &signature,
+        (413, "too_large"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -108,7 +133,13 @@ async fn chunked_publish_over_the_limit_is_refused_before_it_is_sent() {
     let room = unique_room("e2e:body-limit");
     let who = User::new("alice", "Alice", "customer");
     let token = who.token(&[room.as_str()]);
-    refused_before_fully_sent(&room_path(&room, "messages"), &ReqAuth::Bearer(token)).await;
+    refused_before_fully_sent(
+        &room_path(&room, "messages"),
+        &ReqAuth::Bearer(token),
+        &[],
+        (413, "too_large"),
+    )
+    .await;
 }
 
 /// A valid broadcast body of exactly `len` bytes: the JSON padded with whitespace.
