@@ -1,11 +1,13 @@
-//! HTTP helpers of the runtime shells: responses (JSON, pages, errors) and request bodies,
-//! built on the runtime's own `Request`/`Response` objects without intermediate copies.
+//! HTTP helpers of the runtime shells: responses (JSON, pages, errors, refusals on a socket)
+//! and request bodies, built on the runtime's own `Request`/`Response` objects without
+//! intermediate copies.
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use web_sys::{Headers, Request, Response, ResponseInit};
 use worker::wasm_bindgen_futures::JsFuture;
 
+use crate::cors::Header;
 use crate::error::{RelayError, RelayResult};
 
 const JSON_TYPE: &str = "application/json; charset=utf-8";
@@ -39,7 +41,54 @@ pub fn error(err: &RelayError) -> worker::Result<Response> {
     if let Some(secs) = err.retry_after_secs() {
         response.headers().set("retry-after", &secs.to_string())?;
     }
+    if let Some(allow) = &err.allow {
+        response.headers().set("allow", allow)?;
+    }
     Ok(response)
+}
+
+/// An answer without a body, e.g. the 204 of a preflight.
+pub fn empty(status: u16, headers: &[Header]) -> worker::Result<Response> {
+    let init = ResponseInit::new();
+    init.set_status(status);
+    let response = Response::new_with_opt_str_and_init(None, &init)?;
+    for (name, value) in headers {
+        response.headers().set(name, value)?;
+    }
+    Ok(response)
+}
+
+#[wasm_bindgen(module = "/worker/answer.mjs")]
+extern "C" {
+    #[wasm_bindgen(js_name = withHeaders, catch)]
+    fn with_headers_js(
+        response: &Response,
+        names: Vec<String>,
+        values: Vec<String>,
+    ) -> Result<Response, JsValue>;
+
+    #[wasm_bindgen(js_name = refuseOnSocket, catch)]
+    fn refuse_on_socket_js(code: u16, reason: &str, protocol: &str) -> Result<Response, JsValue>;
+}
+
+/// `response` with `headers` set, in one call: a copy around the same body when its headers
+/// cannot change (a room's answer); a 101 unchanged.
+pub fn with_headers(response: &Response, headers: &[Header]) -> worker::Result<Response> {
+    let (names, values) = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.clone()))
+        .unzip();
+    Ok(with_headers_js(response, names, values)?)
+}
+
+/// The refusal of a WebSocket upgrade that offered `protocol`, in a form a browser can read: a
+/// 101 selecting it, whose socket is closed at once with the error's close code and message.
+pub fn refuse_on_socket(err: &RelayError, protocol: &str) -> worker::Result<Response> {
+    Ok(refuse_on_socket_js(
+        err.code.close_code(),
+        err.close_reason(),
+        protocol,
+    )?)
 }
 
 #[wasm_bindgen(inline_js = "
