@@ -1,6 +1,7 @@
 // Finishing touches on the relay's answers, each one call from Rust (bound in
 // src/runtime/http.rs) where building them through web-sys would take a call per header:
-// headers added to any response (the CORS headers), and a WebSocket refusal a browser can read.
+// headers added to any response (the CORS headers), a WebSocket refusal a browser can read,
+// and the relay's own answer when a room's answer to an upgrade fails.
 
 /**
  * `response` with `values[i]` set as header `names[i]`. A response from another object (a
@@ -36,5 +37,31 @@ export function refuseOnSocket(code, reason, protocol, runtime = globalThis) {
     status: 101,
     webSocket: client,
     headers: { "sec-websocket-protocol": protocol },
+  });
+}
+
+/**
+ * The Promise of a room's answer to an upgrade, or, when that call fails (logged), of the
+ * relay's internal error: `body` as a 500 with `contentType` and `cacheControl`, or, for an
+ * upgrade that offered `protocol` (otherwise undefined), a refusal on the socket with
+ * `closeCode` and `reason`.
+ */
+export function orInternalError(
+  answer,
+  body,
+  contentType,
+  cacheControl,
+  protocol,
+  closeCode,
+  reason,
+  runtime = globalThis,
+) {
+  return answer.catch((err) => {
+    console.error("object fetch: " + err);
+    if (protocol !== undefined) {
+      return refuseOnSocket(closeCode, reason, protocol, runtime);
+    }
+    const headers = { "content-type": contentType, "cache-control": cacheControl };
+    return new runtime.Response(body, { status: 500, headers });
   });
 }

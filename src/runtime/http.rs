@@ -69,6 +69,17 @@ extern "C" {
 
     #[wasm_bindgen(js_name = refuseOnSocket, catch)]
     fn refuse_on_socket_js(code: u16, reason: &str, protocol: &str) -> Result<Response, JsValue>;
+
+    #[wasm_bindgen(js_name = orInternalError)]
+    fn or_internal_error_js(
+        answer: &Promise,
+        body: &str,
+        content_type: &str,
+        cache_control: &str,
+        protocol: Option<&str>,
+        close_code: u16,
+        reason: &str,
+    ) -> Promise;
 }
 
 /// `response` with `headers` set, in one call: a copy around the same body when its headers
@@ -91,31 +102,27 @@ pub fn refuse_on_socket(err: &RelayError, protocol: &str) -> worker::Result<Resp
     )?)
 }
 
-#[wasm_bindgen(inline_js = "
-export function orInternalError(answer, body, contentType, cacheControl) {
-  return answer.catch((err) => {
-    console.error('object fetch: ' + err);
-    const headers = { 'content-type': contentType, 'cache-control': cacheControl };
-    return new Response(body, { status: 500, headers });
-  });
-}
-")]
-extern "C" {
-    #[wasm_bindgen(js_name = orInternalError)]
-    fn or_internal_error_js(
-        answer: &Promise,
-        body: &str,
-        content_type: &str,
-        cache_control: &str,
-    ) -> Promise;
-}
-
-/// The Promise of another object's response, or of the relay's 500 answer if that call fails.
-pub fn or_internal_error(answer: &Promise) -> Promise {
+/// The Promise of a room's answer to an upgrade, or, if that call fails, of the relay's own
+/// `internal` refusal: an HTTP 500, or a close on the socket when the upgrade offered
+/// `socket_protocol` (see [`refuse_on_socket`]).
+pub fn or_internal_error(answer: &Promise, socket_protocol: Option<&str>) -> Promise {
     thread_local! {
+        static INTERNAL: RelayError = RelayError::internal();
         static INTERNAL_BODY: String = RelayError::internal().to_http_body();
     }
-    INTERNAL_BODY.with(|body| or_internal_error_js(answer, body, JSON_TYPE, NO_STORE))
+    INTERNAL.with(|internal| {
+        INTERNAL_BODY.with(|body| {
+            or_internal_error_js(
+                answer,
+                body,
+                JSON_TYPE,
+                NO_STORE,
+                socket_protocol,
+                internal.code.close_code(),
+                internal.close_reason(),
+            )
+        })
+    })
 }
 
 /// A request header, if present and readable.

@@ -307,11 +307,14 @@ fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
         (ROOM_HEADER, room_value.as_str()),
         (CALLER_HEADER, caller.as_str()),
     ];
-    if auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref()) {
-        headers.push((SUBPROTOCOL_HEADER, auth::SUBPROTOCOL));
+    let socket_protocol =
+        auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref())
+            .then_some(auth::SUBPROTOCOL);
+    if let Some(protocol) = socket_protocol {
+        headers.push((SUBPROTOCOL_HEADER, protocol));
     }
     let answer = room_upgrade(env, room, &path, &headers)?;
-    Ok(http::or_internal_error(&answer))
+    Ok(http::or_internal_error(&answer, socket_protocol))
 }
 
 /// Delivers one event to every listed room at once; a room that fails does not stop the others.

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { refuseOnSocket, withHeaders } from "../answer.mjs";
+import { orInternalError, refuseOnSocket, withHeaders } from "../answer.mjs";
 
 /** A response whose headers cannot change, as one that comes back from another object. */
 function immutableResponse(body, init) {
@@ -92,4 +92,73 @@ test("a refusal is a 101 with the protocol whose server end is closed at once", 
   assert.equal(answer.init.status, 101);
   assert.equal(answer.init.webSocket.end, "client");
   assert.deepEqual(answer.init.headers, { "sec-websocket-protocol": "relay.v1" });
+});
+
+test("a room's answer passes through untouched", async () => {
+  const { runtime } = fakeRuntime();
+  const upgrade = { status: 101 };
+  const answer = orInternalError(
+    Promise.resolve(upgrade),
+    "{}",
+    "a/b",
+    "no-store",
+    undefined,
+    1011,
+    "internal error",
+    runtime,
+  );
+  assert.equal(await answer, upgrade);
+});
+
+/** Runs `work` with console.error captured, restoring it afterwards. */
+async function capturingErrors(work) {
+  const logged = [];
+  const original = console.error;
+  console.error = (line) => logged.push(line);
+  try {
+    return { result: await work(), logged };
+  } finally {
+    console.error = original;
+  }
+}
+
+test("a failed room call is the relay's 500, logged", async () => {
+  const { result, logged } = await capturingErrors(() =>
+    orInternalError(
+      Promise.reject(new Error("room gone")),
+      '{"error":{}}',
+      "application/json",
+      "no-store",
+      undefined,
+      1011,
+      "internal error",
+    ),
+  );
+  assert.equal(result.status, 500);
+  assert.equal(result.headers.get("content-type"), "application/json");
+  assert.equal(result.headers.get("cache-control"), "no-store");
+  assert.equal(await result.text(), '{"error":{}}');
+  assert.deepEqual(logged, ["object fetch: Error: room gone"]);
+});
+
+test("with the subprotocol offered, a failed room call is a 1011 close", async () => {
+  const { runtime, events } = fakeRuntime();
+  const { result } = await capturingErrors(() =>
+    orInternalError(
+      Promise.reject(new Error("room gone")),
+      "{}",
+      "a/b",
+      "no-store",
+      "relay.v1",
+      1011,
+      "internal error",
+      runtime,
+    ),
+  );
+  assert.equal(result.init.status, 101);
+  assert.deepEqual(result.init.headers, { "sec-websocket-protocol": "relay.v1" });
+  assert.deepEqual(events, [
+    ["server", "accept"],
+    ["server", "close", 1011, "internal error"],
+  ]);
 });
