@@ -63,6 +63,9 @@ impl ErrorCode {
 /// client's making and nothing is lost: the client reconnects with `since` and resumes.
 pub const SLOW_CONSUMER_CLOSE: (u16, &str) = (4010, "slow consumer");
 
+/// The longest reason a close frame can carry: its 125-byte payload less the 2-byte code.
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
 /// An error with a message that is safe to show to the client (never internals or secrets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayError {
@@ -70,6 +73,8 @@ pub struct RelayError {
     pub message: String,
     /// For `rate_limited`: when to try again (the HTTP `Retry-After`).
     pub retry_after_ms: Option<u64>,
+    /// For `method_not_allowed`: the route's methods (the HTTP `Allow`).
+    pub allow: Option<String>,
 }
 
 pub type RelayResult<T> = Result<T, RelayError>;
@@ -80,6 +85,7 @@ impl RelayError {
             code,
             message: message.into(),
             retry_after_ms: None,
+            allow: None,
         }
     }
 
@@ -110,6 +116,17 @@ impl RelayError {
         }
     }
 
+    /// `method` is not one of the route's; `allow` lists those (the `Allow` header's value).
+    pub fn method_not_allowed(method: &str, allow: String) -> Self {
+        RelayError {
+            allow: Some(allow.clone()),
+            ..Self::new(
+                ErrorCode::MethodNotAllowed,
+                format!("method {method} is not allowed here; allowed: {allow}"),
+            )
+        }
+    }
+
     /// Whole seconds for a `Retry-After` header (at least 1).
     pub fn retry_after_secs(&self) -> Option<u64> {
         self.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1))
@@ -124,6 +141,16 @@ impl RelayError {
     pub fn to_http_body(&self) -> String {
         serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}})
             .to_string()
+    }
+
+    /// The close frame's reason when this error ends (or refuses) a connection: the message,
+    /// cut on a character boundary to the 123 bytes a close frame has room for.
+    pub fn close_reason(&self) -> &str {
+        let mut end = self.message.len().min(MAX_CLOSE_REASON_BYTES);
+        while !self.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        &self.message[..end]
     }
 
     /// `{"type":"error","code","message","cid"?}`, the frame sent over a WebSocket.
@@ -196,6 +223,33 @@ mod tests {
     }
 
     #[test]
+    fn method_not_allowed_carries_the_allow_header() {
+        let err = RelayError::method_not_allowed("PUT", "GET, POST, OPTIONS".into());
+        assert_eq!(err.code.http_status(), 405);
+        assert_eq!(err.allow.as_deref(), Some("GET, POST, OPTIONS"));
+        assert_eq!(
+            err.message,
+            "method PUT is not allowed here; allowed: GET, POST, OPTIONS"
+        );
+        assert_eq!(RelayError::bad_request("x").allow, None);
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame_on_a_character_boundary() {
+        assert_eq!(
+            RelayError::forbidden("origin not allowed").close_reason(),
+            "origin not allowed"
+        );
+        let ascii = RelayError::bad_request("x".repeat(200));
+        assert_eq!(ascii.close_reason().len(), 123);
+        // 'й' is 2 bytes: 61 of them are 122 bytes, the 62nd would end at byte 124.
+        let cyrillic = RelayError::bad_request("й".repeat(100));
+        assert_eq!(cyrillic.close_reason(), "й".repeat(61));
+        let exact = RelayError::bad_request("y".repeat(123));
+        assert_eq!(exact.close_reason(), "y".repeat(123));
+    }
+
+    #[test]
     fn statuses_and_close_codes_follow_the_contract() {
         assert_eq!(ErrorCode::UpgradeRequired.http_status(), 426);
         assert_eq!(ErrorCode::TooLarge.http_status(), 413);
@@ -203,5 +257,7 @@ mod tests {
         assert_eq!(ErrorCode::Unauthorized.close_code(), 4001);
         assert_eq!(ErrorCode::RateLimited.close_code(), 4008);
         assert_eq!(ErrorCode::BadRequest.close_code(), 4400);
+        assert_eq!(ErrorCode::Forbidden.close_code(), 4003);
+        assert_eq!(ErrorCode::Internal.close_code(), 1011);
     }
 }

@@ -4,6 +4,7 @@
 //! - [`error`]: the one error type, mapped to HTTP statuses, error bodies and close codes.
 //! - [`router`]: method + path to a [`router::Route`]; [`room_name`]: room name rules;
 //!   [`url_parts`]: a request URL's raw path and decoded query.
+//! - [`cors`]: which browser origins may call the user routes, and their CORS headers.
 //! - [`auth`]: token lookup, HS256 JWT verification, room grants, constant-time secret checks.
 //! - [`header_json`]: JSON made ASCII-only for internal header values.
 //! - [`protocol`]: the v1 wire frames and their limits.
@@ -25,6 +26,7 @@
 pub mod archive_schedule;
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod dev_token;
 pub mod error;
 pub mod feed;

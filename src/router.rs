@@ -1,6 +1,6 @@
 //! Maps a request's method and path to a route of the contract, with 404 and 405 decided here.
 
-use crate::error::{ErrorCode, RelayError, RelayResult};
+use crate::error::{RelayError, RelayResult};
 use crate::room_name;
 use crate::site::{self, Page};
 use crate::webhook;
@@ -35,63 +35,155 @@ pub enum Route {
     DevToken,
     /// The demo page and the browser client.
     Page(&'static Page),
+    /// `OPTIONS` on a route that browsers may call from other origins (a CORS preflight).
+    Preflight(Shape),
+}
+
+/// What a path accepts, whatever the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub methods: &'static [&'static str],
+    /// Whether scripts on other origins may call it (see [`crate::cors`]): the routes of users
+    /// and of the browser client. Backend and admin routes never are.
+    pub cross_origin: bool,
+    /// Whether it is the WebSocket route, whose refusals may be sent on the socket.
+    pub websocket: bool,
+}
+
+impl Shape {
+    const fn browser(methods: &'static [&'static str]) -> Shape {
+        Shape {
+            methods,
+            cross_origin: true,
+            websocket: false,
+        }
+    }
+
+    const fn server(methods: &'static [&'static str]) -> Shape {
+        Shape {
+            methods,
+            cross_origin: false,
+            websocket: false,
+        }
+    }
+
+    const SOCKET: Shape = Shape {
+        methods: &["GET"],
+        cross_origin: true,
+        websocket: true,
+    };
+
+    /// The `Allow` header: the methods, and `OPTIONS` where browsers may preflight.
+    pub fn allow(&self) -> String {
+        let mut allow = self.methods.join(", ");
+        if self.cross_origin {
+            allow.push_str(", OPTIONS");
+        }
+        allow
+    }
+}
+
+/// A known path, before its room name is judged.
+enum Target<'p> {
+    Health,
+    Ready,
+    Socket(&'p str),
+    Messages(&'p str),
+    Members(&'p str),
+    Presence(&'p str),
+    Broadcast,
+    Stats,
+    StatsRooms,
+    LegacyBroadcast(&'p str),
+    LegacyStatsConnections,
+    LegacyStatsRooms,
+    DevToken,
+    Page(&'static Page),
+}
+
+/// The route's shape at `path` (raw, still percent-encoded); `None` for an unknown path.
+fn resolve(path: &str) -> Option<(Shape, Target<'_>)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let resolved = match segments.as_slice() {
+        ["health"] => (Shape::browser(&["GET", "HEAD"]), Target::Health),
+        ["health", "ready"] => (Shape::browser(&["GET", "HEAD"]), Target::Ready),
+        ["v1", "rooms", name, "ws"] => (Shape::SOCKET, Target::Socket(name)),
+        ["v1", "rooms", name, "messages"] => {
+            (Shape::browser(&["GET", "POST"]), Target::Messages(name))
+        }
+        ["v1", "rooms", name, "members"] => (Shape::server(&["GET", "PUT"]), Target::Members(name)),
+        ["v1", "rooms", name, "presence"] => (Shape::browser(&["GET"]), Target::Presence(name)),
+        ["v1", "broadcast"] => (Shape::server(&["POST"]), Target::Broadcast),
+        ["v1", "stats"] => (Shape::server(&["GET"]), Target::Stats),
+        ["v1", "stats", "rooms"] => (Shape::server(&["GET"]), Target::StatsRooms),
+        ["api", "v1", "broadcast", kind] if webhook::is_legacy_kind(kind) => {
+            (Shape::server(&["POST"]), Target::LegacyBroadcast(kind))
+        }
+        ["api", "v1", "stats", "connections"] => {
+            (Shape::server(&["GET"]), Target::LegacyStatsConnections)
+        }
+        ["api", "v1", "stats", "rooms"] => (Shape::server(&["GET"]), Target::LegacyStatsRooms),
+        // The demo page calls it, also when served from another origin in development.
+        ["dev", "token"] => (Shape::browser(&["POST"]), Target::DevToken),
+        // Pages are public; a page on another origin may import the client as a module script,
+        // which needs CORS.
+        _ => (
+            Shape::browser(&["GET", "HEAD"]),
+            Target::Page(site::page(path)?),
+        ),
+    };
+    Some(resolved)
+}
+
+/// The shape of the route at `path`; `None` for an unknown path.
+pub fn shape(path: &str) -> Option<Shape> {
+    resolve(path).map(|(shape, _)| shape)
 }
 
 /// Resolves `method` and the raw (still percent-encoded) `path`.
 pub fn route(method: &str, path: &str) -> RelayResult<Route> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (shape, target) = resolve(path).ok_or_else(|| RelayError::not_found("no such route"))?;
+    // A preflight is answered whatever the room name: the actual request then gets the 400.
+    if method == "OPTIONS" && shape.cross_origin {
+        return Ok(Route::Preflight(shape));
+    }
     let room = |segment: &str| room_name::from_path_segment(segment);
-    let (allowed, route): (&[&str], Route) = match segments.as_slice() {
-        ["health"] => (&["GET", "HEAD"], Route::Health),
-        ["health", "ready"] => (&["GET", "HEAD"], Route::Ready),
-        ["v1", "rooms", name, "ws"] => (&["GET"], Route::RoomSocket { room: room(name)? }),
-        ["v1", "rooms", name, "messages"] => {
+    let route = match target {
+        Target::Health => Route::Health,
+        Target::Ready => Route::Ready,
+        Target::Socket(name) => Route::RoomSocket { room: room(name)? },
+        Target::Messages(name) => {
             let room = room(name)?;
-            let route = if method == "POST" {
+            if method == "POST" {
                 Route::RoomPublish { room }
             } else {
                 Route::RoomHistory { room }
-            };
-            (&["GET", "POST"], route)
+            }
         }
-        ["v1", "rooms", name, "members"] => {
-            (&["GET", "PUT"], Route::RoomMembers { room: room(name)? })
-        }
-        ["v1", "rooms", name, "presence"] => (&["GET"], Route::RoomPresence { room: room(name)? }),
-        ["v1", "broadcast"] => (&["POST"], Route::Broadcast),
-        ["v1", "stats"] => (&["GET"], Route::Stats),
-        ["v1", "stats", "rooms"] => (&["GET"], Route::StatsRooms),
-        ["api", "v1", "broadcast", kind] if webhook::is_legacy_kind(kind) => (
-            &["POST"],
-            Route::LegacyBroadcast {
-                kind: kind.to_string(),
-            },
-        ),
-        ["api", "v1", "stats", "connections"] => (&["GET"], Route::LegacyStatsConnections),
-        ["api", "v1", "stats", "rooms"] => (&["GET"], Route::LegacyStatsRooms),
-        ["dev", "token"] => (&["POST"], Route::DevToken),
-        _ => match site::page(path) {
-            Some(page) => (&["GET", "HEAD"], Route::Page(page)),
-            None => return Err(RelayError::not_found("no such route")),
+        Target::Members(name) => Route::RoomMembers { room: room(name)? },
+        Target::Presence(name) => Route::RoomPresence { room: room(name)? },
+        Target::Broadcast => Route::Broadcast,
+        Target::Stats => Route::Stats,
+        Target::StatsRooms => Route::StatsRooms,
+        Target::LegacyBroadcast(kind) => Route::LegacyBroadcast {
+            kind: kind.to_string(),
         },
+        Target::LegacyStatsConnections => Route::LegacyStatsConnections,
+        Target::LegacyStatsRooms => Route::LegacyStatsRooms,
+        Target::DevToken => Route::DevToken,
+        Target::Page(page) => Route::Page(page),
     };
-    if allowed.contains(&method) {
+    if shape.methods.contains(&method) {
         Ok(route)
     } else {
-        Err(RelayError::new(
-            ErrorCode::MethodNotAllowed,
-            format!(
-                "method {} is not allowed here; allowed: {}",
-                method,
-                allowed.join(", ")
-            ),
-        ))
+        Err(RelayError::method_not_allowed(method, shape.allow()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     #[test]
     fn routes_known_paths() {
@@ -188,6 +280,84 @@ mod tests {
             route("PUT", "/v1/rooms/a/messages").unwrap_err().code,
             ErrorCode::MethodNotAllowed
         );
+    }
+
+    #[test]
+    fn every_405_says_what_is_allowed() {
+        let allow = |method: &str, path: &str| route(method, path).unwrap_err().allow;
+        assert_eq!(
+            allow("PUT", "/v1/rooms/a/messages").as_deref(),
+            Some("GET, POST, OPTIONS")
+        );
+        assert_eq!(
+            allow("DELETE", "/health").as_deref(),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(
+            allow("POST", "/v1/rooms/a/ws").as_deref(),
+            Some("GET, OPTIONS")
+        );
+        assert_eq!(allow("GET", "/v1/broadcast").as_deref(), Some("POST"));
+        assert_eq!(allow("POST", "/v1/stats").as_deref(), Some("GET"));
+        assert_eq!(
+            allow("DELETE", "/v1/rooms/a/members").as_deref(),
+            Some("GET, PUT")
+        );
+        assert_eq!(allow("PUT", "/").as_deref(), Some("GET, HEAD, OPTIONS"));
+    }
+
+    #[test]
+    fn options_is_a_preflight_only_on_routes_browsers_call() {
+        for path in [
+            "/health",
+            "/health/ready",
+            "/v1/rooms/a/ws",
+            "/v1/rooms/a/messages",
+            "/v1/rooms/a/presence",
+            "/dev/token",
+            "/client/relay.js",
+            // The room name is judged on the actual request, which can then read the 400.
+            "/v1/rooms/a%20b/messages",
+        ] {
+            let Ok(Route::Preflight(shape)) = route("OPTIONS", path) else {
+                panic!("{path}: not a preflight");
+            };
+            assert!(shape.cross_origin, "{path}");
+        }
+        let Ok(Route::Preflight(shape)) = route("OPTIONS", "/v1/rooms/a/messages") else {
+            panic!("messages: not a preflight");
+        };
+        assert_eq!(shape.methods, ["GET", "POST"]);
+        for path in [
+            "/v1/broadcast",
+            "/v1/rooms/a/members",
+            "/v1/stats",
+            "/v1/stats/rooms",
+            "/api/v1/broadcast/order-new",
+            "/api/v1/stats/connections",
+            "/api/v1/stats/rooms",
+        ] {
+            let err = route("OPTIONS", path).unwrap_err();
+            assert_eq!(err.code, ErrorCode::MethodNotAllowed, "{path}");
+            assert!(!shape_of(path).cross_origin, "{path}");
+        }
+        assert_eq!(
+            route("OPTIONS", "/nope").unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    }
+
+    fn shape_of(path: &str) -> Shape {
+        shape(path).unwrap_or_else(|| panic!("{path}: unknown"))
+    }
+
+    #[test]
+    fn shapes_are_known_without_judging_room_names() {
+        assert!(shape_of("/v1/rooms/a%20b/ws").cross_origin);
+        assert!(shape_of("/v1/rooms/a%20b/ws").websocket);
+        assert!(!shape_of("/v1/rooms/a/messages").websocket);
+        assert_eq!(shape_of("/v1/rooms/x/members").methods, ["GET", "PUT"]);
+        assert_eq!(shape("/nope"), None);
     }
 
     #[test]

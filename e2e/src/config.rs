@@ -4,6 +4,8 @@
 //!   plain `http` on a loopback address: the suite never talks to anything else.
 //! - `JWT_SECRET`: the HS256 secret the relay verifies user tokens with.
 //! - `WEBHOOK_SECRET`, `ADMIN_SECRET`: bearer secrets of the backend and admin routes.
+//! - `ALLOWED_ORIGINS`: the relay's allowed browser origins; the CORS and refusal tests need
+//!   one exact origin in it (the first is used).
 
 use std::net::IpAddr;
 
@@ -70,4 +72,20 @@ pub fn webhook_secret() -> String {
 /// The admin/stats bearer secret.
 pub fn admin_secret() -> String {
     required("ADMIN_SECRET")
+}
+
+/// The first exact origin of `ALLOWED_ORIGINS` (the relay must be started with it).
+pub fn allowed_origin() -> String {
+    let origins = required("ALLOWED_ORIGINS");
+    origins
+        .split(',')
+        .map(str::trim)
+        .find(|origin| origin.starts_with("http"))
+        .unwrap_or_else(|| {
+            panic!(
+                "ALLOWED_ORIGINS={origins:?} names no exact origin; the CORS tests need one \
+                 (e.g. https://app.example), given to the relay and to the tests"
+            )
+        })
+        .to_string()
 }

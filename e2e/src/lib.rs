@@ -4,8 +4,9 @@
 //! started by the project's scripts) and checks the public wire contract v1
 //! (`PROTOCOL.md`). Layout, one module per concern:
 //!
-//! - [`config`]: `RELAY_URL`, `JWT_SECRET`, `WEBHOOK_SECRET`, `ADMIN_SECRET` from the
-//!   environment; a missing one fails the test with a clear message, never skips it.
+//! - [`config`]: `RELAY_URL`, `JWT_SECRET`, `WEBHOOK_SECRET`, `ADMIN_SECRET` (and
+//!   `ALLOWED_ORIGINS` for the CORS tests) from the environment; a missing one fails the
+//!   test with a clear message, never skips it.
 //! - [`token`]: minting HS256 user tokens and deliberately broken ones.
 //! - [`http`]: a small HTTP helper (reqwest) returning status + parsed JSON body.
 //! - [`ws`]: a WebSocket [`Client`] with bounded waits and an in-order backlog.
@@ -21,7 +22,7 @@ pub mod shape;
 pub mod token;
 pub mod ws;
 
-pub use config::{admin_secret, jwt_secret, relay_url, webhook_secret, ws_url};
+pub use config::{admin_secret, allowed_origin, jwt_secret, relay_url, webhook_secret, ws_url};
 pub use http::{HttpResponse, ReqAuth};
 pub use shape::*;
 pub use token::{token, BadToken, TokenBuilder, User};

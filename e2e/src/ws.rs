@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -218,6 +218,40 @@ impl Client {
                 }
             }
         }
+        Self::open(req, url, room_segment).await
+    }
+
+    /// Connects to `/v1/rooms/{room_segment}/ws?{query}` (segment and query used exactly as
+    /// given; `query` may be empty) with `headers` added to the upgrade request, e.g. an
+    /// `Origin` or a `Sec-WebSocket-Protocol` of the test's own.
+    pub async fn connect_with_headers(
+        room_segment: &str,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, ConnectError> {
+        let mut url = format!("{}/v1/rooms/{room_segment}/ws", ws_url());
+        if !query.is_empty() {
+            url = format!("{url}?{query}");
+        }
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("bad WebSocket URL {url}: {e}"));
+        for (name, value) in headers {
+            req.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        Self::open(req, url, room_segment).await
+    }
+
+    /// Sends the upgrade request `req` (to `url`) and waits for the handshake.
+    async fn open(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+        url: String,
+        room_segment: &str,
+    ) -> Result<Client, ConnectError> {
         let request_headers = req.headers().clone();
         let res = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(req))
             .await

@@ -1,11 +1,13 @@
-//! HTTP helpers of the runtime shells: responses (JSON, pages, errors) and request bodies,
-//! built on the runtime's own `Request`/`Response` objects without intermediate copies.
+//! HTTP helpers of the runtime shells: responses (JSON, pages, errors, refusals on a socket)
+//! and request bodies, built on the runtime's own `Request`/`Response` objects without
+//! intermediate copies.
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use web_sys::{Headers, Request, Response, ResponseInit};
 use worker::wasm_bindgen_futures::JsFuture;
 
+use crate::cors::Header;
 use crate::error::{RelayError, RelayResult};
 
 const JSON_TYPE: &str = "application/json; charset=utf-8";
@@ -39,34 +41,88 @@ pub fn error(err: &RelayError) -> worker::Result<Response> {
     if let Some(secs) = err.retry_after_secs() {
         response.headers().set("retry-after", &secs.to_string())?;
     }
+    if let Some(allow) = &err.allow {
+        response.headers().set("allow", allow)?;
+    }
     Ok(response)
 }
 
-#[wasm_bindgen(inline_js = "
-export function orInternalError(answer, body, contentType, cacheControl) {
-  return answer.catch((err) => {
-    console.error('object fetch: ' + err);
-    const headers = { 'content-type': contentType, 'cache-control': cacheControl };
-    return new Response(body, { status: 500, headers });
-  });
+/// An answer without a body, e.g. the 204 of a preflight.
+pub fn empty(status: u16, headers: &[Header]) -> worker::Result<Response> {
+    let init = ResponseInit::new();
+    init.set_status(status);
+    let response = Response::new_with_opt_str_and_init(None, &init)?;
+    for (name, value) in headers {
+        response.headers().set(name, value)?;
+    }
+    Ok(response)
 }
-")]
+
+#[wasm_bindgen(module = "/worker/answer.mjs")]
 extern "C" {
+    #[wasm_bindgen(js_name = withHeaders, catch)]
+    fn with_headers_js(
+        response: &Response,
+        names: Vec<String>,
+        values: Vec<String>,
+    ) -> Result<Response, JsValue>;
+
+    #[wasm_bindgen(js_name = refuseOnSocket, catch)]
+    fn refuse_on_socket_js(code: u16, reason: &str, protocol: &str) -> Result<Response, JsValue>;
+
     #[wasm_bindgen(js_name = orInternalError)]
     fn or_internal_error_js(
         answer: &Promise,
         body: &str,
         content_type: &str,
         cache_control: &str,
+        protocol: Option<&str>,
+        close_code: u16,
+        reason: &str,
     ) -> Promise;
 }
 
-/// The Promise of another object's response, or of the relay's 500 answer if that call fails.
-pub fn or_internal_error(answer: &Promise) -> Promise {
+/// `response` with `headers` set, in one call: a copy around the same body when its headers
+/// cannot change (a room's answer); a 101 unchanged.
+pub fn with_headers(response: &Response, headers: &[Header]) -> worker::Result<Response> {
+    let (names, values) = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.clone()))
+        .unzip();
+    Ok(with_headers_js(response, names, values)?)
+}
+
+/// The refusal of a WebSocket upgrade that offered `protocol`, in a form a browser can read: a
+/// 101 selecting it, whose socket is closed at once with the error's close code and message.
+pub fn refuse_on_socket(err: &RelayError, protocol: &str) -> worker::Result<Response> {
+    Ok(refuse_on_socket_js(
+        err.code.close_code(),
+        err.close_reason(),
+        protocol,
+    )?)
+}
+
+/// The Promise of a room's answer to an upgrade, or, if that call fails, of the relay's own
+/// `internal` refusal: an HTTP 500, or a close on the socket when the upgrade offered
+/// `socket_protocol` (see [`refuse_on_socket`]).
+pub fn or_internal_error(answer: &Promise, socket_protocol: Option<&str>) -> Promise {
     thread_local! {
+        static INTERNAL: RelayError = RelayError::internal();
         static INTERNAL_BODY: String = RelayError::internal().to_http_body();
     }
-    INTERNAL_BODY.with(|body| or_internal_error_js(answer, body, JSON_TYPE, NO_STORE))
+    INTERNAL.with(|internal| {
+        INTERNAL_BODY.with(|body| {
+            or_internal_error_js(
+                answer,
+                body,
+                JSON_TYPE,
+                NO_STORE,
+                socket_protocol,
+                internal.code.close_code(),
+                internal.close_reason(),
+            )
+        })
+    })
 }
 
 /// A request header, if present and readable.

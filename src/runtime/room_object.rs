@@ -230,6 +230,15 @@ fn caller(req: &Request) -> RelayResult<Caller> {
         .ok_or_else(|| RelayError::unauthorized("missing caller"))
 }
 
+/// A refused connect: on the socket when the client offered the subprotocol (the Worker says
+/// which in [`SUBPROTOCOL_HEADER`]), as a browser cannot read an HTTP refusal of an upgrade.
+fn refuse_connect(req: &Request, err: RelayError) -> RelayResult<Response> {
+    match header(req, SUBPROTOCOL_HEADER) {
+        Some(protocol) => http::refuse_on_socket(&err, &protocol).map_err(internal("refusal")),
+        None => Err(err),
+    }
+}
+
 impl Room {
     /// Opens the room's storage on first use; `room` names it on its first request.
     pub(super) fn with_loaded<T>(
@@ -278,8 +287,11 @@ impl Room {
         let query = url_parts::query_pairs(&url);
         match url_parts::path(&url) {
             "/connect" => {
-                self.admit(&req, &room)?;
-                self.accept_connection(&req, &room, &query).await
+                let connected = match self.admit(&req, &room) {
+                    Ok(()) => self.accept_connection(&req, &room, &query).await,
+                    Err(err) => Err(err),
+                };
+                connected.or_else(|err| refuse_connect(&req, err))
             }
             "/history" => self.history(&room, &query).await,
             "/publish" => self.http_publish(req, &room).await,

@@ -44,8 +44,15 @@ pub fn storage_error(context: &str) -> impl Fn(worker::Error) -> RelayError + '_
 /// Meta key: the lowest seq whose body the room still keeps.
 const KEPT_FROM: &str = "kept_from";
 
+/// The largest integer a JavaScript number holds exactly (2^53 - 1).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// A seq, count or time as an SQL parameter, which reaches SQLite as a JavaScript number. A
+/// page bound may be the paging ceiling (`i64::MAX`, e.g. every history read without
+/// `before`), which a number cannot hold exactly (the binding logged a warning for it on each
+/// read): it is capped at 2^53 - 1, which no seq reaches, so no comparison changes.
 fn int(value: u64) -> SqlStorageValue {
-    SqlStorageValue::Integer(value as i64)
+    SqlStorageValue::Integer(value.min(MAX_SAFE_INTEGER) as i64)
 }
 
 pub struct SqlRoomStore {

@@ -7,7 +7,7 @@ use futures::future::join_all;
 use js_sys::Promise;
 use serde_json::json;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Headers, Request, RequestInit, Response};
 use worker::Env;
 
@@ -18,12 +18,13 @@ use super::{
 };
 use crate::auth::{self, AuthConfig, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
+use crate::cors::{self, AllowedOrigins};
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::header_json;
 use crate::paging::{self, HistoryQuery};
 use crate::protocol::{self, Receipt};
-use crate::router::{self, Route};
+use crate::router::{self, Route, Shape};
 use crate::url_parts;
 use crate::webhook::{
     self, BackendCredentials, BackendProof, Broadcast, SignedRequest, SIGNATURE_HEADER,
@@ -35,12 +36,97 @@ use crate::webhook::{
 #[wasm_bindgen]
 pub fn fetch(req: Request, env: Env, _ctx: JsValue) -> JsValue {
     console_error_panic_hook::set_once();
+    let finish = Finish::of(&req, &env);
     settle(async move {
         match answer(req, &env).await {
-            Ok(answer) => Ok(answer),
-            Err(err) => Ok(http::error(&err)?.into()),
+            Ok(answer) => Ok(finish.answer(answer)?),
+            Err(err) => Ok(finish.refusal(&err)?.into()),
         }
     })
+}
+
+/// What every answer to a request gets on its way out, decided before the request is handled.
+struct Finish {
+    /// CORS headers of an actual answer of a route browsers call (see [`crate::cors`]); none
+    /// for `OPTIONS`, whose preflight answer is complete by itself.
+    cors: Vec<cors::Header>,
+    /// For an upgrade that offered `relay.v1`: refusals are sent on the socket (a browser
+    /// cannot read an HTTP refusal of an upgrade).
+    refuse_on_socket: bool,
+}
+
+impl Finish {
+    fn of(req: &Request, env: &Env) -> Finish {
+        let method = req.method();
+        let Some(shape) = router::shape(url_parts::path(&req.url())) else {
+            return Finish {
+                cors: Vec::new(),
+                refuse_on_socket: false,
+            };
+        };
+        let origins = allowed_origins(env);
+        let cors = if shape.cross_origin && method != "OPTIONS" && origins.answers_vary_by_origin()
+        {
+            origins.answer_headers(http::header(req, "origin").as_deref())
+        } else {
+            Vec::new()
+        };
+        let refuse_on_socket = shape.websocket
+            && is_upgrade(req)
+            && auth::offers_subprotocol(http::header(req, "sec-websocket-protocol").as_deref());
+        Finish {
+            cors,
+            refuse_on_socket,
+        }
+    }
+
+    /// A handler's answer. The Promise of a room's answer to an upgrade is passed on as it
+    /// is: CORS does not apply to WebSocket handshakes.
+    fn answer(&self, answer: JsValue) -> Result<JsValue, JsValue> {
+        match answer.dyn_into::<Response>() {
+            Ok(response) if !self.cors.is_empty() => {
+                Ok(http::with_headers(&response, &self.cors)?.into())
+            }
+            Ok(response) => Ok(response.into()),
+            Err(pending) => Ok(pending),
+        }
+    }
+
+    /// The answer to a request the Worker refuses by itself, without waking the room.
+    fn refusal(&self, err: &RelayError) -> worker::Result<Response> {
+        if self.refuse_on_socket {
+            return http::refuse_on_socket(err, auth::SUBPROTOCOL);
+        }
+        let response = http::error(err)?;
+        if self.cors.is_empty() {
+            return Ok(response);
+        }
+        http::with_headers(&response, &self.cors)
+    }
+}
+
+thread_local! {
+    static ALLOWED_ORIGINS: OnceCell<Rc<AllowedOrigins>> = const { OnceCell::new() };
+}
+
+/// `ALLOWED_ORIGINS`, read once per isolate like the other settings.
+fn allowed_origins(env: &Env) -> Rc<AllowedOrigins> {
+    ALLOWED_ORIGINS.with(|cell| {
+        cell.get_or_init(|| {
+            let (allowed, invalid) = AllowedOrigins::parse(text(env, "ALLOWED_ORIGINS").as_deref());
+            for entry in invalid {
+                worker::console_error!(
+                    "ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port]); ignored"
+                );
+            }
+            Rc::new(allowed)
+        })
+        .clone()
+    })
+}
+
+fn is_upgrade(req: &Request) -> bool {
+    http::header(req, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
 }
 
 /// A request's parts that the handlers read.
@@ -80,6 +166,7 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
     };
     let response = match route {
         Route::RoomSocket { room } => return connect(&incoming, env, &room).map(JsValue::from),
+        Route::Preflight(shape) => preflight(&incoming, env, shape),
         Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
         Route::Ready => ready(env).await,
         Route::RoomHistory { room } => {
@@ -181,14 +268,24 @@ async fn ready(env: &Env) -> RelayResult<Response> {
     http::json(body.to_string(), status).map_err(internal("response"))
 }
 
+/// The answer to `OPTIONS` on a route browsers call: a CORS preflight (see [`crate::cors`]).
+fn preflight(incoming: &Incoming, env: &Env, shape: Shape) -> RelayResult<Response> {
+    let headers = allowed_origins(env).preflight(
+        incoming.header("origin").as_deref(),
+        shape.methods,
+        &shape.allow(),
+    )?;
+    http::empty(204, &headers).map_err(internal("response"))
+}
+
 /// Hands the upgrade to the room; the answer is the room's own Promise of its 101 response.
+/// The browser's `Origin` is checked first: it needs no token.
 fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
+    allowed_origins(env)
+        .check_upgrade(incoming.header("origin").as_deref(), &incoming.req.url())?;
     let identity = authenticate(incoming, env)?;
     identity.check_access(room)?;
-    if !incoming
-        .header("upgrade")
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-    {
+    if !is_upgrade(&incoming.req) {
         return Err(RelayError::new(
             ErrorCode::UpgradeRequired,
             "this route needs a WebSocket upgrade",
@@ -210,11 +307,14 @@ fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
         (ROOM_HEADER, room_value.as_str()),
         (CALLER_HEADER, caller.as_str()),
     ];
-    if auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref()) {
-        headers.push((SUBPROTOCOL_HEADER, auth::SUBPROTOCOL));
+    let socket_protocol =
+        auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref())
+            .then_some(auth::SUBPROTOCOL);
+    if let Some(protocol) = socket_protocol {
+        headers.push((SUBPROTOCOL_HEADER, protocol));
     }
     let answer = room_upgrade(env, room, &path, &headers)?;
-    Ok(http::or_internal_error(&answer))
+    Ok(http::or_internal_error(&answer, socket_protocol))
 }
 
 /// Delivers one event to every listed room at once; a room that fails does not stop the others.
