@@ -13,6 +13,10 @@
 // either kind, takes all earlier frames. Plain sockets get the waiting ones each alone, all in
 // one turn: the runtime's per-send cost is mostly starting a socket's output pump, once per
 // turn, not once per frame.
+// Batching must cost a quiet room nothing: a frame that finds nothing queued, in a room that
+// sent nothing to its batched sockets for QUIET_MS, goes to them at once, alone; only the frames
+// that follow it closely wait for the timer. (In a room shared by a busy isolate, the timer
+// fires behind every other room's events: tens of milliseconds at the tail.)
 // The queue is bounded: past MAX_ENTRIES frames or MAX_BYTES it is flushed at once. A socket
 // accepted while frames wait must not get the frames from before its welcome: the queue notes
 // where it began.
@@ -26,6 +30,20 @@ const PLAIN = 'plain';
 const MAX_ENTRIES = 256;
 const MAX_BYTES = 1 << 20;
 const queues = new WeakMap();
+// When each room last sent to its batched sockets (ms), and how long a room must have been
+// silent for a frame to skip the queue (0: never; the unit tests of the queue use that).
+const lastBatchSend = new WeakMap();
+const batching = { quietMs: 2 };
+
+/** Sets how long a room must have sent nothing to its batched sockets for a frame to go at once. */
+export function configureQuietSends(quietMs) {
+  batching.quietMs = quietMs;
+}
+
+function isQuiet(state, now) {
+  const last = lastBatchSend.get(state);
+  return batching.quietMs > 0 && (last === undefined || now - last >= batching.quietMs);
+}
 // Whether a socket takes batches, looked up once per socket object (tags never change).
 const batchedSockets = new WeakMap();
 
@@ -215,6 +233,7 @@ export function flushQueue(state) {
   queues.delete(state);
   flushPlain(state, queue);
   if (!kindsOf(state).batched) return;
+  lastBatchSend.set(state, Date.now());
   const entries = queue.entries;
   // Sockets that get a list of their own: senders, ack receivers, and sockets accepted after
   // the queue began (they get only what was queued after their welcome).
@@ -266,6 +285,13 @@ export function sendToAll(state, frame, except, delayMs) {
   } else {
     // Only the sockets that take frames one by one: a room of batched sockets is not scanned.
     for (const ws of state.getWebSockets(PLAIN)) if (ws !== except) send(ws, frame);
+    const now = Date.now();
+    if (batched && queue === undefined && isQuiet(state, now)) {
+      // Nothing waits and the room was quiet: the frame goes now, alone.
+      lastBatchSend.set(state, now);
+      for (const ws of state.getWebSockets(BATCH)) if (ws !== except) send(ws, frame);
+      return;
+    }
   }
   if (batched) enqueue(state, { frame, except, only: undefined, plain: false }, delayMs);
 }

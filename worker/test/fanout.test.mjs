@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import {
   acceptSocket,
   closeSlowConsumer,
+  configureQuietSends,
   configureSlowConsumers,
   endReplay,
   flushQueue,
@@ -90,11 +91,49 @@ function accept(state, batched, welcome = '{"type":"welcome"}') {
 const frame = (n) => JSON.stringify({ n });
 const numbers = (ws) => ws.frames().filter((f) => 'n' in f).map((f) => f.n);
 
-/** A room with fake timers, so that the zero-delay and presence timers fire when told. */
-function room(t) {
+/**
+ * A room with fake timers, so that the zero-delay and presence timers fire when told. The
+ * queue's tests turn quiet sends off (`quietMs` 0), so every batched frame goes through it.
+ */
+function room(t, quietMs = 0) {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+  configureQuietSends(quietMs);
+  t.after(() => configureQuietSends(2));
   return new FakeState();
 }
+
+test('in a quiet room a batched frame goes at once; the ones right after it wait for the turn', (t) => {
+  const state = room(t, 2);
+  const batched = accept(state, true);
+  const sender = accept(state, true);
+  sendToAll(state, frame(1), sender, 0);
+  assert.deepEqual(numbers(batched), [1], 'no timer for the first frame of a quiet room');
+  assert.deepEqual(numbers(sender), [], 'the sender is still left out');
+  sendToAll(state, frame(2), undefined, 0);
+  sendToAll(state, frame(3), undefined, 0);
+  assert.deepEqual(numbers(batched), [1], 'frames close behind it are batched');
+  t.mock.timers.tick(0);
+  assert.deepEqual(batched.sent.slice(1), [frame(1), `[${frame(2)},${frame(3)}]`]);
+  assert.deepEqual(numbers(sender), [2, 3]);
+  // Right after the flush the room is not quiet yet; 2 ms later it is.
+  sendToAll(state, frame(4), undefined, 0);
+  assert.deepEqual(numbers(batched), [1, 2, 3]);
+  t.mock.timers.tick(0);
+  assert.deepEqual(numbers(batched), [1, 2, 3, 4]);
+  t.mock.timers.tick(2);
+  sendToAll(state, frame(5), undefined, 0);
+  assert.deepEqual(numbers(batched), [1, 2, 3, 4, 5], 'quiet again after 2 ms: at once');
+});
+
+test('a quiet send never overtakes frames that wait (presence)', (t) => {
+  const state = room(t, 2);
+  const batched = accept(state, true);
+  sendToAll(state, frame(1), undefined, 250);
+  sendToAll(state, frame(2), undefined, 0);
+  assert.deepEqual(numbers(batched), []);
+  t.mock.timers.tick(0);
+  assert.deepEqual(numbers(batched), [1, 2]);
+});
 
 test('plain and batched sockets in one room get every frame in order', (t) => {
   const state = room(t);
