@@ -276,6 +276,17 @@ fn workload(a: &CapacityArgs, rate: f64, tag: String) -> Workload {
     }
 }
 
+/// The machine's one-minute load average: the load tool and the server share the machine with
+/// whatever else runs, which moves every latency figure.
+fn load_average_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Rests `settle` seconds; with a server pid, goes on in half-second slices (at most `settle`
 /// more) while the server uses more than 20% of a core. Returns the seconds rested and the
 /// server's CPU share over the last slice.
@@ -339,7 +350,11 @@ pub async fn run(ctx: &'static Ctx, a: &CapacityArgs) -> Res<RunOutput> {
         let n = steps.len() + 1;
         let w = workload(a, rate, format!("{}-s{n}", ctx.run_id));
         let to_send = w.messages_per_client() * (k * p) as u64;
+        let tool_cpu_before = cpu::tree_cpu_s(std::process::id());
         let r = rooms::run_workload(ctx, &w).await?;
+        let tool_cpu_s = cpu::tree_cpu_s(std::process::id())
+            .zip(tool_cpu_before)
+            .map(|(after, before)| common::r3(after - before));
         let f = StepFigures::from_results(&r, (k * p) as u64, to_send);
         let why = failures(&f, a.p99_ms);
         let passed = why.is_empty() && !f.timed_out;
@@ -369,6 +384,8 @@ pub async fn run(ctx: &'static Ctx, a: &CapacityArgs) -> Res<RunOutput> {
             "pass": passed,
             "failed_because": failed_because,
             "settled_s": common::r3(settled_s),
+            "tool_cpu_s": tool_cpu_s,
+            "load_average_1m": load_average_1m(),
         });
         for key in ["server_cpu_s", "server_cpu_us_per_delivery"] {
             if let Some(v) = r.get(key) {
@@ -380,13 +397,14 @@ pub async fn run(ctx: &'static Ctx, a: &CapacityArgs) -> Res<RunOutput> {
         }
         eprintln!(
             "   capacity step {n}: {rate} msg/s x {} clients = {} msgs/s (rested {settled_s:.1} s): \
-             p50 {} p99 {} ms, lost {}, dup {} -> {}",
+             p50 {} p99 {} ms, lost {}, dup {}, load {} -> {}",
             k * p,
             common::r3(rate * clients),
             lat.get("p50").unwrap_or(&Value::Null),
             lat.get("p99").unwrap_or(&Value::Null),
             f.lost,
             f.duplicated,
+            step["load_average_1m"],
             if passed {
                 "pass".to_string()
             } else {

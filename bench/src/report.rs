@@ -423,11 +423,12 @@ pub fn run(input: &Path) -> Result<String, String> {
     Ok(md)
 }
 
-/// Every step of every capacity run of one case: rate, latency, losses, server CPU, verdict.
+/// Every step of every capacity run of one case: rate, latency, losses, server CPU, the
+/// machine's load average at the step's end, verdict.
 fn capacity_steps(md: &mut String, targets: &[String], by_target: &BTreeMap<String, Vec<Value>>) {
     let _ = writeln!(
         md,
-        "| target, run | step | msgs/s | deliveries/s | p50 / p90 / p99 (ms) | lost / dup | server CPU µs per delivery | result |\n|---|---|---|---|---|---|---|---|"
+        "| target, run | step | msgs/s | deliveries/s | p50 / p90 / p99 (ms) | lost / dup | server CPU µs per delivery | load (1 min) | result |\n|---|---|---|---|---|---|---|---|---|"
     );
     let num = |v: &Value| match v.as_f64() {
         Some(x) => fmt_num(x, decimals(&[x], x)),
@@ -448,7 +449,7 @@ fn capacity_steps(md: &mut String, targets: &[String], by_target: &BTreeMap<Stri
                 };
                 let _ = writeln!(
                     md,
-                    "| {t}, {} | {} | {} | {} | {} / {} / {} | {} / {} | {} | {result} |",
+                    "| {t}, {} | {} | {} | {} | {} / {} / {} | {} / {} | {} | {} | {result} |",
                     i + 1,
                     st["step"],
                     num(&st["msgs_per_s"]),
@@ -459,11 +460,12 @@ fn capacity_steps(md: &mut String, targets: &[String], by_target: &BTreeMap<Stri
                     num(&st["lost"]),
                     num(&st["duplicated"]),
                     num(&st["server_cpu_us_per_delivery"]),
+                    num(&st["load_average_1m"]),
                 );
             }
             let _ = writeln!(
                 md,
-                "| {t}, {} | stopped: {} | | | | | | |",
+                "| {t}, {} | stopped: {} | | | | | | | |",
                 i + 1,
                 run["stopped"].as_str().unwrap_or("?")
             );
@@ -523,7 +525,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("r.jsonl");
         let lines = [
-            r#"{"scenario":"capacity","target":"edge-relay","params":{"case":"50 rooms x 10 clients, p99 < 50 ms"},"results":{"capacity_msgs_per_s":1400.0,"capacity_deliveries_per_s":12600.0,"first_failing_msgs_per_s":1650.0,"stopped":"bracketed","complete":true,"steps":[{"step":1,"msgs_per_s":500.0,"deliveries_per_s":4500.0,"p50":1.2,"p90":3.4,"p99":12.5,"lost":0,"duplicated":0,"server_cpu_us_per_delivery":41.5,"pass":true,"failed_because":[]},{"step":2,"msgs_per_s":2000.0,"deliveries_per_s":18000.0,"p50":9.0,"p90":40.0,"p99":81.0,"lost":2,"duplicated":0,"pass":false,"failed_because":["2 lost","p99 81 ms >= 50 ms"]}]}}"#,
+            r#"{"scenario":"capacity","target":"edge-relay","params":{"case":"50 rooms x 10 clients, p99 < 50 ms"},"results":{"capacity_msgs_per_s":1400.0,"capacity_deliveries_per_s":12600.0,"first_failing_msgs_per_s":1650.0,"stopped":"bracketed","complete":true,"steps":[{"step":1,"msgs_per_s":500.0,"deliveries_per_s":4500.0,"p50":1.2,"p90":3.4,"p99":12.5,"lost":0,"duplicated":0,"server_cpu_us_per_delivery":41.5,"load_average_1m":1.25,"pass":true,"failed_because":[]},{"step":2,"msgs_per_s":2000.0,"deliveries_per_s":18000.0,"p50":9.0,"p90":40.0,"p99":81.0,"lost":2,"duplicated":0,"pass":false,"failed_because":["2 lost","p99 81 ms >= 50 ms"]}]}}"#,
             r#"{"scenario":"capacity","target":"baseline-js","params":{"case":"50 rooms x 10 clients, p99 < 50 ms"},"results":{"capacity_msgs_per_s":1000.0,"capacity_deliveries_per_s":9000.0,"first_failing_msgs_per_s":1200.0,"stopped":"bracketed","complete":true,"steps":[]}}"#,
         ];
         std::fs::write(&f, lines.join("\n")).unwrap();
@@ -534,12 +536,12 @@ mod tests {
         );
         assert!(
             md.contains(
-                "| edge-relay, 1 | 1 | 500 | 4 500 | 1.20 / 3.40 / 12.5 | 0 / 0 | 41.5 | pass |"
+                "| edge-relay, 1 | 1 | 500 | 4 500 | 1.20 / 3.40 / 12.5 | 0 / 0 | 41.5 | 1.25 | pass |"
             ),
             "{md}"
         );
         assert!(
-            md.contains("| edge-relay, 1 | 2 | 2 000 | 18 000 | 9 / 40 / 81 | 2 / 0 | — | fail: 2 lost; p99 81 ms >= 50 ms |"),
+            md.contains("| edge-relay, 1 | 2 | 2 000 | 18 000 | 9 / 40 / 81 | 2 / 0 | — | — | fail: 2 lost; p99 81 ms >= 50 ms |"),
             "{md}"
         );
         assert!(
