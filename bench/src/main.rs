@@ -6,7 +6,9 @@
 //! message count and in wall time (`--timeout`); a run stopped by its timeout reports what it
 //! has with `"complete": false`. See bench/README.md.
 
+mod capacity;
 mod common;
+mod cpu;
 mod fanout;
 mod history;
 mod report;
@@ -63,6 +65,9 @@ enum Cmd {
     Fanout(fanout::FanoutArgs),
     /// K rooms of P clients, each publishing at R msg/s for D seconds.
     Rooms(rooms::RoomsArgs),
+    /// The highest total publish rate over K rooms of P clients at which delivery p99 stays
+    /// under a threshold (and nothing is lost): the rooms workload at increasing rates.
+    Capacity(capacity::CapacityArgs),
     /// Open C connections as fast as a concurrency limit allows: connections/s, failures.
     Storm(storm::StormArgs),
     /// Open C connections, hold them, close them: server RSS before/during/after.
@@ -106,6 +111,10 @@ fn main() -> ExitCode {
             Cmd::Rooms(a) => {
                 let ctx = Ctx::leak(&a.common)?;
                 rooms::run(ctx, &a).await
+            }
+            Cmd::Capacity(a) => {
+                let ctx = Ctx::leak(&a.common)?;
+                capacity::run(ctx, &a).await
             }
             Cmd::Storm(a) => {
                 let ctx = Ctx::leak(&a.common)?;

@@ -5,6 +5,7 @@
 //! `startup` lines (wrangler dev start to the first /health 200) and `size` lines. Runs are
 //! grouped by scenario and `params.case`; each cell is the median of the repetitions with
 //! their spread (min–max), and the last column the ratio edge-relay / baseline of the medians.
+//! A `capacity` case also lists every step of every run.
 
 use crate::common::BATCHED_SUFFIX;
 use serde_json::Value;
@@ -63,6 +64,23 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         m("requests_per_s", "pages/s (sequential)", "higher"),
         m("seed_per_s", "seeding msgs/s", "higher"),
     ];
+    const CAPACITY: [Metric; 3] = [
+        m(
+            "capacity_msgs_per_s",
+            "capacity: msgs/s published",
+            "higher",
+        ),
+        m(
+            "capacity_deliveries_per_s",
+            "capacity: deliveries/s",
+            "higher",
+        ),
+        m(
+            "first_failing_msgs_per_s",
+            "first failing step (msgs/s)",
+            "higher",
+        ),
+    ];
     const STARTUP: [Metric; 1] = [m(
         "ms",
         "start (wrangler dev; node for baseline-node) to first /health 200 (ms)",
@@ -83,6 +101,7 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         "storm" => &STORM,
         "idle" => &IDLE,
         "history" => &HISTORY,
+        "capacity" => &CAPACITY,
         "startup" => &STARTUP,
         "size" => &SIZE,
         _ => &[],
@@ -366,6 +385,9 @@ pub fn run(input: &Path) -> Result<String, String> {
             let _ = writeln!(md, "{row}");
         }
         md.push('\n');
+        if scenario == "capacity" {
+            capacity_steps(&mut md, &targets, by_target);
+        }
     }
 
     if let Some(cmds) = meta["commands"].as_array() {
@@ -399,6 +421,57 @@ pub fn run(input: &Path) -> Result<String, String> {
         }
     }
     Ok(md)
+}
+
+/// Every step of every capacity run of one case: rate, latency, losses, server CPU, the
+/// machine's load average at the step's end, verdict.
+fn capacity_steps(md: &mut String, targets: &[String], by_target: &BTreeMap<String, Vec<Value>>) {
+    let _ = writeln!(
+        md,
+        "| target, run | step | msgs/s | deliveries/s | p50 / p90 / p99 (ms) | lost / dup | server CPU µs per delivery | load (1 min) | result |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    let num = |v: &Value| match v.as_f64() {
+        Some(x) => fmt_num(x, decimals(&[x], x)),
+        None => "—".into(),
+    };
+    for t in targets {
+        for (i, run) in by_target.get(t).into_iter().flatten().enumerate() {
+            let steps = run["steps"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            for st in steps {
+                let result = if st["pass"].as_bool() == Some(true) {
+                    "pass".to_string()
+                } else {
+                    let why: Vec<&str> = st["failed_because"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    format!("fail: {}", why.join("; "))
+                };
+                let _ = writeln!(
+                    md,
+                    "| {t}, {} | {} | {} | {} | {} / {} / {} | {} / {} | {} | {} | {result} |",
+                    i + 1,
+                    st["step"],
+                    num(&st["msgs_per_s"]),
+                    num(&st["deliveries_per_s"]),
+                    num(&st["p50"]),
+                    num(&st["p90"]),
+                    num(&st["p99"]),
+                    num(&st["lost"]),
+                    num(&st["duplicated"]),
+                    num(&st["server_cpu_us_per_delivery"]),
+                    num(&st["load_average_1m"]),
+                );
+            }
+            let _ = writeln!(
+                md,
+                "| {t}, {} | stopped: {} | | | | | | | |",
+                i + 1,
+                run["stopped"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    md.push('\n');
 }
 
 #[cfg(test)]
@@ -441,6 +514,38 @@ mod tests {
         assert!(md.contains("unsupported"), "{md}");
         assert!(
             md.contains("fanout `N=10` on baseline-js: incomplete: timeout"),
+            "{md}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_capacity_table_with_its_steps() {
+        let dir = std::env::temp_dir().join(format!("relay-bench-capacity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("r.jsonl");
+        let lines = [
+            r#"{"scenario":"capacity","target":"edge-relay","params":{"case":"50 rooms x 10 clients, p99 < 50 ms"},"results":{"capacity_msgs_per_s":1400.0,"capacity_deliveries_per_s":12600.0,"first_failing_msgs_per_s":1650.0,"stopped":"bracketed","complete":true,"steps":[{"step":1,"msgs_per_s":500.0,"deliveries_per_s":4500.0,"p50":1.2,"p90":3.4,"p99":12.5,"lost":0,"duplicated":0,"server_cpu_us_per_delivery":41.5,"load_average_1m":1.25,"pass":true,"failed_because":[]},{"step":2,"msgs_per_s":2000.0,"deliveries_per_s":18000.0,"p50":9.0,"p90":40.0,"p99":81.0,"lost":2,"duplicated":0,"pass":false,"failed_because":["2 lost","p99 81 ms >= 50 ms"]}]}}"#,
+            r#"{"scenario":"capacity","target":"baseline-js","params":{"case":"50 rooms x 10 clients, p99 < 50 ms"},"results":{"capacity_msgs_per_s":1000.0,"capacity_deliveries_per_s":9000.0,"first_failing_msgs_per_s":1200.0,"stopped":"bracketed","complete":true,"steps":[]}}"#,
+        ];
+        std::fs::write(&f, lines.join("\n")).unwrap();
+        let md = run(&f).unwrap();
+        assert!(
+            md.contains("| capacity: msgs/s published (higher is better) | 1 400 | 1 000 | 1.40 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| edge-relay, 1 | 1 | 500 | 4 500 | 1.20 / 3.40 / 12.5 | 0 / 0 | 41.5 | 1.25 | pass |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| edge-relay, 1 | 2 | 2 000 | 18 000 | 9 / 40 / 81 | 2 / 0 | — | — | fail: 2 lost; p99 81 ms >= 50 ms |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| baseline-js, 1 | stopped: bracketed |"),
             "{md}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

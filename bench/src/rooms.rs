@@ -2,13 +2,16 @@
 //! (each with a random phase, so the room does not see bursts) and receives everybody
 //! else's messages. Latency, delivered msgs/s, lost and duplicated as in `fanout`: each
 //! client expects every seq its room acknowledged to somebody else.
+//!
+//! [`run_workload`] is the workload itself; `capacity` runs it once per rate step.
 
 use crate::common::{self, now_us, publish_frame, Counts, Ctx, Frame, Res, RunOutput, Ws};
+use crate::cpu;
 use crate::stats::{sample, summary_ms};
 use crate::CommonArgs;
 use clap::Args;
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +41,51 @@ pub struct RoomsArgs {
     /// Connections opened at once during setup.
     #[arg(long, default_value_t = 50)]
     pub connect_concurrency: usize,
+    /// The server's pid (`wrangler dev`): adds the CPU its process tree used while the clients
+    /// published and drained (`server_cpu_s`, `server_cpu_us_per_delivery`).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+/// One run of the workload: K rooms of P clients publishing at `rate` for `duration` s.
+pub struct Workload {
+    pub rooms: usize,
+    pub clients: usize,
+    /// Messages per second per client.
+    pub rate: f64,
+    pub duration: f64,
+    pub drain: f64,
+    pub connect_concurrency: usize,
+    /// Keeps the run's rooms, users and cids apart from every other run's and step's: rooms are
+    /// `bench:{scenario}:{tag}:{r}`, users `bench-{tag}-{r}-{c}`.
+    pub scenario: &'static str,
+    pub tag: String,
+    pub server_pid: Option<u32>,
+}
+
+impl Workload {
+    /// The bounds of one run: sizes, rate, duration and receipts.
+    pub fn check(&self) -> Res<()> {
+        let (k, p) = (self.rooms, self.clients);
+        if k == 0 || p < 2 || k * p > 20_000 {
+            return Err("--rooms >= 1, --clients >= 2, rooms x clients <= 20000".into());
+        }
+        if !(self.rate > 0.0
+            && self.rate <= 1000.0
+            && self.duration > 0.0
+            && self.duration <= 3600.0)
+        {
+            return Err("--rate must be in (0, 1000], --duration in (0, 3600]".into());
+        }
+        if self.messages_per_client() * (k * p) as u64 * (p as u64 - 1) > 50_000_000 {
+            return Err("the run is bounded to 50 000 000 receipts".into());
+        }
+        Ok(())
+    }
+
+    pub fn messages_per_client(&self) -> u64 {
+        (self.rate * self.duration).round().max(1.0) as u64
+    }
 }
 
 /// Counters the main task watches while draining.
@@ -66,19 +114,19 @@ struct ClientStats {
 }
 
 pub async fn run(ctx: &'static Ctx, a: &RoomsArgs) -> Res<RunOutput> {
+    let w = Workload {
+        rooms: a.rooms,
+        clients: a.clients,
+        rate: a.rate,
+        duration: a.duration,
+        drain: a.drain,
+        connect_concurrency: a.connect_concurrency,
+        scenario: "rooms",
+        tag: ctx.run_id.clone(),
+        server_pid: a.server_pid,
+    };
+    w.check()?;
     let (k, p) = (a.rooms, a.clients);
-    if k == 0 || p < 2 || k * p > 20_000 {
-        return Err("--rooms >= 1, --clients >= 2, rooms x clients <= 20000".into());
-    }
-    if !(a.rate > 0.0 && a.rate <= 1000.0 && a.duration > 0.0 && a.duration <= 3600.0) {
-        return Err("--rate must be in (0, 1000], --duration in (0, 3600]".into());
-    }
-    let per_client = (a.rate * a.duration).round().max(1.0) as u64;
-    if per_client * (k * p) as u64 * (p as u64 - 1) > 50_000_000 {
-        return Err("the run is bounded to 50 000 000 receipts".into());
-    }
-    let period = Duration::from_secs_f64(1.0 / a.rate);
-    let drain = Duration::from_secs_f64(a.drain.clamp(0.1, 600.0));
     let mut params = Map::new();
     params.insert(
         "case".into(),
@@ -92,17 +140,35 @@ pub async fn run(ctx: &'static Ctx, a: &RoomsArgs) -> Res<RunOutput> {
     params.insert("rate".into(), json!(a.rate));
     params.insert("duration_s".into(), json!(a.duration));
     params.insert("timeout_s".into(), json!(ctx.timeout.as_secs_f64()));
+    let results = run_workload(ctx, &w).await?;
+    Ok(RunOutput {
+        scenario: "rooms",
+        target: ctx.target.clone(),
+        params,
+        results,
+    })
+}
+
+/// Connects the clients, lets them publish and receive, drains, closes (in the background)
+/// and returns the run's results (the `rooms` scenario's `results`). A run where not every
+/// client connected returns early with `complete: false` and `error`.
+pub async fn run_workload(ctx: &'static Ctx, w: &Workload) -> Res<Map<String, Value>> {
+    w.check()?;
+    let (k, p) = (w.rooms, w.clients);
+    let per_client = w.messages_per_client();
+    let period = Duration::from_secs_f64(1.0 / w.rate);
+    let drain = Duration::from_secs_f64(w.drain.clamp(0.1, 600.0));
     let mut results = Map::new();
 
     // ---- setup
     let setup_start = Instant::now();
-    let sem = common::semaphore(a.connect_concurrency);
+    let sem = common::semaphore(w.connect_concurrency);
     let mut opens = Vec::with_capacity(k * p);
     for r in 0..k {
         for c in 0..p {
             let sem = sem.clone();
-            let room = format!("bench:rooms:{}:{r}", ctx.run_id);
-            let token = ctx.token(&format!("bench-{}-{r}-{c}", ctx.run_id));
+            let room = format!("bench:{}:{}:{r}", w.scenario, w.tag);
+            let token = ctx.token(&format!("bench-{}-{r}-{c}", w.tag));
             opens.push(tokio::spawn(async move {
                 let _permit = sem.acquire().await.expect("semaphore");
                 common::open(ctx, &room, &token)
@@ -131,18 +197,14 @@ pub async fn run(ctx: &'static Ctx, a: &RoomsArgs) -> Res<RunOutput> {
         for (_, ws, _) in clients {
             tokio::spawn(common::close_ws(ws, Duration::from_secs(2)));
         }
-        return Ok(RunOutput {
-            scenario: "rooms",
-            target: ctx.target.clone(),
-            params,
-            results,
-        });
+        return Ok(results);
     }
 
     // ---- publishing
     let totals = Arc::new(Totals::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let start = Instant::now() + Duration::from_millis(200);
+    let cpu_at_start = w.server_pid.map(|pid| (pid, cpu::tree_cpu_s(pid)));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -153,7 +215,7 @@ pub async fn run(ctx: &'static Ctx, a: &RoomsArgs) -> Res<RunOutput> {
                 ClientPlan {
                     room,
                     base_seq: base,
-                    cid_prefix: format!("{}-{idx}-", ctx.run_id),
+                    cid_prefix: format!("{}-{idx}-", w.tag),
                     first: start + phase,
                     period,
                     messages: per_client,
@@ -181,6 +243,9 @@ pub async fn run(ctx: &'static Ctx, a: &RoomsArgs) -> Res<RunOutput> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let timed_out = ctx.timed_out();
+    // Sampled before the clients close: closing (and presence leaves) is not the workload.
+    let server_cpu_s =
+        cpu_at_start.and_then(|(pid, at_start)| Some(cpu::tree_cpu_s(pid)? - at_start?));
     let _ = stop_tx.send(true);
     let mut stats = Vec::with_capacity(k * p);
     for t in tasks {
@@ -258,6 +323,15 @@ pub async fn run(ctx: &'static Ctx, a: &RoomsArgs) -> Res<RunOutput> {
         }),
     );
     results.insert("span_s".into(), json!(common::r3(span_s)));
+    if let Some(cpu_s) = server_cpu_s {
+        results.insert("server_cpu_s".into(), json!(common::r3(cpu_s)));
+        if receipts > 0 {
+            results.insert(
+                "server_cpu_us_per_delivery".into(),
+                json!(common::r3(cpu_s * 1e6 / receipts as f64)),
+            );
+        }
+    }
     results.insert("client_errors".into(), errors.to_json());
     results.insert("clients_ended_early".into(), ended.to_json());
     let complete = !timed_out && sent == total_sent;
@@ -272,12 +346,7 @@ pub async fn run(ctx: &'static Ctx, a: &RoomsArgs) -> Res<RunOutput> {
             }),
         );
     }
-    Ok(RunOutput {
-        scenario: "rooms",
-        target: ctx.target.clone(),
-        params,
-        results,
-    })
+    Ok(results)
 }
 
 struct ClientPlan {
