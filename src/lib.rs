@@ -16,6 +16,7 @@
 //! - [`feed`]: room members and the coalesced `room.update` feed of personal rooms.
 //! - [`config`]: limits read from the Worker's variables.
 //! - [`paging`]: history query parameters and page assembly.
+//! - [`archive_rows`]: a batch of messages as JSON rows for one D1 insert per chunk.
 //! - [`archive_schedule`]: when a room writes behind to D1 (delay, backoff while D1 fails).
 //! - [`random_ids`]: connection and message ids from pooled secure random bytes.
 //! - [`stats`]: room reports and the stats answers.
@@ -23,6 +24,7 @@
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
+pub mod archive_rows;
 pub mod archive_schedule;
 pub mod auth;
 pub mod config;
