@@ -63,7 +63,7 @@ mod tests {
             id: format!("id{seq}"),
             event: "message".into(),
             sender_key: "u:ann".into(),
-            cid: (seq % 2 == 0).then(|| format!("c{seq}")),
+            cid: seq.is_multiple_of(2).then(|| format!("c{seq}")),
             ts: "2026-12-04T00:00:00.000Z".into(),
             body: format!("{{\"text\":\"{}\"}}", "x".repeat(body_len)),
         }

@@ -1,10 +1,13 @@
-//! Authentication: where a token is found, HS256 JWT verification, and room grants.
+//! Authentication: where a token is found, JWT verification (HS256 with the shared secret;
+//! RS256, ES256, EdDSA with an identity provider's public keys), and room grants.
 
 use chrono::{DateTime, Duration, Utc};
-use jwt_compact::{alg::Hs256, alg::Hs256Key, AlgorithmExt, TimeOptions, UntrustedToken};
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, StrongAlg};
+use jwt_compact::{AlgorithmExt, TimeOptions, Token, UntrustedToken};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RelayError, RelayResult};
+use crate::jwks::{KeySet, PublicKey};
 
 /// Clock leeway for `exp` and `nbf`; the contract allows at most 60 s.
 pub const MAX_LEEWAY_SECS: i64 = 60;
@@ -58,9 +61,10 @@ impl Identity {
     }
 }
 
-/// What verification checks besides the signature.
+/// What verification checks besides the public keys' signatures.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
+    /// The HS256 secret; empty when `JWT_SECRET` is not set, and HS256 tokens are then refused.
     pub secret: Vec<u8>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
@@ -108,24 +112,63 @@ fn unauthorized(reason: &str) -> RelayError {
     RelayError::unauthorized(format!("invalid token: {reason}"))
 }
 
-/// Verifies an HS256 JWT and returns the identity it carries.
-pub fn verify(token: &str, config: &AuthConfig, now: DateTime<Utc>) -> RelayResult<Identity> {
-    if config.secret.is_empty() {
-        return Err(RelayError::internal());
+/// The algorithms a public key may verify; every other `alg` but HS256 is refused.
+const PUBLIC_KEY_ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+
+/// The key a token asks for, read before anything is verified: `Some` when its `alg` is one
+/// that [`verify`] checks with a public key, holding the header's `kid` (if any).
+pub fn public_key_wanted(token: &str) -> Option<Option<String>> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return None;
     }
+    let untrusted = UntrustedToken::new(token).ok()?;
+    PUBLIC_KEY_ALGORITHMS
+        .contains(&untrusted.algorithm())
+        .then(|| untrusted.header().key_id.clone())
+}
+
+/// Verifies a JWT and returns the identity it carries. HS256 is checked with the secret and
+/// RS256/ES256/EdDSA with the key of `keys` that the `kid` names and whose kind fits the
+/// `alg`; `none` and every other algorithm are refused before any signature is looked at.
+/// A public key is never used as an HMAC secret, nor the secret for a public-key algorithm.
+pub fn verify(
+    token: &str,
+    config: &AuthConfig,
+    keys: &KeySet,
+    now: DateTime<Utc>,
+) -> RelayResult<Identity> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(unauthorized("too long"));
     }
     let untrusted = UntrustedToken::new(token).map_err(|_| unauthorized("malformed"))?;
-    // Only HS256 is accepted: this rules out `none` and any algorithm switching.
-    if untrusted.algorithm() != "HS256" {
+    let alg = untrusted.algorithm();
+    let validated = if alg == "HS256" && !config.secret.is_empty() {
+        Hs256
+            .validator::<RelayClaims>(&Hs256Key::new(&config.secret))
+            .validate(&untrusted)
+    } else if PUBLIC_KEY_ALGORITHMS.contains(&alg) {
+        let kid = untrusted.header().key_id.as_deref();
+        let key = keys
+            .select(kid, alg)
+            .map_err(|refusal| unauthorized(refusal.reason()))?;
+        match key {
+            PublicKey::Rs256(key) => StrongAlg(Rsa::rs256()).validator(key).validate(&untrusted),
+            PublicKey::Es256(key) => Es256.validator(key).validate(&untrusted),
+            PublicKey::EdDsa(key) => Ed25519.validator(key).validate(&untrusted),
+        }
+    } else {
         return Err(unauthorized("algorithm not accepted"));
-    }
-    let key = Hs256Key::new(&config.secret);
-    let verified = Hs256
-        .validator::<RelayClaims>(&key)
-        .validate(&untrusted)
-        .map_err(|_| unauthorized("bad signature or claims"))?;
+    };
+    let verified = validated.map_err(|_| unauthorized("bad signature or claims"))?;
+    identity_of(verified, config, now)
+}
+
+/// The checks after the signature: time, issuer, audience, `sub` and the grants.
+fn identity_of(
+    verified: Token<RelayClaims>,
+    config: &AuthConfig,
+    now: DateTime<Utc>,
+) -> RelayResult<Identity> {
     let claims = verified.claims();
     let leeway = config.leeway_secs.clamp(0, MAX_LEEWAY_SECS);
     let time = TimeOptions::new(Duration::seconds(leeway), move || now);
@@ -187,6 +230,10 @@ pub fn mint(
     now: DateTime<Utc>,
     ttl: Duration,
 ) -> RelayResult<String> {
+    if secret.is_empty() {
+        // Only public keys are configured: the relay cannot sign tokens it would accept.
+        return Err(RelayError::internal());
+    }
     #[derive(Serialize)]
     struct MintClaims<'a> {
         sub: &'a str,
@@ -290,13 +337,17 @@ mod tests {
         AuthConfig::new(SECRET)
     }
 
+    fn no_keys() -> KeySet {
+        KeySet::default()
+    }
+
     #[test]
     fn valid_token_gives_identity() {
         let token = sign(
             json!({"sub":"alice","name":"Alice","role":"manager","rooms":["chat:1"]}),
             SECRET,
         );
-        let id = verify(&token, &config(), now()).unwrap();
+        let id = verify(&token, &config(), &no_keys(), now()).unwrap();
         assert_eq!(id.user.id, "alice");
         assert_eq!(id.user.name.as_deref(), Some("Alice"));
         assert_eq!(id.user.role.as_deref(), Some("manager"));
@@ -308,31 +359,31 @@ mod tests {
     fn expired_token_is_rejected_beyond_leeway() {
         let exp = now().timestamp() - 31;
         let token = sign_raw(json!({"sub":"a","exp":exp}));
-        assert!(verify(&token, &config(), now()).is_err());
+        assert!(verify(&token, &config(), &no_keys(), now()).is_err());
         let exp_in_leeway = now().timestamp() - 10;
         let token = sign_raw(json!({"sub":"a","exp":exp_in_leeway}));
-        assert!(verify(&token, &config(), now()).is_ok());
+        assert!(verify(&token, &config(), &no_keys(), now()).is_ok());
     }
 
     #[test]
     fn token_without_exp_is_rejected() {
         let token = sign_raw(json!({"sub":"a"}));
-        assert!(verify(&token, &config(), now()).is_err());
+        assert!(verify(&token, &config(), &no_keys(), now()).is_err());
     }
 
     #[test]
     fn not_yet_valid_token_is_rejected() {
         let exp = now().timestamp() + 3600;
         let token = sign_raw(json!({"sub":"a","exp":exp,"nbf":now().timestamp() + 120}));
-        assert!(verify(&token, &config(), now()).is_err());
+        assert!(verify(&token, &config(), &no_keys(), now()).is_err());
         let token = sign_raw(json!({"sub":"a","exp":exp,"nbf":now().timestamp() + 5}));
-        assert!(verify(&token, &config(), now()).is_ok());
+        assert!(verify(&token, &config(), &no_keys(), now()).is_ok());
     }
 
     #[test]
     fn bad_signature_is_rejected() {
         let token = sign(json!({"sub":"a"}), b"another-secret");
-        let err = verify(&token, &config(), now()).unwrap_err();
+        let err = verify(&token, &config(), &no_keys(), now()).unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::Unauthorized);
     }
 
@@ -342,7 +393,10 @@ mod tests {
         for alg in ["none", "HS512", "RS256"] {
             let header = base64_url(&json!({"alg":alg,"typ":"JWT"}).to_string());
             let token = format!("{header}.{payload}.");
-            assert!(verify(&token, &config(), now()).is_err(), "{alg}");
+            assert!(
+                verify(&token, &config(), &no_keys(), now()).is_err(),
+                "{alg}"
+            );
         }
     }
 
@@ -362,8 +416,20 @@ mod tests {
 
     #[test]
     fn missing_or_empty_sub_is_rejected() {
-        assert!(verify(&sign(json!({"name":"x"}), SECRET), &config(), now()).is_err());
-        assert!(verify(&sign(json!({"sub":""}), SECRET), &config(), now()).is_err());
+        assert!(verify(
+            &sign(json!({"name":"x"}), SECRET),
+            &config(),
+            &no_keys(),
+            now()
+        )
+        .is_err());
+        assert!(verify(
+            &sign(json!({"sub":""}), SECRET),
+            &config(),
+            &no_keys(),
+            now()
+        )
+        .is_err());
     }
 
     #[test]
@@ -375,17 +441,23 @@ mod tests {
             json!({"sub":"a","iss":"relay-auth","aud":["x","relay"]}),
             SECRET,
         );
-        assert!(verify(&good, &cfg, now()).is_ok());
+        assert!(verify(&good, &cfg, &no_keys(), now()).is_ok());
         let wrong_iss = sign(json!({"sub":"a","iss":"other","aud":"relay"}), SECRET);
-        assert!(verify(&wrong_iss, &cfg, now()).is_err());
+        assert!(verify(&wrong_iss, &cfg, &no_keys(), now()).is_err());
         let no_aud = sign(json!({"sub":"a","iss":"relay-auth"}), SECRET);
-        assert!(verify(&no_aud, &cfg, now()).is_err());
+        assert!(verify(&no_aud, &cfg, &no_keys(), now()).is_err());
     }
 
     #[test]
     fn malformed_and_oversized_tokens_are_rejected() {
-        assert!(verify("not-a-jwt", &config(), now()).is_err());
-        assert!(verify(&"a".repeat(MAX_TOKEN_BYTES + 1), &config(), now()).is_err());
+        assert!(verify("not-a-jwt", &config(), &no_keys(), now()).is_err());
+        assert!(verify(
+            &"a".repeat(MAX_TOKEN_BYTES + 1),
+            &config(),
+            &no_keys(),
+            now()
+        )
+        .is_err());
     }
 
     fn identity(grants: &[&str]) -> Identity {
@@ -415,7 +487,10 @@ mod tests {
     #[test]
     fn rooms_claim_may_be_a_single_string() {
         let token = sign(json!({"sub":"a","rooms":"*"}), SECRET);
-        assert_eq!(verify(&token, &config(), now()).unwrap().grants, vec!["*"]);
+        assert_eq!(
+            verify(&token, &config(), &no_keys(), now()).unwrap().grants,
+            vec!["*"]
+        );
     }
 
     #[test]
@@ -443,10 +518,10 @@ mod tests {
             role: None,
         };
         let token = mint(&user, &["chat:*".into()], SECRET, now(), Duration::hours(1)).unwrap();
-        let id = verify(&token, &config(), now()).unwrap();
+        let id = verify(&token, &config(), &no_keys(), now()).unwrap();
         assert_eq!(id.user, user);
         assert!(id.may_access("chat:9"));
-        assert!(verify(&token, &config(), now() + Duration::hours(2)).is_err());
+        assert!(verify(&token, &config(), &no_keys(), now() + Duration::hours(2)).is_err());
     }
 
     #[test]
@@ -454,5 +529,250 @@ mod tests {
         assert!(secrets_equal(b"abc", b"abc"));
         assert!(!secrets_equal(b"abc", b"abd"));
         assert!(!secrets_equal(b"abc", b"abcd"));
+    }
+
+    mod public_keys {
+        use super::*;
+        use crate::jwks::tests::{fixture_key, jwks_of, public};
+        use crate::jwks::{self};
+        use jwt_compact::alg::RsaPrivateKey;
+        use jwt_compact::jwk::JsonWebKey;
+        use jwt_compact::Algorithm;
+
+        /// A token for `claims` (with `exp` an hour ahead unless given) signed by the fixture
+        /// key `signer`, with header `alg` of that key's kind and `kid`.
+        fn signed(signer: &str, kid: Option<&str>, claims: Value) -> String {
+            let jwk_json = fixture_key(signer).to_string();
+            let jwk: JsonWebKey = serde_json::from_str(&jwk_json).unwrap();
+            let mut claims = Claims::new(claims);
+            if claims.custom.get("exp").is_none() {
+                claims.expiration = Some(now() + Duration::hours(1));
+            }
+            let header = match kid {
+                Some(kid) => Header::empty().with_key_id(kid),
+                None => Header::empty(),
+            };
+            match jwk.key_type() {
+                jwt_compact::jwk::KeyType::Rsa => {
+                    let key = RsaPrivateKey::try_from(&jwk).unwrap();
+                    Rsa::rs256().token(&header, &claims, &key).unwrap()
+                }
+                jwt_compact::jwk::KeyType::EllipticCurve => {
+                    let key = <Es256 as Algorithm>::SigningKey::try_from(&jwk).unwrap();
+                    Es256.token(&header, &claims, &key).unwrap()
+                }
+                _ => {
+                    let key = <Ed25519 as Algorithm>::SigningKey::try_from(&jwk).unwrap();
+                    Ed25519.token(&header, &claims, &key).unwrap()
+                }
+            }
+        }
+
+        /// `token` with its header replaced by `header` (the signature no longer matches it).
+        fn with_header(token: &str, header: Value) -> String {
+            let (_, rest) = token.split_once('.').unwrap();
+            format!("{}.{rest}", base64_url(&header.to_string()))
+        }
+
+        fn keys(kids: &[&str]) -> KeySet {
+            jwks::parse(&jwks_of(kids)).unwrap()
+        }
+
+        fn all_keys() -> KeySet {
+            keys(&["rsa-1", "es-1", "ed-1"])
+        }
+
+        fn refusal(token: &str, config: &AuthConfig, keys: &KeySet) -> String {
+            let err = verify(token, config, keys, now()).unwrap_err();
+            assert_eq!(err.code, crate::error::ErrorCode::Unauthorized, "{err:?}");
+            err.message
+        }
+
+        #[test]
+        fn rs256_es256_and_eddsa_tokens_give_the_identity() {
+            for kid in ["rsa-1", "es-1", "ed-1"] {
+                let token = signed(
+                    kid,
+                    Some(kid),
+                    json!({"sub":"alice","name":"Alice","rooms":["chat:*"]}),
+                );
+                let id = verify(&token, &config(), &all_keys(), now()).unwrap();
+                assert_eq!(id.user.id, "alice", "{kid}");
+                assert_eq!(id.user.name.as_deref(), Some("Alice"));
+                assert!(id.may_access("chat:7") && !id.may_access("city:1"));
+                assert_eq!(public_key_wanted(&token), Some(Some(kid.to_string())));
+            }
+        }
+
+        #[test]
+        fn only_public_keys_configured_still_verifies_them() {
+            let only_keys = AuthConfig::new(Vec::new());
+            let token = signed("es-1", Some("es-1"), json!({"sub":"a"}));
+            assert!(verify(&token, &only_keys, &all_keys(), now()).is_ok());
+            // And HS256 is then refused, whatever it was signed with.
+            let hs = sign(json!({"sub":"a"}), SECRET);
+            assert_eq!(
+                refusal(&hs, &only_keys, &all_keys()),
+                "invalid token: algorithm not accepted"
+            );
+            assert!(mint(
+                &User {
+                    id: "a".into(),
+                    name: None,
+                    role: None
+                },
+                &[],
+                b"",
+                now(),
+                Duration::hours(1)
+            )
+            .is_err());
+        }
+
+        #[test]
+        fn the_alg_must_fit_the_key_the_kid_names() {
+            // A valid ES256 signature, presented under the RSA key's kid.
+            let es_as_rsa = signed("es-1", Some("rsa-1"), json!({"sub":"a"}));
+            assert_eq!(
+                refusal(&es_as_rsa, &config(), &all_keys()),
+                "invalid token: alg does not fit the key"
+            );
+            // An RS256 header on the Ed25519 key.
+            let ed = signed("ed-1", Some("ed-1"), json!({"sub":"a"}));
+            let rs_on_ed = with_header(&ed, json!({"alg":"RS256","kid":"ed-1"}));
+            assert!(verify(&rs_on_ed, &config(), &all_keys(), now()).is_err());
+            // Another key's signature under a known kid of the same kind.
+            let forged = signed("ed-2", Some("ed-1"), json!({"sub":"a"}));
+            assert_eq!(
+                refusal(&forged, &config(), &all_keys()),
+                "invalid token: bad signature or claims"
+            );
+        }
+
+        #[test]
+        fn none_and_other_algorithms_stay_refused_with_public_keys() {
+            let ed = signed("ed-1", Some("ed-1"), json!({"sub":"a"}));
+            for alg in [
+                "none", "None", "RS384", "PS256", "ES384", "ES256K", "Ed25519", "HS512",
+            ] {
+                let token = with_header(&ed, json!({"alg": alg, "kid": "ed-1"}));
+                assert_eq!(
+                    refusal(&token, &config(), &all_keys()),
+                    "invalid token: algorithm not accepted",
+                    "{alg}"
+                );
+                assert_eq!(public_key_wanted(&token), None, "{alg}");
+            }
+        }
+
+        #[test]
+        fn a_public_key_is_never_an_hmac_secret() {
+            let rsa = fixture_key("rsa-1");
+            let modulus = base64ct_decode(rsa["n"].as_str().unwrap());
+            let candidates: Vec<Vec<u8>> = vec![
+                public(&rsa).to_string().into_bytes(),
+                jwks_of(&["rsa-1"]).into_bytes(),
+                modulus,
+            ];
+            for (only_keys, config) in [(true, AuthConfig::new(Vec::new())), (false, config())] {
+                for bytes in &candidates {
+                    let mut claims = Claims::new(json!({"sub":"a"}));
+                    claims.expiration = Some(now() + Duration::hours(1));
+                    let token = Hs256
+                        .token(
+                            &Header::empty().with_key_id("rsa-1"),
+                            &claims,
+                            &Hs256Key::new(bytes),
+                        )
+                        .unwrap();
+                    assert!(
+                        verify(&token, &config, &all_keys(), now()).is_err(),
+                        "only keys: {only_keys}"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn the_hmac_secret_never_verifies_a_public_key_algorithm() {
+            // Signed with the shared secret, presented as RS256 / ES256 / EdDSA.
+            let hs = sign(json!({"sub":"a"}), SECRET);
+            for alg in PUBLIC_KEY_ALGORITHMS {
+                let token = with_header(&hs, json!({"alg": alg}));
+                assert!(
+                    verify(&token, &config(), &no_keys(), now()).is_err(),
+                    "{alg}"
+                );
+                assert!(
+                    verify(&token, &config(), &keys(&["ed-1"]), now()).is_err(),
+                    "{alg}"
+                );
+            }
+            assert_eq!(
+                refusal(
+                    &with_header(&hs, json!({"alg":"EdDSA"})),
+                    &config(),
+                    &no_keys()
+                ),
+                "invalid token: no public key is configured"
+            );
+        }
+
+        #[test]
+        fn kid_rules() {
+            let unknown = signed("ed-1", Some("ed-9"), json!({"sub":"a"}));
+            assert_eq!(
+                refusal(&unknown, &config(), &all_keys()),
+                "invalid token: unknown kid"
+            );
+            let without_kid = signed("ed-1", None, json!({"sub":"a"}));
+            assert_eq!(public_key_wanted(&without_kid), Some(None));
+            assert_eq!(
+                refusal(&without_kid, &config(), &all_keys()),
+                "invalid token: kid required: there is more than one public key"
+            );
+            assert!(verify(&without_kid, &config(), &keys(&["ed-1"]), now()).is_ok());
+        }
+
+        #[test]
+        fn time_issuer_audience_and_sub_are_checked_as_for_hs256() {
+            let exp = now().timestamp() - 31;
+            let expired = signed("rsa-1", Some("rsa-1"), json!({"sub":"a","exp":exp}));
+            assert!(verify(&expired, &config(), &all_keys(), now()).is_err());
+            let no_sub = signed("es-1", Some("es-1"), json!({"name":"x"}));
+            assert!(verify(&no_sub, &config(), &all_keys(), now()).is_err());
+            let mut cfg = config();
+            cfg.issuer = Some("https://idp.example/".into());
+            cfg.audience = Some("relay".into());
+            let good = signed(
+                "ed-1",
+                Some("ed-1"),
+                json!({"sub":"a","iss":"https://idp.example/","aud":"relay"}),
+            );
+            assert!(verify(&good, &cfg, &all_keys(), now()).is_ok());
+            let other_aud = signed(
+                "ed-1",
+                Some("ed-1"),
+                json!({"sub":"a","iss":"https://idp.example/","aud":"api"}),
+            );
+            assert!(verify(&other_aud, &cfg, &all_keys(), now()).is_err());
+        }
+
+        fn base64ct_decode(text: &str) -> Vec<u8> {
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let mut bits = 0u32;
+            let mut count = 0;
+            let mut out = Vec::new();
+            for c in text.bytes() {
+                bits = (bits << 6) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+                count += 6;
+                if count >= 8 {
+                    count -= 8;
+                    out.push((bits >> count) as u8);
+                }
+            }
+            out
+        }
     }
 }

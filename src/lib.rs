@@ -5,7 +5,9 @@
 //! - [`router`]: method + path to a [`router::Route`]; [`room_name`]: room name rules;
 //!   [`url_parts`]: a request URL's raw path and decoded query.
 //! - [`cors`]: which browser origins may call the user routes, and their CORS headers.
-//! - [`auth`]: token lookup, HS256 JWT verification, room grants, constant-time secret checks.
+//! - [`auth`]: token lookup, JWT verification (HS256, RS256, ES256, EdDSA), room grants,
+//!   constant-time secret checks; [`jwks`]: identity-provider key sets; [`jwks_refresh`]: when
+//!   a fetched key set is fetched again.
 //! - [`header_json`]: JSON made ASCII-only for internal header values.
 //! - [`protocol`]: the v1 wire frames and their limits.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
@@ -33,6 +35,8 @@ pub mod dev_token;
 pub mod error;
 pub mod feed;
 pub mod header_json;
+pub mod jwks;
+pub mod jwks_refresh;
 pub mod paging;
 pub mod presence;
 pub mod protocol;

@@ -1,16 +1,19 @@
-//! Minting user JWTs: valid HS256 tokens and deliberately broken ones.
+//! Minting user JWTs: valid HS256 tokens, tokens signed with an identity provider's keys
+//! (RS256, ES256, EdDSA), and deliberately broken ones.
 //!
 //! ```text
 //! let t = token("alice").name("Alice").role("customer").rooms(["chat:*"]).mint();
 //! let expired = token("alice").rooms(["*"]).exp_in(-3600).mint();
 //! let forged = BadToken::AlgNone.mint("alice", &["*"]);
+//! let idp = token("alice").rooms(["*"]).signed_by(&IdpKey::inline("rsa")).mint();
 //! ```
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{Duration, Utc};
-use jwt_compact::alg::{Hs256, Hs256Key};
-use jwt_compact::{AlgorithmExt as _, Claims, Header};
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPrivateKey};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{Algorithm, AlgorithmExt as _, Claims, Header};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -30,12 +33,130 @@ struct UserClaims {
 }
 
 /// How the token is signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Signing {
     /// HS256 with `JWT_SECRET` (or the secret given with [`TokenBuilder::secret`]).
     Hs256,
     /// `{"alg":"none"}` header and an empty signature.
     None,
+    /// With an identity provider's private key, in the algorithm its kind fits.
+    Idp(IdpKey),
+}
+
+/// The private half of an identity provider's key.
+#[derive(Debug, Clone)]
+enum IdpSigningKey {
+    Rsa(Box<RsaPrivateKey>),
+    P256(<Es256 as Algorithm>::SigningKey),
+    Ed25519(<Ed25519 as Algorithm>::SigningKey),
+}
+
+/// An identity provider's signing key, read from a private JWK that `scripts/idp-test-keys`
+/// made for this run: the relay knows its public half inline (`JWT_PUBLIC_KEYS`), from the
+/// served JWKS (`JWT_JWKS_URL`), or, for the rotation key, once a test publishes it.
+#[derive(Debug, Clone)]
+pub struct IdpKey {
+    kid: String,
+    jwk: Value,
+    key: IdpSigningKey,
+}
+
+/// A variable of the identity-provider fixture, which `scripts/test` exports for the suite.
+fn idp_env(name: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+            "environment variable {name} is not set. The identity-provider tests need the keys \
+             that scripts/idp-test-keys writes (IDP_INLINE_KEYS, IDP_URL_KEYS, IDP_ROTATION_KEY, \
+             IDP_JWKS_DIR) and a relay started with the matching JWT_PUBLIC_KEYS and JWT_JWKS_URL."
+        )
+        })
+}
+
+impl IdpKey {
+    /// The key from a private JWK (with `kid`).
+    pub fn from_jwk(jwk: &Value) -> IdpKey {
+        let parsed: JsonWebKey = serde_json::from_value(jwk.clone()).expect("a private JWK");
+        let key = match jwk["kty"].as_str() {
+            Some("RSA") => IdpSigningKey::Rsa(Box::new(
+                RsaPrivateKey::try_from(&parsed).expect("an RSA private JWK"),
+            )),
+            Some("EC") => IdpSigningKey::P256(
+                <Es256 as Algorithm>::SigningKey::try_from(&parsed).expect("a P-256 private JWK"),
+            ),
+            Some("OKP") => IdpSigningKey::Ed25519(
+                <Ed25519 as Algorithm>::SigningKey::try_from(&parsed)
+                    .expect("an Ed25519 private JWK"),
+            ),
+            other => panic!("unexpected key type {other:?}"),
+        };
+        IdpKey {
+            kid: jwk["kid"].as_str().expect("a kid").to_string(),
+            jwk: jwk.clone(),
+            key,
+        }
+    }
+
+    fn set_from_env(name: &str) -> Vec<IdpKey> {
+        let keys: Vec<Value> = serde_json::from_str(&idp_env(name)).expect("a JSON list of JWKs");
+        keys.iter().map(IdpKey::from_jwk).collect()
+    }
+
+    /// The key of kind `kind` (`rsa`, `es` or `ed`) that the relay has in `JWT_PUBLIC_KEYS`.
+    pub fn inline(kind: &str) -> IdpKey {
+        Self::of_kind(Self::set_from_env("IDP_INLINE_KEYS"), kind)
+    }
+
+    /// The key of kind `kind` that the relay fetches from `JWT_JWKS_URL`.
+    pub fn served(kind: &str) -> IdpKey {
+        Self::of_kind(Self::set_from_env("IDP_URL_KEYS"), kind)
+    }
+
+    /// Every key of the served JWKS.
+    pub fn served_all() -> Vec<IdpKey> {
+        Self::set_from_env("IDP_URL_KEYS")
+    }
+
+    /// A key that is in no key set until a test publishes it.
+    pub fn rotation() -> IdpKey {
+        IdpKey::from_jwk(&serde_json::from_str(&idp_env("IDP_ROTATION_KEY")).expect("a JWK"))
+    }
+
+    fn of_kind(keys: Vec<IdpKey>, kind: &str) -> IdpKey {
+        keys.into_iter()
+            .find(|k| k.kid.contains(&format!("-{kind}-")))
+            .unwrap_or_else(|| panic!("no {kind} key in the fixture"))
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm this key signs with.
+    pub fn alg(&self) -> &'static str {
+        match self.key {
+            IdpSigningKey::Rsa(_) => "RS256",
+            IdpSigningKey::P256(_) => "ES256",
+            IdpSigningKey::Ed25519(_) => "EdDSA",
+        }
+    }
+
+    /// The public JWK, as a key set publishes it.
+    pub fn public_jwk(&self) -> Value {
+        let mut jwk = self.jwk.clone();
+        let members = jwk.as_object_mut().expect("a JWK object");
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            members.remove(private);
+        }
+        jwk
+    }
+}
+
+/// The directory the test JWKS server serves `jwks.json` from (`JWT_JWKS_URL`).
+pub fn idp_jwks_dir() -> std::path::PathBuf {
+    idp_env("IDP_JWKS_DIR").into()
 }
 
 /// Builder of a user token. Defaults: `exp` one hour ahead, `iat` now, no `nbf`, no `rooms`
@@ -47,6 +168,8 @@ pub struct TokenBuilder {
     nbf_offset: Option<i64>,
     secret: Option<Vec<u8>>,
     signing: Signing,
+    /// The `kid` header: `None` for the signing key's own (IdP keys) or none (HS256).
+    kid: Option<Option<String>>,
 }
 
 /// Starts a token for the user `sub`.
@@ -63,6 +186,7 @@ pub fn token(sub: &str) -> TokenBuilder {
         nbf_offset: None,
         secret: None,
         signing: Signing::Hs256,
+        kid: None,
     }
 }
 
@@ -125,6 +249,19 @@ impl TokenBuilder {
         self
     }
 
+    /// Signs with an identity provider's key (RS256, ES256 or EdDSA by its kind), with its
+    /// `kid` in the header unless [`TokenBuilder::kid`] says otherwise.
+    pub fn signed_by(mut self, key: &IdpKey) -> Self {
+        self.signing = Signing::Idp(key.clone());
+        self
+    }
+
+    /// Sets the `kid` header to `kid`, or leaves it out with `None`.
+    pub fn kid(mut self, kid: Option<&str>) -> Self {
+        self.kid = Some(kid.map(str::to_string));
+        self
+    }
+
     /// Adds any other claim.
     pub fn claim(mut self, key: &str, value: Value) -> Self {
         self.claims.extra.insert(key.to_string(), value);
@@ -138,6 +275,14 @@ impl TokenBuilder {
         claims.expiration = self.exp_offset.map(|s| now + Duration::seconds(s));
         claims.not_before = self.nbf_offset.map(|s| now + Duration::seconds(s));
         claims.issued_at = Some(now);
+        let own_kid = match &self.signing {
+            Signing::Idp(key) => Some(key.kid.clone()),
+            _ => None,
+        };
+        let mut header = Header::empty().with_token_type("JWT");
+        if let Some(kid) = self.kid.unwrap_or(own_kid) {
+            header = header.with_key_id(kid);
+        }
         match self.signing {
             Signing::Hs256 => {
                 let secret = self
@@ -145,9 +290,15 @@ impl TokenBuilder {
                     .unwrap_or_else(|| crate::config::jwt_secret().into_bytes());
                 let key = Hs256Key::new(secret);
                 Hs256
-                    .token(&Header::empty().with_token_type("JWT"), &claims, &key)
+                    .token(&header, &claims, &key)
                     .expect("minting an HS256 token")
             }
+            Signing::Idp(IdpKey { key, .. }) => match key {
+                IdpSigningKey::Rsa(key) => Rsa::rs256().token(&header, &claims, &key),
+                IdpSigningKey::P256(key) => Es256.token(&header, &claims, &key),
+                IdpSigningKey::Ed25519(key) => Ed25519.token(&header, &claims, &key),
+            }
+            .expect("minting an identity-provider token"),
             Signing::None => {
                 let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
                 let payload = URL_SAFE_NO_PAD

@@ -4,6 +4,7 @@ mod archive;
 mod directory;
 mod fanout;
 mod http;
+mod jwks_fetch;
 mod room_backend;
 mod room_object;
 mod settle;

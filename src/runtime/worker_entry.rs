@@ -11,6 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Headers, Request, RequestInit, Response};
 use worker::Env;
 
+use super::jwks_fetch;
 use super::settle::settle;
 use super::{
     call_object, call_room, http, internal, percent_encode, room_headers, room_upgrade, Caller,
@@ -22,6 +23,7 @@ use crate::cors::{self, AllowedOrigins};
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::header_json;
+use crate::jwks::{self, KeySet};
 use crate::paging::{self, HistoryQuery};
 use crate::protocol::{self, Receipt};
 use crate::router::{self, Route, Shape};
@@ -172,12 +174,14 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
         query,
     };
     let response = match route {
-        Route::RoomSocket { room } => return connect(&incoming, env, &room).map(JsValue::from),
+        Route::RoomSocket { room } => {
+            return connect(&incoming, env, &room).await.map(JsValue::from)
+        }
         Route::Preflight(shape) => preflight(&incoming, env, shape),
         Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
         Route::Ready => ready(env).await,
         Route::RoomHistory { room } => {
-            let identity = authenticate(&incoming, env)?;
+            let identity = authenticate(&incoming, env).await?;
             identity.check_access(&room)?;
             let history = HistoryQuery::from_pairs(
                 incoming.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -194,7 +198,7 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
             .await
         }
         Route::RoomPublish { room } => {
-            let identity = authenticate(&incoming, env)?;
+            let identity = authenticate(&incoming, env).await?;
             identity.check_access(&room)?;
             let body = read_body(&incoming.req).await?;
             call_room(
@@ -219,7 +223,7 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
         }
         Route::RoomPresence { room } => {
             if !is_admin(&incoming, env) {
-                let identity = authenticate(&incoming, env)?;
+                let identity = authenticate(&incoming, env).await?;
                 identity.check_access(&room)?;
             }
             call_room(env, &room, "/presence", "GET", room_headers(&room)?, None).await
@@ -287,10 +291,10 @@ fn preflight(incoming: &Incoming, env: &Env, shape: Shape) -> RelayResult<Respon
 
 /// Hands the upgrade to the room; the answer is the room's own Promise of its 101 response.
 /// The browser's `Origin` is checked first: it needs no token.
-fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
+async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
     allowed_origins(env)
         .check_upgrade(incoming.header("origin").as_deref(), &incoming.req.url())?;
-    let identity = authenticate(incoming, env)?;
+    let identity = authenticate(incoming, env).await?;
     identity.check_access(room)?;
     if !is_upgrade(&incoming.req) {
         return Err(RelayError::new(
@@ -419,8 +423,12 @@ async fn dev_token(incoming: &Incoming, env: &Env) -> RelayResult<Response> {
 /// The Worker's secrets and auth settings, read from the environment once per isolate:
 /// variables and secrets change only with a new deployment, which starts new isolates.
 struct Settings {
-    /// `None` when `JWT_SECRET` is not configured.
+    /// `None` when none of `JWT_SECRET`, `JWT_PUBLIC_KEYS` and `JWT_JWKS_URL` is usable.
     jwt: Option<AuthConfig>,
+    /// The keys of `JWT_PUBLIC_KEYS` (none when it is unset).
+    public_keys: Rc<KeySet>,
+    /// `JWT_JWKS_URL`, when it is https (or http on a loopback address, for local tests).
+    jwks_url: Option<String>,
     webhook_secret: Option<String>,
     admin_secret: Option<String>,
     dev_mode: bool,
@@ -435,7 +443,31 @@ fn settings(env: &Env) -> Rc<Settings> {
 }
 
 fn read_settings(env: &Env) -> Settings {
-    let jwt = text(env, "JWT_SECRET").map(|secret| {
+    let secret = text(env, "JWT_SECRET").unwrap_or_default();
+    let public_keys = match text(env, "JWT_PUBLIC_KEYS").map(|json| jwks::parse(&json)) {
+        None => KeySet::default(),
+        Some(Ok(keys)) => {
+            if keys.is_empty() {
+                worker::console_error!(
+                    "JWT_PUBLIC_KEYS has no RS256, ES256 or EdDSA signature key"
+                );
+            }
+            keys
+        }
+        Some(Err(err)) => {
+            worker::console_error!("JWT_PUBLIC_KEYS is not used: {err}");
+            KeySet::default()
+        }
+    };
+    let jwks_url = text(env, "JWT_JWKS_URL").filter(|url| {
+        let allowed = jwks::url_allowed(url);
+        if !allowed {
+            worker::console_error!("JWT_JWKS_URL is not used: it must be an https URL");
+        }
+        allowed
+    });
+    let configured = !secret.is_empty() || !public_keys.is_empty() || jwks_url.is_some();
+    let jwt = configured.then(|| {
         let mut config = AuthConfig::new(secret.into_bytes());
         config.issuer = text(env, "JWT_ISSUER");
         config.audience = text(env, "JWT_AUDIENCE");
@@ -446,6 +478,8 @@ fn read_settings(env: &Env) -> Settings {
     });
     Settings {
         jwt,
+        public_keys: Rc::new(public_keys),
+        jwks_url,
         webhook_secret: text(env, "WEBHOOK_SECRET"),
         admin_secret: text(env, "ADMIN_SECRET"),
         dev_mode: text(env, "DEV_MODE").is_some_and(|v| v != "0" && v != "false"),
@@ -461,7 +495,9 @@ fn text(env: &Env, name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
+/// The identity of the user token the request carries. Waits only when the token needs a key
+/// from `JWT_JWKS_URL` that must be fetched first.
+async fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
     let authorization = incoming.header("authorization");
     let subprotocols = incoming.header("sec-websocket-protocol");
     let token = auth::find_token(
@@ -471,11 +507,22 @@ fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
     )?;
     let settings = settings(env);
     let Some(config) = settings.jwt.as_ref() else {
-        worker::console_error!("JWT_SECRET is not configured");
+        worker::console_error!("none of JWT_SECRET, JWT_PUBLIC_KEYS, JWT_JWKS_URL is configured");
         return Err(RelayError::internal());
     };
+    // Only a public-key token may need the fetched set (read lazily: HS256 tokens skip this).
+    let wanted = settings
+        .jwks_url
+        .as_deref()
+        .and_then(|url| Some((url, auth::public_key_wanted(token)?)));
+    let keys = match wanted {
+        Some((url, kid)) => {
+            jwks_fetch::keys_for(url, &settings.public_keys, kid.as_deref()).await?
+        }
+        None => settings.public_keys.clone(),
+    };
     let now = chrono::DateTime::from_timestamp_millis(super::now_ms()).unwrap_or_default();
-    auth::verify(token, config, now)
+    auth::verify(token, config, &keys, now)
 }
 
 /// Reads a backend request's body and checks its credentials. A request that carries no
