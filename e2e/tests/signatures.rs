@@ -47,6 +47,11 @@ async fn signed(method: Method, path: &str, body: &[u8], header: &str) -> HttpRe
     send_bytes(method, path, body, &[("X-Relay-Signature", header)]).await
 }
 
+/// `POST /v1/broadcast` of `body` with a `v1` signature made at `t`.
+async fn broadcast_signed_v1(t: i64, body: &[u8]) -> HttpResponse {
+    signed(Method::POST, "/v1/broadcast", body, &sign_v1(t, body)).await
+}
+
 fn members_body(ids: &[&str]) -> Vec<u8> {
     let members: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
     serde_json::to_vec(&members).unwrap()
@@ -148,13 +153,7 @@ async fn a_replayed_signed_broadcast_without_id_delivers_nothing_again() {
     // A new signature of the same body (another second) is a new request.
     let body = broadcast_body(&[&room], "twice", &json!(1), None).to_string();
     for t in [now_secs() - 1, now_secs()] {
-        let r = signed(
-            Method::POST,
-            "/v1/broadcast",
-            body.as_bytes(),
-            &sign_v1(t, body.as_bytes()),
-        )
-        .await;
+        let r = broadcast_signed_v1(t, body.as_bytes()).await;
         r.assert_status(200);
     }
     assert_eq!(c.recv_messages(2, DEFAULT_TIMEOUT).await.len(), 2);
@@ -167,13 +166,7 @@ async fn extreme_timestamps_are_refused() {
     let now = now_secs();
     // now - 2^63 wrapped around in `(now - t).abs()` and passed the 300 s window.
     for t in [now.wrapping_sub(i64::MIN), i64::MIN, i64::MAX, now - 301] {
-        let r = signed(
-            Method::POST,
-            "/v1/broadcast",
-            body.as_bytes(),
-            &sign_v1(t, body.as_bytes()),
-        )
-        .await;
+        let r = broadcast_signed_v1(t, body.as_bytes()).await;
         assert_eq!(r.status, 401, "t={t}: {}", r.body);
         r.assert_error(401, "unauthorized");
     }
