@@ -13,10 +13,17 @@
 // either kind, takes all earlier frames. Plain sockets get the waiting ones each alone, all in
 // one turn: the runtime's per-send cost is mostly starting a socket's output pump, once per
 // turn, not once per frame.
-// Batching must cost a quiet room nothing: a frame that finds nothing queued, in a room that
-// sent nothing to its batched sockets for QUIET_MS, goes to them at once, alone; only the frames
-// that follow it closely wait for the timer. (In a room shared by a busy isolate, the timer
-// fires behind every other room's events: tens of milliseconds at the tail.)
+// Batching must cost a quiet room nothing: a frame that finds nothing queued, in a room whose
+// previous frame for batched sockets came at least `quietMs` (20 ms) earlier, goes to them at
+// once, alone; only the frames that follow it closely wait for the timer. (In a room shared by
+// a busy isolate, the timer fires behind every other room's events: tens of milliseconds at
+// the tail.) The gap is measured between frames, not from the last send: a busy room's own
+// broadcasts take milliseconds, so "2 ms since the last send" held between most frames of a
+// large fan-out and sent them one by one (batched fan-out to 1000 fell to the plain rate). And
+// only small rooms (at most QUIET_MAX_SOCKETS batched sockets) send at once: a frame alone
+// costs a send per socket, and in a room of a thousand a broadcast itself can take 20 ms, so
+// the gap rule alone still turned a large fan-out into one send per frame (43 000 instead of
+// 279 000 deliveries a second to 1000 batched receivers).
 // The queue is bounded: past MAX_ENTRIES frames or MAX_BYTES it is flushed at once. A socket
 // accepted while frames wait must not get the frames from before its welcome: the queue notes
 // where it began.
@@ -30,18 +37,20 @@ const PLAIN = 'plain';
 const MAX_ENTRIES = 256;
 const MAX_BYTES = 1 << 20;
 const queues = new WeakMap();
-// When each room last sent to its batched sockets (ms), and how long a room must have been
-// silent for a frame to skip the queue (0: never; the unit tests of the queue use that).
-const lastBatchSend = new WeakMap();
-const batching = { quietMs: 2 };
+// When each room last had a frame for its batched sockets (ms), and how long before a frame the
+// room must have had none for it to skip the queue (0: never; the queue's unit tests use that).
+const lastBatchFrame = new WeakMap();
+const batching = { quietMs: 20 };
+const QUIET_MAX_SOCKETS = 32;
 
-/** Sets how long a room must have sent nothing to its batched sockets for a frame to go at once. */
+/** Sets how long a room must have had no frame for its batched sockets for one to go at once. */
 export function configureQuietSends(quietMs) {
   batching.quietMs = quietMs;
 }
 
 function isQuiet(state, now) {
-  const last = lastBatchSend.get(state);
+  const last = lastBatchFrame.get(state);
+  lastBatchFrame.set(state, now);
   return batching.quietMs > 0 && (last === undefined || now - last >= batching.quietMs);
 }
 // Whether a socket takes batches, looked up once per socket object (tags never change).
@@ -233,7 +242,6 @@ export function flushQueue(state) {
   queues.delete(state);
   flushPlain(state, queue);
   if (!kindsOf(state).batched) return;
-  lastBatchSend.set(state, Date.now());
   const entries = queue.entries;
   // Sockets that get a list of their own: senders, ack receivers, and sockets accepted after
   // the queue began (they get only what was queued after their welcome).
@@ -285,12 +293,13 @@ export function sendToAll(state, frame, except, delayMs) {
   } else {
     // Only the sockets that take frames one by one: a room of batched sockets is not scanned.
     for (const ws of state.getWebSockets(PLAIN)) if (ws !== except) send(ws, frame);
-    const now = Date.now();
-    if (batched && queue === undefined && isQuiet(state, now)) {
-      // Nothing waits and the room was quiet: the frame goes now, alone.
-      lastBatchSend.set(state, now);
-      for (const ws of state.getWebSockets(BATCH)) if (ws !== except) send(ws, frame);
-      return;
+    if (batched && isQuiet(state, Date.now()) && queue === undefined) {
+      const sockets = state.getWebSockets(BATCH);
+      if (sockets.length <= QUIET_MAX_SOCKETS) {
+        // Nothing waits in a small, quiet room: the frame goes now, alone.
+        for (const ws of sockets) if (ws !== except) send(ws, frame);
+        return;
+      }
     }
   }
   if (batched) enqueue(state, { frame, except, only: undefined, plain: false }, delayMs);

@@ -98,12 +98,12 @@ const numbers = (ws) => ws.frames().filter((f) => 'n' in f).map((f) => f.n);
 function room(t, quietMs = 0) {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
   configureQuietSends(quietMs);
-  t.after(() => configureQuietSends(2));
+  t.after(() => configureQuietSends(20));
   return new FakeState();
 }
 
-test('in a quiet room a batched frame goes at once; the ones right after it wait for the turn', (t) => {
-  const state = room(t, 2);
+test('in a quiet room a batched frame goes at once; the ones close behind it wait for the turn', (t) => {
+  const state = room(t, 20);
   const batched = accept(state, true);
   const sender = accept(state, true);
   sendToAll(state, frame(1), sender, 0);
@@ -115,18 +115,31 @@ test('in a quiet room a batched frame goes at once; the ones right after it wait
   t.mock.timers.tick(0);
   assert.deepEqual(batched.sent.slice(1), [frame(1), `[${frame(2)},${frame(3)}]`]);
   assert.deepEqual(numbers(sender), [2, 3]);
-  // Right after the flush the room is not quiet yet; 2 ms later it is.
+  // A frame right behind the others is not alone either; 20 ms after the last frame it is.
   sendToAll(state, frame(4), undefined, 0);
   assert.deepEqual(numbers(batched), [1, 2, 3]);
   t.mock.timers.tick(0);
   assert.deepEqual(numbers(batched), [1, 2, 3, 4]);
-  t.mock.timers.tick(2);
+  t.mock.timers.tick(19);
   sendToAll(state, frame(5), undefined, 0);
-  assert.deepEqual(numbers(batched), [1, 2, 3, 4, 5], 'quiet again after 2 ms: at once');
+  assert.deepEqual(numbers(batched), [1, 2, 3, 4], '19 ms after frame 4: batched');
+  t.mock.timers.tick(0);
+  t.mock.timers.tick(20);
+  sendToAll(state, frame(6), undefined, 0);
+  assert.deepEqual(numbers(batched), [1, 2, 3, 4, 5, 6], '20 ms after frame 5: at once');
+});
+
+test('a large room batches even when quiet: a frame alone costs a send per socket', (t) => {
+  const state = room(t, 20);
+  const sockets = Array.from({ length: 33 }, () => accept(state, true));
+  sendToAll(state, frame(1), undefined, 0);
+  assert.deepEqual(numbers(sockets[0]), []);
+  t.mock.timers.tick(0);
+  assert.deepEqual(numbers(sockets[32]), [1]);
 });
 
 test('a quiet send never overtakes frames that wait (presence)', (t) => {
-  const state = room(t, 2);
+  const state = room(t, 20);
   const batched = accept(state, true);
   sendToAll(state, frame(1), undefined, 250);
   sendToAll(state, frame(2), undefined, 0);
