@@ -287,11 +287,11 @@ impl Room {
         let query = url_parts::query_pairs(&url);
         match url_parts::path(&url) {
             "/connect" => {
-                let connected = match self.admit(&req, &room) {
-                    Ok(()) => self.accept_connection(&req, &room, &query).await,
-                    Err(err) => Err(err),
+                let connected = async {
+                    self.admit(&req, &room)?;
+                    self.accept_connection(&req, &room, &query).await
                 };
-                connected.or_else(|err| refuse_connect(&req, err))
+                connected.await.or_else(|err| refuse_connect(&req, err))
             }
             "/history" => self.history(&room, &query).await,
             "/publish" => self.http_publish(req, &room).await,
