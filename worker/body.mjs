@@ -59,17 +59,3 @@ export async function readBodyText(request, maxBytes) {
   }
   return { text };
 }
-
-/**
- * Stops reading the body of a request that was answered without it (a refusal before the body
- * was needed, e.g. a 401 for missing credentials): otherwise the runtime keeps reading the
- * rest from the client before the answer goes out. A body already read, or being read, is
- * left alone.
- */
-export function discardBody(request) {
-  const body = request.body;
-  if (body === null || request.bodyUsed || body.locked) {
-    return;
-  }
-  body.cancel().catch(() => {});
-}

@@ -138,10 +138,6 @@ extern "C" {
     #[wasm_bindgen(js_name = readBodyText)]
     fn read_body_text_js(req: &Request, max_bytes: usize) -> Promise;
 
-    /// Cancels a request body nobody read, so that a refusal goes out at once.
-    #[wasm_bindgen(js_name = discardBody)]
-    pub fn discard_body(req: &Request);
-
     #[wasm_bindgen(method, getter)]
     fn text(this: &BodyRead) -> Option<String>;
 

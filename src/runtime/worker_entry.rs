@@ -39,17 +39,10 @@ use crate::webhook::{
 pub fn fetch(req: Request, env: Env, _ctx: JsValue) -> JsValue {
     console_error_panic_hook::set_once();
     let finish = Finish::of(&req, &env);
-    // Another handle to the same request (`Request::clone` would tee its body).
-    let request = JsValue::from(&req);
     settle(async move {
         match answer(req, &env).await {
             Ok(answer) => Ok(finish.answer(answer)?),
-            Err(err) => {
-                // A refusal that did not need the body (say, no credentials) must not wait
-                // for the client to send all of it first.
-                http::discard_body(request.unchecked_ref());
-                Ok(finish.refusal(&err)?.into())
-            }
+            Err(err) => Ok(finish.refusal(&err)?.into()),
         }
     })
 }
