@@ -61,13 +61,15 @@ fn client() -> reqwest::Client {
         .expect("building the HTTP client")
 }
 
-/// POSTs a 10 MiB chunked body to `path` (with `headers`) and checks that the refusal
-/// `status`/`code` arrives while the client still holds back most of the body.
+/// POSTs a 10 MiB chunked body to `path` (with `headers`) and checks the refusal
+/// `status`/`code`; with `while_held`, that it arrives while the client still holds back
+/// most of the body.
 async fn refused_before_fully_sent(
     path: &str,
     auth: &ReqAuth,
     headers: &[(&str, &str)],
     (expected, code): (u16, &str),
+    while_held: bool,
 ) {
     let (release, held) = oneshot::channel();
     let resumed = Arc::new(AtomicBool::new(false));
@@ -103,16 +105,25 @@ async fn refused_before_fully_sent(
         .unwrap_or_else(|e| panic!("POST {url}: answer is not JSON ({e}): {body}"));
     assert_error_body(&json, code, &format!("POST {url}"));
     assert!(
-        answered_while_held,
+        answered_while_held || !while_held,
         "POST {url}: the {expected} came only after the client had sent the whole \
          {HUGE_BODY}-byte body (the relay read it all before refusing it)"
     );
 }
 
 #[tokio::test]
-async fn chunked_broadcast_without_credentials_is_refused_before_it_is_sent() {
+async fn chunked_broadcast_without_credentials_is_refused() {
     // Nothing that could authorise it: refused before a byte of the body is read.
-    refused_before_fully_sent("/v1/broadcast", &ReqAuth::None, &[], (401, "unauthorized")).await;
+    // The runtime drains an unread body before it answers (cancelling it instead made wrangler
+    // dev's proxy turn the answer into a 500 now and then), so the 401 may come after it.
+    refused_before_fully_sent(
+        "/v1/broadcast",
+        &ReqAuth::None,
+        &[],
+        (401, "unauthorized"),
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -124,6 +135,7 @@ async fn chunked_signed_broadcast_over_the_limit_is_refused_before_it_is_sent() 
         &ReqAuth::None,
         &signature,
         (413, "too_large"),
+        true,
     )
     .await;
 }
@@ -138,6 +150,7 @@ async fn chunked_publish_over_the_limit_is_refused_before_it_is_sent() {
         &ReqAuth::Bearer(token),
         &[],
         (413, "too_large"),
+        true,
     )
     .await;
 }
