@@ -12,6 +12,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{State, WebSocket};
 
 use crate::error::SLOW_CONSUMER_CLOSE;
+use crate::room_machine::Pace;
 
 // The JavaScript side (the queue, its timer and bounds, the accept) is `worker/fanout.mjs`,
 // with its own unit tests in `worker/test/fanout.test.mjs`.
@@ -57,18 +58,8 @@ fn raw(ws: &WebSocket) -> JsValue {
     raw.into()
 }
 
-/// How soon a broadcast frame must reach batched sockets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pace {
-    /// With the batch of the current turn.
-    Now,
-    /// Within [`PRESENCE_BATCH_MS`] (or earlier, with a frame that cannot wait), so that the
-    /// joins of a connection storm reach each socket in a few turns, not one turn per join
-    /// (and a batched socket as a few messages, not hundreds).
-    Presence,
-}
-
-/// How long a presence frame may wait for company on its way to the sockets.
+/// How long a presence frame ([`Pace::Presence`]) may wait for company on its way to the
+/// sockets.
 const PRESENCE_BATCH_MS: u32 = 250;
 
 /// Sends `frame` to every socket of the room except `except` (now, or with their next batch).

@@ -1,13 +1,12 @@
-//! The `Room` Durable Object: one per room, holding its hibernating sockets and its storage.
+//! The `Room` Durable Object: turns the runtime's callbacks (a request, a frame, a close, the
+//! alarm) into calls of the room's [`RoomMachine`] and carries out the effects it returns.
 //!
-//! Everything a connection needs after the object wakes lives in the socket's attachment
-//! (`Attachment`) or in SQLite; the in-memory `Loaded` state is a cache rebuilt on demand.
+//! Everything a connection needs after the object wakes lives in the socket's attachment (its
+//! [`Connection`]) or in SQLite; the machine's in-memory state is rebuilt on demand.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
 use worker::wasm_bindgen_futures::spawn_local;
@@ -16,24 +15,29 @@ use worker::worker_sys::DurableObjectState;
 use worker::{Env, State, WebSocket};
 
 use super::archive::Archive;
-use super::fanout::Pace;
 use super::http::{self, header};
 use super::settle::{settle, sleep};
 use super::sql_store::SqlRoomStore;
 use super::{internal, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
-use crate::archive_schedule;
-use crate::auth::User;
-use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
-use crate::error::{ErrorCode, RelayError, RelayResult};
+use crate::config::Limits;
+use crate::disconnect::{self, Disconnect};
+use crate::error::{RelayError, RelayResult};
 use crate::paging::{HistoryQuery, SeqRange};
-use crate::presence::{Presence, LEAVE_GRACE_MS};
-use crate::protocol::{self, ClientFrame, Publish, Welcome};
+use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
-use crate::rate_limit::{RoomLimits, Verdict};
 use crate::replay::{self, Replay};
-use crate::room::{self, Published, ResumePlan, RoomCore, Sender, Stamps, MAX_REPLAY_MESSAGES};
+use crate::room::{self, ResumePlan, RoomCore, Stamps, MAX_REPLAY_MESSAGES};
+use crate::room_machine::{Connection, Effect, MachineStore, RoomMachine};
 use crate::room_name;
 use crate::url_parts;
+
+// The alarm's JavaScript side is `worker/alarm.mjs`, with its tests in `worker/test/`.
+#[wasm_bindgen(module = "/worker/alarm.mjs")]
+extern "C" {
+    /// Makes the room's alarm fire no later than `at` (ms since the epoch), without waiting.
+    #[wasm_bindgen(js_name = setAlarmNoLaterThan)]
+    fn set_alarm_no_later_than(state: &JsValue, at: f64);
+}
 
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
@@ -47,54 +51,18 @@ const META_ARCHIVE_RETRY_AT: &str = "archive_retry_at";
 /// Messages written to D1 per batch, and batches per alarm run.
 const ARCHIVE_BATCH: u32 = 100;
 const ARCHIVE_BATCHES_PER_RUN: u32 = 10;
-/// Added to a leave's due time, so that the timer never fires just before it.
-const LEAVE_SLACK_MS: i64 = 50;
 /// Bound of one leave sweep: rounds of waiting for the next due leave.
 const MAX_LEAVE_ROUNDS: u32 = 100_000;
 
-/// What each socket carries through hibernation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Attachment {
-    conn_id: String,
-    user: User,
-    exp: i64,
-}
+pub(super) type Machine = RoomMachine<SqlRoomStore, RuntimeStamps>;
 
-impl Attachment {
-    /// Stored as one JSON string: a single crossing into JavaScript, where a JS object would
-    /// take one per field (and the room reads it on every frame a socket sends).
-    fn to_json(&self) -> RelayResult<String> {
-        serde_json::to_string(self).map_err(|_| RelayError::internal())
-    }
-
-    /// The socket's attachment; `None` for a socket the room never accepted.
-    fn of(ws: &WebSocket) -> Option<Attachment> {
-        let raw: &web_sys::WebSocket = ws.as_ref();
-        let text = raw.deserialize_attachment().ok()?.as_string()?;
-        serde_json::from_str(&text).ok()
-    }
-}
-
-pub(super) struct Loaded {
-    pub(super) core: RoomCore<SqlRoomStore>,
-    pub(super) presence: Option<Presence>,
-    /// Protocol violations per connection (4400 past [`MAX_PROTOCOL_VIOLATIONS`]).
-    violations: HashMap<String, u32>,
-    /// Publish, typing and connect limits per user, over all their connections and HTTP.
-    limits: RoomLimits,
-    /// When the alarm is set for, as far as this instance knows (`None` after a wake).
-    alarm_at: Option<i64>,
-    /// Outbound traffic to other objects: feed updates and stats reports.
-    pub(super) outbox: super::room_backend::Outbox,
-    /// Whether the room has members (so publishes owe feed updates); `None` until looked up.
-    pub(super) has_members: Option<bool>,
-    /// Added to this room's archive delay, so that rooms busy since the same moment do not
-    /// all write to D1 in the same instant (a burst that stalls every room of the isolate).
-    archive_jitter_ms: i64,
-    /// Until when a failing D1 is left alone (see [`archive_schedule`]); kept in storage too.
-    archive_retry_at: Option<i64>,
-    /// Whether a timer is already waiting to announce pending leaves.
-    leave_sweep: bool,
+/// A socket's connection, from its attachment: one JSON string, a single crossing into
+/// JavaScript where a JS object would take one per field (the room reads it on every frame).
+/// `None` for a socket the room never accepted.
+fn connection_of(ws: &WebSocket) -> Option<Connection> {
+    let raw: &web_sys::WebSocket = ws.as_ref();
+    let text = raw.deserialize_attachment().ok()?.as_string()?;
+    serde_json::from_str(&text).ok()
 }
 
 pub(super) struct RuntimeStamps;
@@ -109,6 +77,16 @@ impl Stamps for RuntimeStamps {
     }
 }
 
+impl MachineStore for SqlRoomStore {
+    fn has_members(&self) -> RelayResult<bool> {
+        Ok(!self.members()?.is_empty())
+    }
+
+    fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()> {
+        SqlRoomStore::queue_feed(self, only, version)
+    }
+}
+
 /// The room's Durable Object class as the runtime sees it. Its entry points are bound by hand
 /// (rather than through `worker::DurableObject`) so that requests and responses pass as the
 /// runtime's own objects, and so that work which never waits answers without a Promise.
@@ -117,14 +95,17 @@ pub struct RoomEntry {
     room: Rc<Room>,
 }
 
-/// One room's state: its storage, its sockets (held by the runtime) and its in-memory cache.
+/// One room's object: its storage, its sockets (held by the runtime) and its machine.
 pub struct Room {
     /// The room itself, for work that outlives the event that started it (a paced replay).
     pub(super) me: Weak<Room>,
     pub(super) state: State,
     pub(super) env: Env,
     limits: Limits,
-    loaded: RefCell<Option<Loaded>>,
+    /// The room's state and policy, opened on first use; borrowed once per event.
+    machine: RefCell<Option<Machine>>,
+    /// The effects of the event being applied, kept between events for their capacity.
+    effects: Cell<Vec<Effect>>,
 }
 
 #[wasm_bindgen(js_class = Room)]
@@ -144,7 +125,8 @@ impl RoomEntry {
             state,
             env,
             limits,
-            loaded: RefCell::new(None),
+            machine: RefCell::new(None),
+            effects: Cell::new(Vec::new()),
         });
         RoomEntry { room }
     }
@@ -163,8 +145,20 @@ impl RoomEntry {
     #[wasm_bindgen(js_name = webSocketMessage)]
     pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
         let ws = WebSocket::from(ws);
-        if let Err(err) = self.room.on_message(&ws, message) {
-            self.room.reject(&ws, err, None);
+        // Frames that were already in flight when the room closed this socket are ignored.
+        if ws.as_ref().ready_state() != OPEN {
+            return;
+        }
+        let text = message.as_string();
+        let handled = match connection_of(&ws) {
+            Some(conn) => self.room.run(None, Some(&ws), |m, out| {
+                m.on_frame(&conn, text.as_deref(), out);
+                Ok(())
+            }),
+            None => Err(RelayError::internal()),
+        };
+        if let Err(err) = handled {
+            super::fanout::send_to_socket(&self.room.state, &ws, &err.to_frame(None));
         }
     }
 
@@ -198,10 +192,11 @@ impl RoomEntry {
     pub fn alarm(&self) -> JsValue {
         let room = Rc::clone(&self.room);
         settle(async move {
-            let _ = room.with_loaded(None, |l| {
-                l.alarm_at = None;
+            let _ = room.machine(None, |m| {
+                m.on_alarm();
                 Ok(())
             });
+            room.expire_tokens();
             if let Err(err) = room.archive_pending().await {
                 worker::console_error!("archive run failed: {err}");
             }
@@ -211,17 +206,6 @@ impl RoomEntry {
             Ok(JsValue::UNDEFINED)
         })
     }
-}
-
-#[wasm_bindgen(inline_js = "
-export function setAlarmAt(state, at) {
-  state.storage.setAlarm(at).catch((err) => console.error('could not set the alarm: ' + err));
-}
-")]
-extern "C" {
-    /// Sets the room's alarm to `at` (milliseconds since the epoch) without waiting.
-    #[wasm_bindgen(js_name = setAlarmAt)]
-    fn set_alarm_at(state: &JsValue, at: f64);
 }
 
 fn caller(req: &Request) -> RelayResult<Caller> {
@@ -240,42 +224,127 @@ fn refuse_connect(req: &Request, err: RelayError) -> RelayResult<Response> {
 }
 
 impl Room {
-    /// Opens the room's storage on first use; `room` names it on its first request.
-    pub(super) fn with_loaded<T>(
+    /// The room's machine, opened on first use; `room` names it on its first request.
+    pub(super) fn machine<T>(
         &self,
         room: Option<&str>,
-        f: impl FnOnce(&mut Loaded) -> RelayResult<T>,
+        f: impl FnOnce(&mut Machine) -> RelayResult<T>,
     ) -> RelayResult<T> {
-        let mut slot = self.loaded.borrow_mut();
-        if slot.is_none() {
-            let store = SqlRoomStore::open(self.state.storage().sql())?;
-            let name = match (store.meta(META_ROOM)?, room) {
-                (Some(name), _) => name,
-                (None, Some(name)) => {
-                    store.set_meta(META_ROOM, name)?;
-                    name.to_string()
+        let mut slot = self.machine.borrow_mut();
+        let machine = match slot.as_mut() {
+            Some(machine) => machine,
+            None => slot.insert(self.open_machine(room)?),
+        };
+        f(machine)
+    }
+
+    fn open_machine(&self, room: Option<&str>) -> RelayResult<Machine> {
+        let store = SqlRoomStore::open(self.state.storage().sql())?;
+        let name = match (store.meta(META_ROOM)?, room) {
+            (Some(name), _) => name,
+            (None, Some(name)) => {
+                store.set_meta(META_ROOM, name)?;
+                name.to_string()
+            }
+            (None, None) => return Err(RelayError::internal()),
+        };
+        let archive_retry_at = store
+            .meta(META_ARCHIVE_RETRY_AT)?
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|at| *at > 0);
+        let archive_jitter_ms = random_below(self.limits.archive_delay_ms / 2 + 1, now_ms()) as i64;
+        Ok(RoomMachine::new(
+            RoomCore::open(store, name)?,
+            RuntimeStamps,
+            self.limits.clone(),
+            archive_jitter_ms,
+            archive_retry_at,
+        ))
+    }
+
+    /// Runs one event through the machine (borrowed once), then applies its effects, for the
+    /// socket the event came from when there is one. Returns after how many ms pending leaves
+    /// are due, when the event asks for that wake-up.
+    pub(super) fn run<T>(
+        &self,
+        room: Option<&str>,
+        origin: Option<&WebSocket>,
+        event: impl FnOnce(&mut Machine, &mut Vec<Effect>) -> RelayResult<T>,
+    ) -> RelayResult<T> {
+        self.run_waking(room, origin, event).0
+    }
+
+    fn run_waking<T>(
+        &self,
+        room: Option<&str>,
+        origin: Option<&WebSocket>,
+        event: impl FnOnce(&mut Machine, &mut Vec<Effect>) -> RelayResult<T>,
+    ) -> (RelayResult<T>, Option<i64>) {
+        let mut effects = self.effects.take();
+        let result = self.machine(room, |m| event(m, &mut effects));
+        let wake = self.apply(origin, &mut effects);
+        self.effects.set(effects);
+        (result, wake)
+    }
+
+    /// Carries out effects in order; never touches the machine.
+    fn apply(&self, origin: Option<&WebSocket>, effects: &mut Vec<Effect>) -> Option<i64> {
+        let mut wake_for_leaves = None;
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Reply(frame) => {
+                    if let Some(ws) = origin {
+                        super::fanout::send_to_socket(&self.state, ws, &frame);
+                    }
                 }
-                (None, None) => return Err(RelayError::internal()),
-            };
-            let archive_retry_at = store
-                .meta(META_ARCHIVE_RETRY_AT)?
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|at| *at > 0);
-            *slot = Some(Loaded {
-                core: RoomCore::open(store, name)?,
-                presence: None,
-                violations: HashMap::new(),
-                limits: RoomLimits::new(self.limits.rates.clone()),
-                alarm_at: None,
-                outbox: Default::default(),
-                has_members: None,
-                archive_jitter_ms: random_below(self.limits.archive_delay_ms / 2 + 1, now_ms())
-                    as i64,
-                leave_sweep: false,
-                archive_retry_at,
-            });
+                Effect::Broadcast {
+                    frame,
+                    skip_origin,
+                    pace,
+                } => {
+                    let except = origin.filter(|_| skip_origin);
+                    super::fanout::send_to_room(&self.state, &frame, except, pace);
+                }
+                Effect::Close(close) => {
+                    if let Some(ws) = origin {
+                        self.close_socket(ws, close);
+                    }
+                }
+                Effect::CloseConnections { conn_ids, close } => {
+                    for ws in self.state.get_websockets() {
+                        if connection_of(&ws).is_some_and(|c| conn_ids.contains(&c.conn_id)) {
+                            self.close_socket(&ws, close);
+                        }
+                    }
+                }
+                Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),
+                Effect::WakeForLeaves { after_ms } => wake_for_leaves = Some(after_ms),
+                Effect::Report(report) => super::room_backend::queue_report(&self.env, report),
+            }
         }
-        f(slot.as_mut().expect("loaded above"))
+        wake_for_leaves
+    }
+
+    /// The connections of the sockets still open (closing ones still get their close event).
+    fn open_connections(&self) -> Vec<Connection> {
+        self.state
+            .get_websockets()
+            .iter()
+            .filter(|ws| ws.as_ref().ready_state() == OPEN)
+            .filter_map(connection_of)
+            .collect()
+    }
+
+    /// Rebuilds presence from the sockets' attachments when the object has just woken.
+    pub(super) fn restore_presence(&self, room: Option<&str>) -> RelayResult<()> {
+        if self.machine(room, |m| Ok(m.needs_connections()))? {
+            let open = self.open_connections();
+            self.machine(None, |m| {
+                m.restore(&open);
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     async fn handle(&self, req: Request) -> RelayResult<Response> {
@@ -305,14 +374,7 @@ impl Room {
     /// Bounds a user's connection attempts to this room: a reconnect loop is refused with 429.
     fn admit(&self, req: &Request, room: &str) -> RelayResult<()> {
         let caller = caller(req)?;
-        self.with_loaded(Some(room), |l| {
-            l.limits
-                .connect(&caller.user.id, now_ms())
-                .map_err(|retry_after_ms| RelayError {
-                    retry_after_ms: Some(retry_after_ms),
-                    ..RelayError::new(ErrorCode::RateLimited, "too many connection attempts")
-                })
-        })
+        self.machine(Some(room), |m| m.admit(&caller.user))
     }
 
     async fn accept_connection(
@@ -334,48 +396,30 @@ impl Room {
             None => false,
             Some((_, v)) => protocol::parse_batch_flag(v)?,
         };
-        let plan = match since {
-            Some(since) => Some(self.with_loaded(Some(room), |l| Ok(l.core.resume_plan(since)))?),
-            None => {
-                self.with_loaded(Some(room), |_| Ok(()))?;
-                None
-            }
-        };
-
-        let attachment = Attachment {
+        let conn = Connection {
             conn_id: random_id(now_ms()),
             user: caller.user,
             exp: caller.exp,
         };
-        self.ensure_presence()?;
-        let welcome = self.with_loaded(None, |l| {
-            let reads = l.core.welcome_reads()?.to_vec();
-            let presence = l.presence.get_or_insert_with(Presence::default);
-            Ok(protocol::welcome_frame(&Welcome {
-                room: l.core.room(),
-                conn_id: &attachment.conn_id,
-                user: &attachment.user,
-                seq: l.core.last_seq(),
-                presence: &presence.users_with(&attachment.user),
-                reads: &reads,
-            }))
+        self.restore_presence(Some(room))?;
+        let (plan, welcome) = self.machine(None, |m| {
+            let plan = since.map(|since| m.resume_plan(since));
+            Ok((plan, m.welcome(&conn)?))
         })?;
+        let attachment = serde_json::to_string(&conn).map_err(|_| RelayError::internal())?;
         let accepted = super::fanout::accept(
             &self.state,
             batched,
-            &attachment.to_json()?,
+            &attachment,
             &welcome,
             header(req, SUBPROTOCOL_HEADER).as_deref(),
         )
         .map_err(|err| internal("accept")(worker::Error::from(err)))?;
         let server = WebSocket::from(accepted.server());
-        let joined = self.with_loaded(None, |l| {
-            let presence = l.presence.get_or_insert_with(Presence::default);
-            Ok(presence.connect(&attachment.conn_id, &attachment.user))
+        self.run(None, Some(&server), |m, out| {
+            m.on_connected(&conn, out);
+            Ok(())
         })?;
-        if joined {
-            self.broadcast_presence(&protocol::join_frame(&attachment.user), Some(&server));
-        }
         match plan {
             Some(ResumePlan::Reset { seq }) => {
                 super::fanout::end_replay(&server, &protocol::reset_frame(seq))
@@ -385,7 +429,6 @@ impl Room {
             }
             None => {}
         }
-        self.report_stats();
         Ok(accepted.response())
     }
 
@@ -395,7 +438,7 @@ impl Room {
     /// paced by the socket's reading (see [`Room::continue_replay`]).
     fn replay(&self, ws: WebSocket, mut replay: Replay) {
         let first_page = replay.next_fetch().map(|range| {
-            let (rows, complete) = self.with_loaded(None, |l| l.core.local_page(&range))?;
+            let (rows, complete) = self.machine(None, |m| m.core().local_page(&range))?;
             if complete {
                 replay.add_rows(crate::paging::assemble(&range, rows).messages)?;
             }
@@ -403,7 +446,7 @@ impl Room {
         });
         if let Some(Err(err)) = first_page {
             worker::console_error!("replay could not start: {err}");
-            self.close_socket(&ws, ErrorCode::Internal.close_code(), "internal error");
+            self.close_socket(&ws, disconnect::INTERNAL);
             return;
         }
         if let Some(page) = replay.next_page() {
@@ -421,7 +464,7 @@ impl Room {
         spawn_local(async move {
             if let Err(err) = room.continue_replay(&ws, replay).await {
                 worker::console_error!("replay failed: {err}");
-                room.close_socket(&ws, ErrorCode::Internal.close_code(), "internal error");
+                room.close_socket(&ws, disconnect::INTERNAL);
             }
         });
     }
@@ -462,9 +505,9 @@ impl Room {
     /// The stored messages of `range` from the room's own storage and, for the bodies it no
     /// longer keeps, from the archive, as a history page reads them.
     async fn replay_rows(&self, range: &SeqRange) -> RelayResult<Vec<(u64, String)>> {
-        let (name, local, complete) = self.with_loaded(None, |l| {
-            let (rows, complete) = l.core.local_page(range)?;
-            Ok((l.core.room().to_string(), rows, complete))
+        let (name, local, complete) = self.machine(None, |m| {
+            let (rows, complete) = m.core().local_page(range)?;
+            Ok((m.core().room().to_string(), rows, complete))
         })?;
         if complete {
             return Ok(crate::paging::assemble(range, local).messages);
@@ -478,7 +521,7 @@ impl Room {
         let history =
             HistoryQuery::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let range = history.range();
-        let (local, complete) = self.with_loaded(Some(room), |l| l.core.local_page(&range))?;
+        let (local, complete) = self.machine(Some(room), |m| m.core().local_page(&range))?;
         let page = if complete {
             crate::paging::assemble(&range, local)
         } else {
@@ -500,323 +543,76 @@ impl Room {
         let publish: Publish = serde_json::from_str(&body)
             .map_err(|e| RelayError::bad_request(format!("invalid publish body: {e}")))?;
         publish.validate(false)?;
-        let published = self.with_loaded(Some(room), |l| {
-            match l.limits.publish(&caller.user.id, now_ms()) {
-                Verdict::Allow => {}
-                Verdict::Refuse { retry_after_ms } => {
-                    return Err(RelayError::rate_limited(retry_after_ms))
-                }
-                Verdict::Close => return Err(RelayError::rate_limited(1_000)),
-            }
-            l.core
-                .publish(Sender::User(&caller.user), &publish, &RuntimeStamps)
+        let receipt = self.run(Some(room), None, |m, out| {
+            m.publish_as_user(&caller.user, &publish, out)
         })?;
-        self.answer_http_publish(published)
+        receipt_response(&receipt)
     }
 
-    /// Broadcasts a new message to every socket and answers the HTTP caller with the receipt.
-    pub(super) fn answer_http_publish(&self, published: Published) -> RelayResult<Response> {
-        if let Published::New { frame, .. } = &published {
-            self.broadcast(frame, None);
-            self.after_publish();
-        }
-        let receipt =
-            serde_json::to_string(published.receipt()).map_err(|_| RelayError::internal())?;
-        http::json(receipt, 200).map_err(internal("publish response"))
-    }
-
-    fn on_message(&self, ws: &WebSocket, message: JsValue) -> RelayResult<()> {
-        // Frames that were already in flight when the room closed this socket are ignored.
-        if ws.as_ref().ready_state() != OPEN {
-            return Ok(());
-        }
-        let Some(text) = message.as_string() else {
-            return Err(RelayError::bad_request(
-                "binary frames are not supported; send JSON text",
-            ));
-        };
-        if text.len() > self.limits.max_frame_bytes {
-            self.close_socket(ws, ErrorCode::TooLarge.close_code(), "frame too large");
-            return Ok(());
-        }
-        let attachment = Attachment::of(ws).ok_or_else(RelayError::internal)?;
-        if attachment.exp * 1000 < now_ms() {
-            self.close_socket(ws, ErrorCode::Unauthorized.close_code(), "token expired");
-            return Ok(());
-        }
-        let frame = match protocol::parse_client_frame(&text) {
-            Ok(frame) => frame,
-            Err(err) => {
-                self.reject(ws, err.error, err.cid.as_deref());
-                return Ok(());
-            }
-        };
-        match frame {
-            ClientFrame::Ping => {
-                self.send_to(ws, protocol::PONG_FRAME);
-            }
-            ClientFrame::Publish(publish) => {
-                let cid = publish.cid.as_deref().unwrap_or_default();
-                let verdict = self.with_loaded(None, |l| {
-                    Ok(l.limits.publish(&attachment.user.id, now_ms()))
-                })?;
-                match verdict {
-                    Verdict::Allow => {}
-                    Verdict::Refuse { retry_after_ms } => {
-                        self.send_to(
-                            ws,
-                            &RelayError::rate_limited(retry_after_ms).to_frame(Some(cid)),
-                        );
-                        return Ok(());
-                    }
-                    Verdict::Close => {
-                        self.close_socket(
-                            ws,
-                            ErrorCode::RateLimited.close_code(),
-                            "rate limit abuse",
-                        );
-                        return Ok(());
-                    }
-                }
-                let published = self.with_loaded(None, |l| {
-                    l.core
-                        .publish(Sender::User(&attachment.user), &publish, &RuntimeStamps)
-                });
-                match published {
-                    Ok(published) => {
-                        self.send_to(ws, &protocol::ack_frame(cid, published.receipt()));
-                        if let Published::New { frame, .. } = &published {
-                            self.broadcast(frame, Some(ws));
-                            self.after_publish();
-                        }
-                    }
-                    Err(err) => self.reject(ws, err, Some(cid)),
-                }
-            }
-            ClientFrame::Typing { active } => {
-                // Typing beyond the rate is dropped silently: it is a hint, not data.
-                let allowed = self.with_loaded(None, |l| {
-                    let allowed = l.limits.typing(&attachment.user.id, now_ms());
-                    if allowed {
-                        if let Some(presence) = l.presence.as_mut() {
-                            presence.set_typing(&attachment.user.id, active);
-                        }
-                    }
-                    Ok(allowed)
-                })?;
-                if allowed {
-                    self.broadcast(&protocol::typing_frame(&attachment.user, active), Some(ws));
-                }
-            }
-            ClientFrame::Read { seq } => {
-                let moved = self.with_loaded(None, |l| {
-                    l.core.mark_read(&attachment.user, seq, &RuntimeStamps)
-                });
-                match moved {
-                    Ok(Some(marker)) => {
-                        self.broadcast(&protocol::read_frame(&marker), Some(ws));
-                        self.schedule_archive();
-                        self.queue_feed_updates(Some(&attachment.user.id));
-                    }
-                    Ok(None) => {}
-                    Err(err) => self.reject(ws, err, None),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends an error frame; a connection that keeps sending bad frames is closed with 4400.
-    fn reject(&self, ws: &WebSocket, err: RelayError, cid: Option<&str>) {
-        self.send_to(ws, &err.to_frame(cid));
-        if err.code != ErrorCode::BadRequest {
-            return;
-        }
-        let conn_id = Attachment::of(ws).map(|a| a.conn_id).unwrap_or_default();
-        let too_many = self
-            .with_loaded(None, |l| {
-                let violations = l.violations.entry(conn_id).or_default();
-                *violations += 1;
-                Ok(*violations > MAX_PROTOCOL_VIOLATIONS)
-            })
-            .unwrap_or(false);
-        if too_many {
-            self.close_socket(
-                ws,
-                ErrorCode::BadRequest.close_code(),
-                "too many protocol violations",
-            );
-        }
-    }
-
-    /// Rebuilds presence from the sockets' attachments when the object has just woken.
-    pub(super) fn ensure_presence(&self) -> RelayResult<()> {
-        let needs_rebuild = self.with_loaded(None, |l| Ok(l.presence.is_none()))?;
-        if !needs_rebuild {
-            return Ok(());
-        }
-        let mut presence = Presence::default();
-        for ws in self.state.get_websockets() {
-            // Sockets already closing are not counted; their close handler still runs.
-            if ws.as_ref().ready_state() != OPEN {
-                continue;
-            }
-            if let Some(a) = Attachment::of(&ws) {
-                presence.connect(&a.conn_id, &a.user);
-            }
-        }
-        self.with_loaded(None, |l| {
-            l.presence = Some(presence);
-            Ok(())
-        })
-    }
-
-    /// A socket closed or failed: uncount it; after the user's last one, wait out the leave
-    /// grace and announce the leave (and the end of their typing) unless they came back.
+    /// A socket closed or failed: the machine uncounts it; after the user's last one, the
+    /// close waits out the leave grace and has the leave announced unless they came back.
     async fn on_gone(&self, ws: &WebSocket) {
-        let Some(attachment) = Attachment::of(ws) else {
+        let Some(conn) = connection_of(ws) else {
             return;
         };
-        if self.ensure_presence().is_err() {
+        if self.restore_presence(None).is_err() {
             return;
         }
-        let start_sweep = self
-            .with_loaded(None, |l| {
-                l.violations.remove(&attachment.conn_id);
-                let departing = l
-                    .presence
-                    .as_mut()
-                    .is_some_and(|p| p.disconnect(&attachment.conn_id, &attachment.user, now_ms()));
-                // One timer per room serves every pending leave: a mass disconnect must not
-                // start a timer per socket.
-                let start = departing && !l.leave_sweep;
-                l.leave_sweep |= start;
-                Ok(start)
-            })
-            .unwrap_or(false);
-        self.report_stats();
-        if start_sweep {
-            self.announce_departures().await;
-        }
-    }
-
-    /// Announces each pending leave when its grace has passed, until none is pending.
-    async fn announce_departures(&self) {
-        // Each round announces at least the earliest leave, or finds it cancelled.
-        for _ in 0..MAX_LEAVE_ROUNDS {
-            let next = self
-                .with_loaded(None, |l| {
-                    Ok(l.presence.as_ref().and_then(|p| p.next_departure_at()))
-                })
-                .ok()
-                .flatten();
-            let Some(due_at) = next else {
-                break;
-            };
-            let wait_ms = (due_at - now_ms()).clamp(0, LEAVE_GRACE_MS) + LEAVE_SLACK_MS;
-            sleep(wait_ms as u32).await;
-            let departures = self
-                .with_loaded(None, |l| {
-                    Ok(l.presence
-                        .as_mut()
-                        .map(|p| p.due_departures(now_ms()))
-                        .unwrap_or_default())
-                })
-                .unwrap_or_default();
-            for departure in departures {
-                if departure.was_typing {
-                    self.broadcast(&protocol::typing_frame(&departure.user, false), None);
-                }
-                let last_seen = room::rfc3339_ms(departure.last_seen_ms);
-                self.broadcast_presence(&protocol::leave_frame(&departure.user, &last_seen), None);
-            }
-        }
-        let _ = self.with_loaded(None, |l| {
-            l.leave_sweep = false;
+        let (_, mut wake) = self.run_waking(None, Some(ws), |m, out| {
+            m.on_gone(&conn, out);
             Ok(())
         });
-    }
-
-    /// Sends a frame to one socket, after the frames already queued for it (batched sockets).
-    fn send_to(&self, ws: &WebSocket, frame: &str) {
-        super::fanout::send_to_socket(&self.state, ws, frame);
+        // Each round announces at least the earliest leave, or finds it cancelled.
+        for _ in 0..MAX_LEAVE_ROUNDS {
+            let Some(after_ms) = wake else {
+                break;
+            };
+            sleep(after_ms as u32).await;
+            wake = self
+                .run_waking(None, None, |m, out| {
+                    m.on_leaves_due(out);
+                    Ok(())
+                })
+                .1;
+        }
     }
 
     /// Closes a socket from the room's side; the frames queued for it leave first.
-    fn close_socket(&self, ws: &WebSocket, code: u16, reason: &str) {
+    fn close_socket(&self, ws: &WebSocket, close: Disconnect) {
         super::fanout::flush(&self.state);
-        let _ = ws.close(Some(code), Some(reason));
+        let _ = ws.close(Some(close.code), Some(close.reason));
     }
 
-    /// Sends one pre-serialised frame to every socket of the room but `except`.
-    pub(super) fn broadcast(&self, frame: &str, except: Option<&WebSocket>) {
-        super::fanout::send_to_room(&self.state, frame, except, Pace::Now);
-    }
-
-    /// Like [`Room::broadcast`], for joins and leaves: sockets may get them a little later,
-    /// together with others.
-    fn broadcast_presence(&self, frame: &str, except: Option<&WebSocket>) {
-        super::fanout::send_to_room(&self.state, frame, except, Pace::Presence);
-    }
-
-    fn schedule_archive(&self) {
-        let due = self.with_loaded(None, |l| {
-            let delay_ms = self.limits.archive_delay_ms as i64 + l.archive_jitter_ms;
-            Ok(archive_schedule::due_after_write(
-                now_ms(),
-                delay_ms,
-                l.archive_retry_at,
-            ))
-        });
-        if let Ok(due) = due {
-            self.schedule_alarm(due);
-        }
-    }
-
-    /// Makes the alarm fire no later than `at` (the one alarm serves archive, feeds and stats).
-    /// The storage write is not awaited: like every write of the object, it is committed
-    /// before any of the object's later output leaves (the runtime's output gate).
-    pub(super) fn schedule_alarm(&self, at: i64) {
-        let known = self.with_loaded(None, |l| Ok(l.alarm_at)).ok().flatten();
-        if known.is_some_and(|set_for| set_for <= at) {
+    /// From the alarm: closes the connections whose token expired, even idle ones.
+    fn expire_tokens(&self) {
+        if !self.machine(None, |m| Ok(m.expiry_due())).unwrap_or(false) {
             return;
         }
-        set_alarm_at(self.state.as_raw(), at as f64);
-        let _ = self.with_loaded(None, |l| {
-            l.alarm_at = Some(at);
+        let open = self.open_connections();
+        let _ = self.run(None, None, |m, out| {
+            m.expire(&open, out);
             Ok(())
         });
-    }
-
-    /// Everything that follows a new message: the archive write and members' feed updates.
-    pub(super) fn after_publish(&self) {
-        self.schedule_archive();
-        self.queue_feed_updates(None);
     }
 
     /// Writes unarchived messages to D1 in batches; on failure, retries with backoff.
     async fn archive_pending(&self) -> RelayResult<()> {
-        let retry_at = self.with_loaded(None, |l| Ok(l.archive_retry_at))?;
-        if !archive_schedule::may_write(now_ms(), retry_at) {
-            // The alarm fired for something else (a feed update, a stats report).
-            if let Some(at) = retry_at {
-                self.schedule_alarm(at);
-            }
+        if !self.run(None, None, |m, out| Ok(m.archive_may_write(out)))? {
             return Ok(());
         }
-        let (room, mut archived_seq) = self.with_loaded(None, |l| {
-            let archived = l
-                .core
+        let (room, mut archived_seq) = self.machine(None, |m| {
+            let archived = m
+                .core()
                 .store()
                 .meta(META_ARCHIVED)?
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
-            Ok((l.core.room().to_string(), archived))
+            Ok((m.core().room().to_string(), archived))
         })?;
         let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
         for _ in 0..ARCHIVE_BATCHES_PER_RUN {
-            let batch = self.with_loaded(None, |l| {
-                l.core.store().unarchived(archived_seq, ARCHIVE_BATCH)
+            let batch = self.machine(None, |m| {
+                m.core().store().unarchived(archived_seq, ARCHIVE_BATCH)
             })?;
             let Some(last) = batch.last().map(|m| m.seq) else {
                 break;
@@ -826,50 +622,58 @@ impl Room {
                 return Err(err);
             }
             archived_seq = last;
-            self.with_loaded(None, |l| {
-                let store = l.core.store();
+            self.machine(None, |m| {
+                let recovered = m.archive_succeeded();
+                let store = m.core().store();
                 store.set_meta(META_ARCHIVED, &archived_seq.to_string())?;
-                if l.archive_retry_at.take().is_some() {
+                if recovered {
                     store.set_meta(META_ARCHIVE_RETRY_AT, "0")?;
                 }
                 store.set_meta(META_ARCHIVE_FAILURES, "0")
             })?;
         }
-        let reads = self.with_loaded(None, |l| l.core.store().unarchived_reads(ARCHIVE_BATCH))?;
+        let reads = self.machine(None, |m| m.core().store().unarchived_reads(ARCHIVE_BATCH))?;
         if !reads.is_empty() {
             if let Err(err) = archive.write_reads(&room, &reads).await {
                 self.retry_archive_later()?;
                 return Err(err);
             }
-            self.with_loaded(None, |l| l.core.store().mark_reads_archived(&reads))?;
+            self.machine(None, |m| m.core().store().mark_reads_archived(&reads))?;
         }
-        let (more, last_seq) = self.with_loaded(None, |l| {
-            let store = l.core.store();
-            store.prune_bodies(archived_seq, self.limits.hot_window)?;
-            Ok((l.core.last_seq() > archived_seq, l.core.last_seq()))
+        let hot_window = self.limits.hot_window;
+        let (more, last_seq) = self.machine(None, |m| {
+            m.core().store().prune_bodies(archived_seq, hot_window)?;
+            Ok((m.core().last_seq() > archived_seq, m.core().last_seq()))
         })?;
         if more || reads.len() == ARCHIVE_BATCH as usize {
             worker::console_log!("archive of {room} continues: {archived_seq} of {last_seq}");
-            self.schedule_alarm(now_ms());
+            self.run(None, None, |m, out| {
+                m.archive_continues(out);
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
     fn retry_archive_later(&self) -> RelayResult<()> {
-        let retry_at = self.with_loaded(None, |l| {
-            let store = l.core.store();
-            let failures = store
+        self.run(None, None, |m, out| {
+            let failures = m
+                .core()
+                .store()
                 .meta(META_ARCHIVE_FAILURES)?
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(0)
                 .saturating_add(1);
+            let retry_at = m.archive_failed(failures, out);
+            let store = m.core().store();
             store.set_meta(META_ARCHIVE_FAILURES, &failures.to_string())?;
-            let retry_at = now_ms() + archive_schedule::backoff_ms(failures) as i64;
-            store.set_meta(META_ARCHIVE_RETRY_AT, &retry_at.to_string())?;
-            l.archive_retry_at = Some(retry_at);
-            Ok(retry_at)
-        })?;
-        self.schedule_alarm(retry_at);
-        Ok(())
+            store.set_meta(META_ARCHIVE_RETRY_AT, &retry_at.to_string())
+        })
     }
+}
+
+/// The answer to an HTTP publish: its receipt.
+pub(super) fn receipt_response(receipt: &Receipt) -> RelayResult<Response> {
+    let receipt = serde_json::to_string(receipt).map_err(|_| RelayError::internal())?;
+    http::json(receipt, 200).map_err(internal("publish response"))
 }
