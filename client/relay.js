@@ -68,7 +68,6 @@ export class RelayClient {
 
   constructor(options) {
     const o = (this._o = {
-      WebSocket: globalThis.WebSocket,
       fetch: globalThis.fetch && globalThis.fetch.bind(globalThis),
       setTimeout: globalThis.setTimeout.bind(globalThis),
       clearTimeout: globalThis.clearTimeout.bind(globalThis),
@@ -91,6 +90,10 @@ export class RelayClient {
     });
     if (!o.url || !o.room) throw new TypeError('url and room are required');
     if (o.token == null && !o.getToken) throw new TypeError('token or getToken is required');
+    o.WebSocket = o.WebSocket || globalThis.WebSocket;
+    if (typeof o.WebSocket !== 'function') {
+      throw new TypeError('no WebSocket implementation: this runtime has no global WebSocket; pass one as the WebSocket option (Node 22+ has it built in)');
+    }
     this.url = String(o.url).replace(/\/+$/, '');
     this.room = o.room;
     this.status = 'connecting';
@@ -269,12 +272,19 @@ export class RelayClient {
     this._opening = false;
     if (this.status === 'closed' || this._ws) return;
     if (token == null) return this._closed(null, 1006);
-    const u = roomPath(this.url, this.room).replace(/^http/, 'ws') + '/ws?token=' + encodeURIComponent(token) + (this.lastSeq == null ? '' : '&since=' + this.lastSeq) + (this._o.batch ? '&batch=1' : '');
+    // The token goes in the subprotocol list, never in the URL: URLs end up in consoles, logs and
+    // error reporters. Offering relay.v1 also makes the relay close a refused handshake with a
+    // readable code (4001, 4003, ...) instead of the browser's bare 1006.
+    const query = [this.lastSeq == null ? '' : 'since=' + this.lastSeq, this._o.batch ? 'batch=1' : ''].filter(Boolean).join('&');
+    const u = roomPath(this.url, this.room).replace(/^http/, 'ws') + '/ws' + (query && '?' + query);
     let ws;
     try {
-      ws = this._ws = new this._o.WebSocket(u);
+      ws = this._ws = new this._o.WebSocket(u, ['relay.v1', 'bearer.' + token]);
     } catch (e) {
-      return this._closed(null, 1006);
+      // Only what no retry can fix throws here: a malformed URL, a token with characters a
+      // subprotocol cannot carry, a page that may not open ws: (mixed content). The runtime's
+      // message may quote the token, so it is not passed on.
+      return this._stop(new RelayError('bad_request', 'cannot open a WebSocket to ' + u + ' (' + ((e && e.name) || 'Error') + '): check the url, and that the token is a JWT'));
     }
     this._timer('connect', () => this._drop(ws), this._o.connectTimeout);
     ws.onmessage = (e) => ws === this._ws && this._onFrame(e.data, ws);
