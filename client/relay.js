@@ -263,15 +263,22 @@ export class RelayClient {
     if (this.status === 'closed' || this._ws || this._opening) return;
     this._clear('retry');
     this._opening = true;
-    let token;
+    let token, failed;
     try {
       token = await this._token();
     } catch (e) {
+      failed = true; // getToken threw (its endpoint may be down for a moment): retried with the backoff
       this._emit('error', e instanceof RelayError ? e : new RelayError('token', String((e && e.message) || e)));
     }
     this._opening = false;
     if (this.status === 'closed' || this._ws) return;
-    if (token == null) return this._closed(null, 1006);
+    if (failed) return this._closed(null, 1006);
+    const refused = this._refused;
+    if (!token || (refused && token === refused.token)) {
+      // No token, or the one the relay just refused: every retry would be refused the same way.
+      return this._stop(new RelayError('unauthorized', (refused && refused.reason) || 'getToken gave no token', { closeCode: refused ? 4001 : undefined, reason: refused && refused.reason }));
+    }
+    this._sockToken = token;
     // The token goes in the subprotocol list, never in the URL: URLs end up in consoles, logs and
     // error reporters. Offering relay.v1 also makes the relay close a refused handshake with a
     // readable code (4001, 4003, ...) instead of the browser's bare 1006.
@@ -308,14 +315,22 @@ export class RelayClient {
     for (const p of this._q) if (p.via === ws) p.via = null;
     if (this.status === 'closed') return;
     const name = CLOSE_CODES[code];
-    if (code === 4003 || (code === 4001 && !this._o.getToken)) {
-      return this._stop(new RelayError(name, reason || (code === 4003 ? 'forbidden' : 'token invalid or expired'), { closeCode: code }));
-    }
+    const err = name && new RelayError(name, reason || name, { closeCode: code, reason });
+    // Stop for good where every retry would be refused the same way: 4003 (room not granted,
+    // origin not allowed, removed, banned), 4400 at the handshake (the request itself is bad),
+    // 4001 without getToken or for a token fetched after a 4001 already.
+    if (code === 4003 || (code === 4400 && !wasOpen) || (code === 4001 && (!this._o.getToken || this._refused))) return this._stop(err);
+    if (code === 4001) {
+      // Reconnect with a new token; the next open stops if getToken gives this one again.
+      this._refused = { token: this._sockToken, reason };
+      this._stale = true;
+    } else if (err && code >= 4000) this._emit('error', err); // 4008, 4009, 4400 after the welcome
     // 4010 (slow consumer: the relay had too much unsent for this socket), 1012 and the rest
     // are no error of the app's: reconnect, resuming with since=lastSeq, and nothing is lost.
-    if (code === 4001) this._stale = true;
-    else if (code >= 4000 && name) this._emit('error', new RelayError(name, reason || name, { closeCode: code }));
-    this._failures = wasOpen ? 0 : this._failures + 1;
+    // Only a socket that failed without a relay close code counts towards the HTTP fallback: a
+    // relay code means WebSockets get through, and HTTP would be refused the same way.
+    if (wasOpen) this._failures = 0;
+    else if (!(code >= 4000)) this._failures++;
     if (!this._polling && this._failures >= this._o.maxFailures) {
       this._polling = true;
       this._status('polling');
@@ -388,6 +403,7 @@ export class RelayClient {
     this._clear('connect');
     this._ready = true;
     this._failures = 0;
+    this._refused = null;
     this._heard = true;
     this.user = f.user;
     if (this.lastSeq == null) this.lastSeq = f.seq;
@@ -544,22 +560,31 @@ export class RelayClient {
   }
 
   _httpError(e) {
-    if (e.status === 403 || (e.status === 401 && !this._o.getToken)) this._stop(e);
+    // A 401 gets here only when getToken had no new token for it (see _http).
+    if (e.status === 403 || e.status === 401) this._stop(e);
     else if (e.status) this._emit('error', e);
   }
 
-  async _http(method, path, body, retried) {
+  /** An HTTP call with the current token; after a 401, once more with a new one from getToken. */
+  async _http(method, path, body) {
+    const token = await this._token();
+    try {
+      return await this._request(method, path, body, token);
+    } catch (e) {
+      if (e.status !== 401 || !this._o.getToken) throw e;
+      this._stale = true;
+      const fresh = await this._token();
+      if (!fresh || fresh === token) throw e;
+      return this._request(method, path, body, fresh);
+    }
+  }
+
+  async _request(method, path, body, token) {
     const o = this._o;
     const ctrl = typeof AbortController == 'function' ? new AbortController() : null;
     const id = o.setTimeout(() => ctrl && ctrl.abort(), o.requestTimeout);
     try {
-      return await request(o.fetch, this.url, this.room, await this._token(), method, path, body, ctrl && ctrl.signal);
-    } catch (e) {
-      if (e.status === 401 && o.getToken && !retried) {
-        this._stale = true;
-        return this._http(method, path, body, true);
-      }
-      throw e;
+      return await request(o.fetch, this.url, this.room, token, method, path, body, ctrl && ctrl.signal);
     } finally {
       o.clearTimeout(id);
     }
