@@ -91,6 +91,7 @@ export class RelayClient {
     if (!o.url || !o.room) throw new TypeError('url and room are required');
     if (o.token == null && !o.getToken) throw new TypeError('token or getToken is required');
     o.WebSocket = o.WebSocket || globalThis.WebSocket;
+    if (o.navigator === undefined) o.navigator = globalThis.navigator;
     if (typeof o.WebSocket !== 'function') {
       throw new TypeError('no WebSocket implementation: this runtime has no global WebSocket; pass one as the WebSocket option (Node 22+ has it built in)');
     }
@@ -111,13 +112,15 @@ export class RelayClient {
     this._n = 0;
     this._attempt = 0;
     this._failures = 0;
+    this._sockets = 0; // sockets created so far
     this._ws = null;
     this._ready = false; // the socket has received its welcome
     this._polling = false;
     this._readWant = 0;
-    // Browsers: reconnect at once when the network comes back, drop the socket when it goes.
+    // Browsers: drop the socket when the network goes (and stay `offline` while
+    // navigator.onLine is false), reconnect at once when it comes back.
     this._onOnline = () => this._ready || this.reconnect();
-    this._onOffline = () => this._ws && this._drop(this._ws);
+    this._onOffline = () => (this._ws ? this._drop(this._ws) : this._isOffline() && this._pause());
     this._events = o.events === undefined ? globalThis : o.events;
     if (this._events && this._events.addEventListener) {
       this._events.addEventListener('online', this._onOnline);
@@ -259,9 +262,25 @@ export class RelayClient {
     return this._tokP;
   }
 
+  /** The browser says there is no network: nothing the client tries can work. */
+  _isOffline() {
+    const n = this._o.navigator;
+    return !!n && n.onLine === false;
+  }
+
+  /** Offline: no socket, no retry, no polling (each would only fail) until `online`. */
+  _pause() {
+    if (this.status === 'closed') return;
+    this._polling = false;
+    for (const n of ['retry', 'poll']) this._clear(n);
+    this._status('offline');
+  }
+
   async _open() {
     if (this.status === 'closed' || this._ws || this._opening) return;
     this._clear('retry');
+    if (this._isOffline()) return this._pause();
+    if (this.status === 'offline') this._status(this._sockets ? 'reconnecting' : 'connecting');
     this._opening = true;
     let token, failed;
     try {
@@ -272,6 +291,7 @@ export class RelayClient {
     }
     this._opening = false;
     if (this.status === 'closed' || this._ws) return;
+    if (this._isOffline()) return this._pause();
     if (failed) return this._closed(null, 1006);
     const refused = this._refused;
     if (!token || (refused && token === refused.token)) {
@@ -287,6 +307,7 @@ export class RelayClient {
     let ws;
     try {
       ws = this._ws = new this._o.WebSocket(u, ['relay.v1', 'bearer.' + token]);
+      this._sockets++;
     } catch (e) {
       // Only what no retry can fix throws here: a malformed URL, a token with characters a
       // subprotocol cannot carry, a page that may not open ws: (mixed content). The runtime's
@@ -327,6 +348,7 @@ export class RelayClient {
     } else if (err && code >= 4000) this._emit('error', err); // 4008, 4009, 4400 after the welcome
     // 4010 (slow consumer: the relay had too much unsent for this socket), 1012 and the rest
     // are no error of the app's: reconnect, resuming with since=lastSeq, and nothing is lost.
+    if (this._isOffline()) return this._pause();
     // Only a socket that failed without a relay close code counts towards the HTTP fallback: a
     // relay code means WebSockets get through, and HTTP would be refused the same way.
     if (wasOpen) this._failures = 0;
