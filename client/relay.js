@@ -22,13 +22,22 @@ const MAX_SEND_TRIES = 8;
 
 const roomPath = (url, room) => String(url).replace(/\/+$/, '') + '/v1/rooms/' + encodeURIComponent(room);
 
-const jwtExp = (token) => {
+// In-band renewal: due at 80 % of the token's lifetime or this long before exp, whichever is
+// earlier; never sooner than RENEW_MIN_MS (or half the time left, if less, but at least 1 s).
+const RENEW_BEFORE_MS = 60000;
+const RENEW_MIN_MS = 5000;
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (about 24.8 days)
+
+/** The JWT's payload claims, or `{}` for anything that is not a readable JWT. */
+const jwtClaims = (token) => {
   try {
-    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).exp;
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))) || {};
   } catch {
-    return undefined;
+    return {};
   }
 };
+
+const tokenError = (e) => (e instanceof RelayError ? e : new RelayError('token', String((e && e.message) || e)));
 
 async function request(fetchFn, url, room, token, method, path, body, signal) {
   const res = await fetchFn(roomPath(url, room) + path, {
@@ -85,6 +94,7 @@ export class RelayClient {
       typingTimeout: 3000,
       catchUpLimit: 2000, // after a `reset`, fetch at most this many missed messages, else jump
       maxFrameBytes: 65536,
+      authTimeout: 10000, // ms for the relay to answer an in-band token renewal
       batch: true, // ask for batched delivery: a burst of frames may arrive as one JSON array
       ...options,
     });
@@ -248,7 +258,7 @@ export class RelayClient {
   // ---- connection
   _token() {
     const o = this._o;
-    const exp = this._tok && jwtExp(this._tok);
+    const exp = this._tok && jwtClaims(this._tok).exp;
     if (!this._tokP || (o.getToken && (this._stale || (exp && exp * 1000 < o.now() + 10000)))) {
       this._stale = false;
       this._tokP = Promise.resolve(o.getToken ? o.getToken() : o.token).then(
@@ -287,7 +297,7 @@ export class RelayClient {
       token = await this._token();
     } catch (e) {
       failed = true; // getToken threw (its endpoint may be down for a moment): retried with the backoff
-      this._emit('error', e instanceof RelayError ? e : new RelayError('token', String((e && e.message) || e)));
+      this._emit('error', tokenError(e));
     }
     this._opening = false;
     if (this.status === 'closed' || this._ws) return;
@@ -332,7 +342,8 @@ export class RelayClient {
     const wasOpen = this._ready;
     this._ws = null;
     this._ready = false;
-    for (const n of ['connect', 'heartbeat', 'stable']) this._clear(n);
+    for (const n of ['connect', 'heartbeat', 'stable', 'renew', 'auth']) this._clear(n);
+    this._renewing = null;
     for (const p of this._q) if (p.via === ws) p.via = null;
     if (this.status === 'closed') return;
     const name = CLOSE_CODES[code];
@@ -416,9 +427,73 @@ export class RelayClient {
         return this._emit('synced', f);
       case 'reset':
         return this._reset(f.seq);
+      case 'auth':
+        return this._authed(f);
       case 'error':
         return this._error(f);
     }
+  }
+
+  // ---- in-band token renewal: {"type":"auth","token"} on the open socket, before exp
+  /** Schedules the renewal of the socket's token, which expires at `exp` (unix seconds). */
+  _scheduleRenew(exp) {
+    const o = this._o;
+    if (!o.getToken || typeof exp !== 'number' || !this._ready) return;
+    const now = o.now();
+    const expMs = exp * 1000;
+    const left = expMs - now;
+    if (left <= 0) return; // expired: the relay closes with 4001, and the reconnect asks getToken
+    const iat = jwtClaims(this._sockToken).iat;
+    const from = typeof iat === 'number' && iat * 1000 <= now ? iat * 1000 : now;
+    const due = Math.min(from + 0.8 * (expMs - from), expMs - RENEW_BEFORE_MS) - now;
+    const floor = Math.max(1000, Math.min(RENEW_MIN_MS, left / 2));
+    this._timer('renew', () => this._renew(), Math.min(MAX_TIMER_MS, Math.max(floor, due)));
+  }
+
+  async _renew() {
+    const ws = this._ws;
+    const old = this._sockToken;
+    let token = null;
+    try {
+      this._stale = true;
+      token = await this._token();
+    } catch (e) {
+      this._emit('error', tokenError(e));
+    }
+    if (ws !== this._ws || !this._ready) return;
+    if (!token || token === old) {
+      // Nothing new yet (a provider may hand out its cached token until close to exp, or its
+      // endpoint failed): ask again halfway to exp; past exp the relay's 4001 takes over.
+      if (!token) this._stale = true;
+      const left = jwtClaims(old).exp * 1000 - this._o.now();
+      if (left > 0) this._timer('renew', () => this._renew(), Math.min(MAX_TIMER_MS, Math.max(1000, left / 2)));
+      return;
+    }
+    if (!this._frame({ type: 'auth', token })) return;
+    this._renewing = token;
+    this._timer('auth', () => this._renewFailed(new RelayError('timeout', 'the relay did not answer the token renewal')), this._o.authTimeout);
+  }
+
+  _authed(f) {
+    if (this._renewing == null) return;
+    this._clear('auth');
+    this._sockToken = this._renewing;
+    this._renewing = null;
+    this._emit('auth', f);
+    this._scheduleRenew(f.exp);
+  }
+
+  /**
+   * The relay refused the new token, or did not answer. The socket keeps its old token until
+   * exp, but cannot be renewed: reconnect now, with a fresh token from getToken, while the old
+   * one still covers the gap.
+   */
+  _renewFailed(err) {
+    this._renewing = null;
+    this._clear('auth');
+    this._emit('error', err);
+    this._stale = true;
+    if (this._ws) this._drop(this._ws);
   }
 
   _welcome(f) {
@@ -433,6 +508,7 @@ export class RelayClient {
     this.reads = new Map((f.reads || []).map((r) => [r.user.id, r]));
     this._timer('stable', () => (this._attempt = 0), this._o.stableAfter);
     this._beat();
+    this._scheduleRenew(jwtClaims(this._sockToken).exp);
     if (this._polling) {
       this._polling = false;
       this._clear('poll');
@@ -532,6 +608,7 @@ export class RelayClient {
 
   _error(f) {
     const err = new RelayError(f.code, f.message, f.cid ? { cid: f.cid } : undefined);
+    if (!f.cid && this._renewing != null && (f.code === 'unauthorized' || f.code === 'forbidden')) return this._renewFailed(err);
     const p = f.cid && this._q.find((q) => q.cid === f.cid);
     if (!p) return this._emit('error', err);
     if (RETRYABLE.has(f.code) && p.tries < MAX_SEND_TRIES) this._retryLater(p, 500 + backoffDelay(p.tries, 500, 10000, this._o.random));

@@ -144,7 +144,7 @@ export function setup({ http, client: options = {}, user } = {}) {
     ...options,
   });
   const events = [];
-  for (const type of ['message', 'status', 'error', 'presence', 'typing', 'read', 'reset', 'synced']) {
+  for (const type of ['message', 'status', 'error', 'presence', 'typing', 'read', 'reset', 'synced', 'auth']) {
     client.on(type, (v) => events.push([type, v]));
   }
   const of = (type) => events.filter((e) => e[0] === type).map((e) => e[1]);
