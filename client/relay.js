@@ -290,7 +290,6 @@ export class RelayClient {
     if (this.status === 'closed' || this._ws || this._opening) return;
     this._clear('retry');
     if (this._isOffline()) return this._pause();
-    if (this.status === 'offline') this._status(this._sockets ? 'reconnecting' : 'connecting');
     this._opening = true;
     let token, failed;
     try {
@@ -306,9 +305,10 @@ export class RelayClient {
     const refused = this._refused;
     if (!token || (refused && token === refused.token)) {
       // No token, or the one the relay just refused: every retry would be refused the same way.
-      return this._stop(new RelayError('unauthorized', (refused && refused.reason) || 'getToken gave no token', { closeCode: refused ? 4001 : undefined, reason: refused && refused.reason }));
+      return this._stop(new RelayError('unauthorized', (refused && refused.reason) || 'no token to connect with', { closeCode: refused ? 4001 : undefined, reason: refused && refused.reason }));
     }
     this._sockToken = token;
+    if (this.status === 'offline') this._status(this._sockets ? 'reconnecting' : 'connecting');
     // The token goes in the subprotocol list, never in the URL: URLs end up in consoles, logs and
     // error reporters. Offering relay.v1 also makes the relay close a refused handshake with a
     // readable code (4001, 4003, ...) instead of the browser's bare 1006.

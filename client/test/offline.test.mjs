@@ -108,3 +108,16 @@ test('an offline event without navigator.onLine false (no navigator) only drops 
   await t.next();
   assert.equal(t.ws.sockets.length, 2);
 });
+
+test('online while the token for an earlier attempt is still on its way: the status leaves offline', async () => {
+  let release;
+  const t = offlineSetup({ client: { token: undefined, getToken: () => new Promise((r) => (release = r)) } });
+  await t.clock.tick(0);
+  t.go(false); // no socket yet: the client waits for getToken
+  assert.equal(t.client.status, 'offline');
+  t.go(true);
+  release('tok');
+  await t.clock.tick(0);
+  assert.equal(t.ws.sockets.length, 1);
+  assert.equal(t.client.status, 'connecting');
+});
