@@ -125,3 +125,19 @@ test('HTTP 401 while polling when getToken gives no new token: stops', async () 
   assert.equal(t.calls.length, 1, 'the same token is not sent again');
   await assertStopped(t);
 });
+
+test('HTTP 401 while polling with a new token from getToken: retried once with it, no error', async () => {
+  let n = 0;
+  const t = setup({
+    client: { token: undefined, getToken: async () => 'tok' + ++n, maxFailures: 1, since: 0 },
+    http: (c) => (c.auth === 'Bearer tok1' ? { status: 401, body: { error: { code: 'unauthorized', message: 'expired' } } } : { status: 200, body: { messages: [], has_more: false } }),
+  });
+  await t.clock.tick(0);
+  t.ws.last().fail();
+  await t.clock.tick(0);
+  assert.deepEqual(t.calls.map((c) => c.auth), ['Bearer tok1', 'Bearer tok2']);
+  assert.deepEqual(t.of('error'), []);
+  assert.equal(t.client.status, 'polling');
+  await t.clock.tick(3000);
+  assert.equal(t.calls.at(-1).auth, 'Bearer tok2');
+});
