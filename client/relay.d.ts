@@ -66,7 +66,18 @@ export interface HistoryPage<T = unknown> {
   has_more: boolean;
 }
 
-export type Status = 'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed';
+/**
+ * `offline`: `navigator.onLine` is false; nothing is retried or polled until the `online` event.
+ * `closed`: stopped for good (by `close()`, or a refusal that no retry could change).
+ */
+export type Status = 'connecting' | 'open' | 'reconnecting' | 'polling' | 'offline' | 'closed';
+
+/** The relay's answer to an in-band token renewal: the connection's token now expires at `exp`. */
+export interface AuthRenewed {
+  type: 'auth';
+  /** Unix seconds. */
+  exp: number;
+}
 
 export interface RelayEvents {
   message: Message;
@@ -79,6 +90,8 @@ export interface RelayEvents {
   synced: { type: 'synced'; seq: number };
   /** The relay could not replay from `from`; the client caught up over HTTP or jumped to `seq`. */
   reset: { seq: number; from: number | null };
+  /** An in-band token renewal was accepted. */
+  auth: AuthRenewed;
 }
 
 export interface WebSocketLike {
@@ -93,14 +106,22 @@ export interface ConnectOptions {
   /** Relay base URL, `http(s)://host[:port]`. */
   url: string;
   room: string;
-  /** A JWT; or give `getToken`. */
+  /** A JWT (it travels in the WebSocket subprotocol and in `Authorization`); or give `getToken`. */
   token?: string;
-  /** Called for the first token, after a 4001 close or HTTP 401, and when the token expires. */
-  getToken?: () => string | Promise<string>;
+  /**
+   * Called for the first token, for each in-band renewal before `exp`, after a 4001 close or
+   * HTTP 401, and when the token is about to expire before a connect. Giving no token (or the
+   * one just refused) after a refusal stops the client with `unauthorized`.
+   */
+  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
   /** Resume after this seq (messages with a greater seq are replayed). Default: live only. */
   since?: number;
 
-  WebSocket?: new (url: string) => WebSocketLike;
+  /**
+   * Default: the global `WebSocket`; the constructor throws a `TypeError` when there is none.
+   * Called as `new WebSocket(url, ['relay.v1', 'bearer.' + token])`.
+   */
+  WebSocket?: new (url: string, protocols: string[]) => WebSocketLike;
   fetch?: typeof fetch;
   setTimeout?: (fn: () => void, ms: number) => any;
   clearTimeout?: (id: any) => void;
@@ -108,6 +129,8 @@ export interface ConnectOptions {
   now?: () => number;
   /** Target of `online`/`offline` events; default `globalThis`, `null` to ignore them. */
   events?: EventTarget | null;
+  /** Its `onLine` false means `offline`; default `globalThis.navigator`, `null` to ignore it. */
+  navigator?: { onLine?: boolean } | null;
 
   /** ms, default 500. */
   backoffBase?: number;
@@ -138,18 +161,25 @@ export interface ConnectOptions {
    * array, which the client unpacks in order. `false` asks for one frame per message; default true.
    */
   batch?: boolean;
+  /** ms for the relay to answer an in-band token renewal before it counts as failed; default 10000. */
+  authTimeout?: number;
 }
 
 export declare class RelayError extends Error {
-  /** Protocol error code (`bad_request`, `forbidden`, `rate_limited`, ...), or `closed`. */
+  /**
+   * Protocol error code (`unauthorized`, `forbidden`, `bad_request`, `rate_limited`, ...);
+   * or the client's own: `closed`, `token` (getToken threw), `timeout` (a renewal got no answer).
+   */
   code: string;
   cid?: string;
   /** HTTP status, for errors from HTTP calls. */
   status?: number;
   /** Retry-After in seconds, for HTTP 429. */
   retryAfter?: number;
-  /** WebSocket close code, for errors from a close. */
+  /** WebSocket close code, for errors from a close (4001, 4003, 4008, 4009, 4400, ...). */
   closeCode?: number;
+  /** The relay's close reason, for errors from a close (e.g. `origin not allowed`); also the message. */
+  reason?: string;
   constructor(code: string, message?: string, extra?: object);
 }
 

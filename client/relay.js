@@ -22,13 +22,22 @@ const MAX_SEND_TRIES = 8;
 
 const roomPath = (url, room) => String(url).replace(/\/+$/, '') + '/v1/rooms/' + encodeURIComponent(room);
 
-const jwtExp = (token) => {
+// In-band renewal: due at 80 % of the token's lifetime or this long before exp, whichever is
+// earlier; never sooner than RENEW_MIN_MS (or half the time left, if less, but at least 1 s).
+const RENEW_BEFORE_MS = 60000;
+const RENEW_MIN_MS = 5000;
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (about 24.8 days)
+
+/** The JWT's payload claims, or `{}` for anything that is not a readable JWT. */
+const jwtClaims = (token) => {
   try {
-    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).exp;
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))) || {};
   } catch {
-    return undefined;
+    return {};
   }
 };
+
+const tokenError = (e) => (e instanceof RelayError ? e : new RelayError('token', String((e && e.message) || e)));
 
 async function request(fetchFn, url, room, token, method, path, body, signal) {
   const res = await fetchFn(roomPath(url, room) + path, {
@@ -68,7 +77,6 @@ export class RelayClient {
 
   constructor(options) {
     const o = (this._o = {
-      WebSocket: globalThis.WebSocket,
       fetch: globalThis.fetch && globalThis.fetch.bind(globalThis),
       setTimeout: globalThis.setTimeout.bind(globalThis),
       clearTimeout: globalThis.clearTimeout.bind(globalThis),
@@ -86,11 +94,17 @@ export class RelayClient {
       typingTimeout: 3000,
       catchUpLimit: 2000, // after a `reset`, fetch at most this many missed messages, else jump
       maxFrameBytes: 65536,
+      authTimeout: 10000, // ms for the relay to answer an in-band token renewal
       batch: true, // ask for batched delivery: a burst of frames may arrive as one JSON array
       ...options,
     });
     if (!o.url || !o.room) throw new TypeError('url and room are required');
     if (o.token == null && !o.getToken) throw new TypeError('token or getToken is required');
+    o.WebSocket = o.WebSocket || globalThis.WebSocket;
+    if (o.navigator === undefined) o.navigator = globalThis.navigator;
+    if (typeof o.WebSocket !== 'function') {
+      throw new TypeError('no WebSocket implementation: this runtime has no global WebSocket; pass one as the WebSocket option (Node 22+ has it built in)');
+    }
     this.url = String(o.url).replace(/\/+$/, '');
     this.room = o.room;
     this.status = 'connecting';
@@ -108,13 +122,15 @@ export class RelayClient {
     this._n = 0;
     this._attempt = 0;
     this._failures = 0;
+    this._sockets = 0; // sockets created so far
     this._ws = null;
     this._ready = false; // the socket has received its welcome
     this._polling = false;
     this._readWant = 0;
-    // Browsers: reconnect at once when the network comes back, drop the socket when it goes.
+    // Browsers: drop the socket when the network goes (and stay `offline` while
+    // navigator.onLine is false), reconnect at once when it comes back.
     this._onOnline = () => this._ready || this.reconnect();
-    this._onOffline = () => this._ws && this._drop(this._ws);
+    this._onOffline = () => (this._ws ? this._drop(this._ws) : this._isOffline() && this._pause());
     this._events = o.events === undefined ? globalThis : o.events;
     if (this._events && this._events.addEventListener) {
       this._events.addEventListener('online', this._onOnline);
@@ -242,7 +258,7 @@ export class RelayClient {
   // ---- connection
   _token() {
     const o = this._o;
-    const exp = this._tok && jwtExp(this._tok);
+    const exp = this._tok && jwtClaims(this._tok).exp;
     if (!this._tokP || (o.getToken && (this._stale || (exp && exp * 1000 < o.now() + 10000)))) {
       this._stale = false;
       this._tokP = Promise.resolve(o.getToken ? o.getToken() : o.token).then(
@@ -256,25 +272,57 @@ export class RelayClient {
     return this._tokP;
   }
 
+  /** The browser says there is no network: nothing the client tries can work. */
+  _isOffline() {
+    const n = this._o.navigator;
+    return !!n && n.onLine === false;
+  }
+
+  /** Offline: no socket, no retry, no polling (each would only fail) until `online`. */
+  _pause() {
+    if (this.status === 'closed') return;
+    this._polling = false;
+    for (const n of ['retry', 'poll']) this._clear(n);
+    this._status('offline');
+  }
+
   async _open() {
     if (this.status === 'closed' || this._ws || this._opening) return;
     this._clear('retry');
+    if (this._isOffline()) return this._pause();
     this._opening = true;
-    let token;
+    let token, failed;
     try {
       token = await this._token();
     } catch (e) {
-      this._emit('error', e instanceof RelayError ? e : new RelayError('token', String((e && e.message) || e)));
+      failed = true; // getToken threw (its endpoint may be down for a moment): retried with the backoff
+      this._emit('error', tokenError(e));
     }
     this._opening = false;
     if (this.status === 'closed' || this._ws) return;
-    if (token == null) return this._closed(null, 1006);
-    const u = roomPath(this.url, this.room).replace(/^http/, 'ws') + '/ws?token=' + encodeURIComponent(token) + (this.lastSeq == null ? '' : '&since=' + this.lastSeq) + (this._o.batch ? '&batch=1' : '');
+    if (this._isOffline()) return this._pause();
+    if (failed) return this._closed(null, 1006);
+    const refused = this._refused;
+    if (!token || (refused && token === refused.token)) {
+      // No token, or the one the relay just refused: every retry would be refused the same way.
+      return this._stop(new RelayError('unauthorized', (refused && refused.reason) || 'no token to connect with', { closeCode: refused ? 4001 : undefined, reason: refused && refused.reason }));
+    }
+    this._sockToken = token;
+    if (this.status === 'offline') this._status(this._sockets ? 'reconnecting' : 'connecting');
+    // The token goes in the subprotocol list, never in the URL: URLs end up in consoles, logs and
+    // error reporters. Offering relay.v1 also makes the relay close a refused handshake with a
+    // readable code (4001, 4003, ...) instead of the browser's bare 1006.
+    const query = [this.lastSeq == null ? '' : 'since=' + this.lastSeq, this._o.batch ? 'batch=1' : ''].filter(Boolean).join('&');
+    const u = roomPath(this.url, this.room).replace(/^http/, 'ws') + '/ws' + (query && '?' + query);
     let ws;
     try {
-      ws = this._ws = new this._o.WebSocket(u);
+      ws = this._ws = new this._o.WebSocket(u, ['relay.v1', 'bearer.' + token]);
+      this._sockets++;
     } catch (e) {
-      return this._closed(null, 1006);
+      // Only what no retry can fix throws here: a malformed URL, a token with characters a
+      // subprotocol cannot carry, a page that may not open ws: (mixed content). The runtime's
+      // message may quote the token, so it is not passed on.
+      return this._stop(new RelayError('bad_request', 'cannot open a WebSocket to ' + u + ' (' + ((e && e.name) || 'Error') + '): check the url, and that the token is a JWT'));
     }
     this._timer('connect', () => this._drop(ws), this._o.connectTimeout);
     ws.onmessage = (e) => ws === this._ws && this._onFrame(e.data, ws);
@@ -294,18 +342,28 @@ export class RelayClient {
     const wasOpen = this._ready;
     this._ws = null;
     this._ready = false;
-    for (const n of ['connect', 'heartbeat', 'stable']) this._clear(n);
+    for (const n of ['connect', 'heartbeat', 'stable', 'renew', 'auth']) this._clear(n);
+    this._renewing = null;
     for (const p of this._q) if (p.via === ws) p.via = null;
     if (this.status === 'closed') return;
     const name = CLOSE_CODES[code];
-    if (code === 4003 || (code === 4001 && !this._o.getToken)) {
-      return this._stop(new RelayError(name, reason || (code === 4003 ? 'forbidden' : 'token invalid or expired'), { closeCode: code }));
-    }
+    const err = name && new RelayError(name, reason || name, { closeCode: code, reason });
+    // Stop for good where every retry would be refused the same way: 4003 (room not granted,
+    // origin not allowed, removed, banned), 4400 at the handshake (the request itself is bad),
+    // 4001 without getToken or for a token fetched after a 4001 already.
+    if (code === 4003 || (code === 4400 && !wasOpen) || (code === 4001 && (!this._o.getToken || this._refused))) return this._stop(err);
+    if (code === 4001) {
+      // Reconnect with a new token; the next open stops if getToken gives this one again.
+      this._refused = { token: this._sockToken, reason };
+      this._stale = true;
+    } else if (err && code >= 4000) this._emit('error', err); // 4008, 4009, 4400 after the welcome
     // 4010 (slow consumer: the relay had too much unsent for this socket), 1012 and the rest
     // are no error of the app's: reconnect, resuming with since=lastSeq, and nothing is lost.
-    if (code === 4001) this._stale = true;
-    else if (code >= 4000 && name) this._emit('error', new RelayError(name, reason || name, { closeCode: code }));
-    this._failures = wasOpen ? 0 : this._failures + 1;
+    if (this._isOffline()) return this._pause();
+    // Only a socket that failed without a relay close code counts towards the HTTP fallback: a
+    // relay code means WebSockets get through, and HTTP would be refused the same way.
+    if (wasOpen) this._failures = 0;
+    else if (!(code >= 4000)) this._failures++;
     if (!this._polling && this._failures >= this._o.maxFailures) {
       this._polling = true;
       this._status('polling');
@@ -369,15 +427,80 @@ export class RelayClient {
         return this._emit('synced', f);
       case 'reset':
         return this._reset(f.seq);
+      case 'auth':
+        return this._authed(f);
       case 'error':
         return this._error(f);
     }
+  }
+
+  // ---- in-band token renewal: {"type":"auth","token"} on the open socket, before exp
+  /** Schedules the renewal of the socket's token, which expires at `exp` (unix seconds). */
+  _scheduleRenew(exp) {
+    const o = this._o;
+    if (!o.getToken || typeof exp !== 'number' || !this._ready) return;
+    const now = o.now();
+    const expMs = exp * 1000;
+    const left = expMs - now;
+    if (left <= 0) return; // expired: the relay closes with 4001, and the reconnect asks getToken
+    const iat = jwtClaims(this._sockToken).iat;
+    const from = typeof iat === 'number' && iat * 1000 <= now ? iat * 1000 : now;
+    const due = Math.min(from + 0.8 * (expMs - from), expMs - RENEW_BEFORE_MS) - now;
+    const floor = Math.max(1000, Math.min(RENEW_MIN_MS, left / 2));
+    this._timer('renew', () => this._renew(), Math.min(MAX_TIMER_MS, Math.max(floor, due)));
+  }
+
+  async _renew() {
+    const ws = this._ws;
+    const old = this._sockToken;
+    let token = null;
+    try {
+      this._stale = true;
+      token = await this._token();
+    } catch (e) {
+      this._emit('error', tokenError(e));
+    }
+    if (ws !== this._ws || !this._ready) return;
+    if (!token || token === old) {
+      // Nothing new yet (a provider may hand out its cached token until close to exp, or its
+      // endpoint failed): ask again halfway to exp; past exp the relay's 4001 takes over.
+      if (!token) this._stale = true;
+      const left = jwtClaims(old).exp * 1000 - this._o.now();
+      if (left > 0) this._timer('renew', () => this._renew(), Math.min(MAX_TIMER_MS, Math.max(1000, left / 2)));
+      return;
+    }
+    if (!this._frame({ type: 'auth', token })) return;
+    this._renewing = token;
+    this._timer('auth', () => this._renewFailed(new RelayError('timeout', 'the relay did not answer the token renewal')), this._o.authTimeout);
+  }
+
+  _authed(f) {
+    if (this._renewing == null) return;
+    this._clear('auth');
+    this._sockToken = this._renewing;
+    this._renewing = null;
+    this._emit('auth', f);
+    this._scheduleRenew(f.exp);
+  }
+
+  /**
+   * The relay refused the new token, or did not answer. The socket keeps its old token until
+   * exp, but cannot be renewed: reconnect now, with a fresh token from getToken, while the old
+   * one still covers the gap.
+   */
+  _renewFailed(err) {
+    this._renewing = null;
+    this._clear('auth');
+    this._emit('error', err);
+    this._stale = true;
+    if (this._ws) this._drop(this._ws);
   }
 
   _welcome(f) {
     this._clear('connect');
     this._ready = true;
     this._failures = 0;
+    this._refused = null;
     this._heard = true;
     this.user = f.user;
     if (this.lastSeq == null) this.lastSeq = f.seq;
@@ -385,6 +508,7 @@ export class RelayClient {
     this.reads = new Map((f.reads || []).map((r) => [r.user.id, r]));
     this._timer('stable', () => (this._attempt = 0), this._o.stableAfter);
     this._beat();
+    this._scheduleRenew(jwtClaims(this._sockToken).exp);
     if (this._polling) {
       this._polling = false;
       this._clear('poll');
@@ -484,6 +608,7 @@ export class RelayClient {
 
   _error(f) {
     const err = new RelayError(f.code, f.message, f.cid ? { cid: f.cid } : undefined);
+    if (!f.cid && this._renewing != null && (f.code === 'unauthorized' || f.code === 'forbidden')) return this._renewFailed(err);
     const p = f.cid && this._q.find((q) => q.cid === f.cid);
     if (!p) return this._emit('error', err);
     if (RETRYABLE.has(f.code) && p.tries < MAX_SEND_TRIES) this._retryLater(p, 500 + backoffDelay(p.tries, 500, 10000, this._o.random));
@@ -534,22 +659,31 @@ export class RelayClient {
   }
 
   _httpError(e) {
-    if (e.status === 403 || (e.status === 401 && !this._o.getToken)) this._stop(e);
+    // A 401 gets here only when getToken had no new token for it (see _http).
+    if (e.status === 403 || e.status === 401) this._stop(e);
     else if (e.status) this._emit('error', e);
   }
 
-  async _http(method, path, body, retried) {
+  /** An HTTP call with the current token; after a 401, once more with a new one from getToken. */
+  async _http(method, path, body) {
+    const token = await this._token();
+    try {
+      return await this._request(method, path, body, token);
+    } catch (e) {
+      if (e.status !== 401 || !this._o.getToken) throw e;
+      this._stale = true;
+      const fresh = await this._token();
+      if (!fresh || fresh === token) throw e;
+      return this._request(method, path, body, fresh);
+    }
+  }
+
+  async _request(method, path, body, token) {
     const o = this._o;
     const ctrl = typeof AbortController == 'function' ? new AbortController() : null;
     const id = o.setTimeout(() => ctrl && ctrl.abort(), o.requestTimeout);
     try {
-      return await request(o.fetch, this.url, this.room, await this._token(), method, path, body, ctrl && ctrl.signal);
-    } catch (e) {
-      if (e.status === 401 && o.getToken && !retried) {
-        this._stale = true;
-        return this._http(method, path, body, true);
-      }
-      throw e;
+      return await request(o.fetch, this.url, this.room, token, method, path, body, ctrl && ctrl.signal);
     } finally {
       o.clearTimeout(id);
     }

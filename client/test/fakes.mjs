@@ -40,8 +40,9 @@ export class FakeClock {
 export function fakeSockets(user = { id: 'alice', name: 'Alice' }) {
   const sockets = [];
   class FakeWebSocket {
-    constructor(url) {
+    constructor(url, protocols) {
       this.url = url;
+      this.protocols = protocols;
       this.sent = [];
       this.readyState = 0;
       this.onopen = this.onmessage = this.onclose = this.onerror = null;
@@ -49,6 +50,11 @@ export function fakeSockets(user = { id: 'alice', name: 'Alice' }) {
     }
     get params() {
       return new URL(this.url).searchParams;
+    }
+    /** The token offered in the subprotocol list (`relay.v1`, `bearer.<jwt>`). */
+    get token() {
+      const bearer = [].concat(this.protocols ?? []).find((p) => p.startsWith('bearer.'));
+      return bearer && bearer.slice('bearer.'.length);
     }
     send(text) {
       if (this.readyState !== 1) throw new Error('not open');
@@ -64,6 +70,7 @@ export function fakeSockets(user = { id: 'alice', name: 'Alice' }) {
     /** Opens and sends the welcome. */
     welcome(extra = {}) {
       this.readyState = 1;
+      this.protocol = 'relay.v1';
       this.onopen?.({});
       this.push({ type: 'welcome', room: 'chat:1', conn_id: 'c' + sockets.length, user, seq: 0, presence: [user], reads: [], ...extra });
     }
@@ -137,7 +144,7 @@ export function setup({ http, client: options = {}, user } = {}) {
     ...options,
   });
   const events = [];
-  for (const type of ['message', 'status', 'error', 'presence', 'typing', 'read', 'reset', 'synced']) {
+  for (const type of ['message', 'status', 'error', 'presence', 'typing', 'read', 'reset', 'synced', 'auth']) {
     client.on(type, (v) => events.push([type, v]));
   }
   const of = (type) => events.filter((e) => e[0] === type).map((e) => e[1]);
@@ -159,6 +166,8 @@ export function setup({ http, client: options = {}, user } = {}) {
     events,
     of,
     seqs: () => of('message').map((m) => m.seq),
+    /** Every URL the client opened: sockets and HTTP requests. */
+    urls: () => [...ws.sockets.map((s) => s.url), ...calls.map((c) => c.url.href)],
     statuses: () => of('status'),
   };
 }

@@ -2,14 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, msg } from './fakes.mjs';
 
-test('builds the WebSocket URL: ws scheme, encoded room, token, no since on a fresh start', async () => {
+test('builds the WebSocket URL: ws scheme, encoded room, token in the subprotocol, no since on a fresh start', async () => {
   const t = setup({ client: { url: 'https://relay.example:8443/', room: 'city:Саратов', token: 'a.b.c' } });
   await t.clock.tick(0);
   const u = new URL(t.ws.last().url);
   assert.equal(u.protocol, 'wss:');
   assert.equal(u.host, 'relay.example:8443');
   assert.equal(u.pathname, '/v1/rooms/' + encodeURIComponent('city:Саратов') + '/ws');
-  assert.equal(u.searchParams.get('token'), 'a.b.c');
+  assert.equal(u.searchParams.has('token'), false);
+  assert.deepEqual(t.ws.last().protocols, ['relay.v1', 'bearer.a.b.c']);
   assert.equal(u.searchParams.has('since'), false);
   assert.deepEqual(t.statuses(), []);
   assert.equal(t.client.status, 'connecting');
