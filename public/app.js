@@ -10,6 +10,7 @@ const STATUS_TEXT = {
   open: 'connected',
   reconnecting: 'reconnecting…',
   polling: 'offline mode (HTTP polling)',
+  offline: 'offline: waiting for the network',
   closed: 'disconnected',
 };
 

@@ -96,7 +96,7 @@ test('offline while sending: after recovery both pages show every message exactl
     return { onLine: navigator.onLine, socketStillOpen: open };
   }), WAIT, 'force-close');
   console.log('after setOffline(true):', JSON.stringify(dropped));
-  await pa.waitForFunction(() => ['reconnecting', 'polling'].includes(document.querySelector('[data-testid=status]').dataset.status), null, { timeout: WAIT });
+  await pa.waitForFunction(() => ['offline', 'reconnecting', 'polling'].includes(document.querySelector('[data-testid=status]').dataset.status), null, { timeout: WAIT });
   const offline = ['offline a1', 'offline a2', 'offline a3'];
   for (const text of offline) await sendText(pa, text);
   await sendText(pb, 'while away b1');
