@@ -45,6 +45,17 @@ pub const SLOW_CONSUMER: Disconnect = Disconnect {
     reason: "slow consumer",
     reconnect: Reconnect::Resume,
 };
+pub const REMOVED_FROM_ROOM: Disconnect = Disconnect {
+    code: 4003,
+    reason: "removed from the room",
+    reconnect: Reconnect::Never,
+};
+/// A backend disconnected the user; the reason is the backend's (this is the default).
+pub const DISCONNECTED: Disconnect = Disconnect {
+    code: 4003,
+    reason: "disconnected",
+    reconnect: Reconnect::Never,
+};
 pub const INTERNAL: Disconnect = Disconnect {
     code: 1011,
     reason: "internal error",
@@ -52,8 +63,10 @@ pub const INTERNAL: Disconnect = Disconnect {
 };
 
 /// Every entry, for the documentation test and for clients that mirror the table.
-pub const ALL: [Disconnect; 6] = [
+pub const ALL: [Disconnect; 8] = [
     TOKEN_EXPIRED,
+    REMOVED_FROM_ROOM,
+    DISCONNECTED,
     PROTOCOL_VIOLATIONS,
     RATE_LIMIT_ABUSE,
     FRAME_TOO_LARGE,
@@ -73,6 +86,8 @@ mod tests {
         assert_eq!(RATE_LIMIT_ABUSE.code, ErrorCode::RateLimited.close_code());
         assert_eq!(FRAME_TOO_LARGE.code, ErrorCode::TooLarge.close_code());
         assert_eq!(INTERNAL.code, ErrorCode::Internal.close_code());
+        assert_eq!(REMOVED_FROM_ROOM.code, ErrorCode::Forbidden.close_code());
+        assert_eq!(DISCONNECTED.code, ErrorCode::Forbidden.close_code());
         assert_eq!(
             (SLOW_CONSUMER.code, SLOW_CONSUMER.reason),
             SLOW_CONSUMER_CLOSE

@@ -45,6 +45,7 @@ pub mod random_ids;
 pub mod rate_limit;
 pub mod replay;
 pub mod room;
+pub mod room_access;
 pub mod room_machine;
 pub mod room_name;
 pub mod router;

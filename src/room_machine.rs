@@ -16,7 +16,7 @@ use crate::auth::User;
 use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::disconnect::{self, Disconnect};
 use crate::error::{ErrorCode, RelayError, RelayResult};
-use crate::feed;
+use crate::feed::{self, Member};
 use crate::presence::{Presence, LEAVE_GRACE_MS};
 use crate::protocol::{self, ClientFrame, Publish, Receipt, Welcome};
 use crate::rate_limit::{RoomLimits, Verdict};
@@ -69,6 +69,12 @@ pub enum Effect {
         conn_ids: Vec<String>,
         close: Disconnect,
     },
+    /// Close every socket of these users, with this code and reason.
+    CloseUsers {
+        user_ids: Vec<String>,
+        code: u16,
+        reason: String,
+    },
     /// Make the room's alarm fire no later than this (ms since the epoch).
     SetAlarm(i64),
     /// Call [`RoomMachine::on_leaves_due`] after this many ms.
@@ -81,6 +87,8 @@ pub enum Effect {
 pub trait MachineStore: RoomStore {
     /// Whether the room has members (whose feeds a new message updates).
     fn has_members(&self) -> RelayResult<bool>;
+    /// Whether this user is on the room's members list.
+    fn is_member(&self, user_id: &str) -> RelayResult<bool>;
     /// Marks members (all, or `only`) as owed a `room.update` of this version.
     fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()>;
 }
@@ -121,6 +129,8 @@ pub struct RoomMachine<S, C> {
     reported_seq: Option<u64>,
     /// The earliest token expiry among the connections, when known (not after a wake).
     next_expiry_ms: Option<i64>,
+    /// Whether only the room's members may connect, read and publish (`MEMBERS_ONLY_PREFIXES`).
+    members_only: bool,
 }
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
@@ -147,7 +157,14 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             feed_pending: false,
             reported_seq: None,
             next_expiry_ms: None,
+            members_only: false,
         }
+    }
+
+    /// Admits only the room's members (see [`crate::room_access`]).
+    pub fn members_only(mut self, members_only: bool) -> Self {
+        self.members_only = members_only;
+        self
     }
 
     pub fn core(&self) -> &RoomCore<S> {
@@ -299,8 +316,18 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
 
     // ---- connections ---------------------------------------------------------------------
 
-    /// Bounds a user's connection attempts to this room: a reconnect loop is refused with 429.
+    /// Whether `user` may use the room at all: in a members-only room, only its members may.
+    pub fn check_member(&self, user: &User) -> RelayResult<()> {
+        if !self.members_only || self.core.store().is_member(&user.id)? {
+            return Ok(());
+        }
+        Err(RelayError::forbidden("not a member of this room"))
+    }
+
+    /// Admits a connection: a member where the room asks for one, and within the user's
+    /// connection attempts (a reconnect loop is refused with 429).
     pub fn admit(&mut self, user: &User) -> RelayResult<()> {
+        self.check_member(user)?;
         self.rates
             .connect(&user.id, self.clock.now_ms())
             .map_err(|retry_after_ms| RelayError {
@@ -409,6 +436,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         publish: &Publish,
         out: &mut Vec<Effect>,
     ) -> RelayResult<Receipt> {
+        self.check_member(user)?;
         match self.rates.publish(&user.id, self.clock.now_ms()) {
             Verdict::Allow => {}
             Verdict::Refuse { retry_after_ms } => {
@@ -579,9 +607,35 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         !self.core.room().starts_with("user:")
     }
 
-    /// The members changed (a `PUT /members`).
-    pub fn members_changed(&mut self, has_members: bool) {
-        self.has_members = Some(has_members);
+    /// The members list was replaced: in a members-only room, those no longer on it lose
+    /// their sockets (4003).
+    pub fn members_replaced(&mut self, before: &[Member], after: &[Member], out: &mut Vec<Effect>) {
+        self.has_members = Some(!after.is_empty());
+        if !self.members_only {
+            return;
+        }
+        let removed: Vec<String> = before
+            .iter()
+            .filter(|old| !after.iter().any(|new| new.id == old.id))
+            .map(|old| old.id.clone())
+            .collect();
+        if !removed.is_empty() {
+            out.push(Effect::CloseUsers {
+                user_ids: removed,
+                code: disconnect::REMOVED_FROM_ROOM.code,
+                reason: disconnect::REMOVED_FROM_ROOM.reason.to_string(),
+            });
+        }
+    }
+
+    /// A backend disconnects a user (`POST /v1/users/{user}/disconnect`): their sockets close
+    /// with 4003 and the backend's reason.
+    pub fn disconnect_user(&mut self, user_id: &str, reason: &str, out: &mut Vec<Effect>) {
+        out.push(Effect::CloseUsers {
+            user_ids: vec![user_id.to_string()],
+            code: disconnect::DISCONNECTED.code,
+            reason: reason.to_string(),
+        });
     }
 
     /// Marks members (all, or the one whose read marker moved) as owed a `room.update`.
@@ -651,6 +705,7 @@ mod tests {
     struct Store {
         inner: MemoryRoomStore,
         members: Cell<bool>,
+        member_ids: RefCell<Vec<String>>,
         queued: RefCell<Vec<(Option<String>, i64)>>,
     }
 
@@ -684,6 +739,9 @@ mod tests {
     impl MachineStore for Store {
         fn has_members(&self) -> RelayResult<bool> {
             Ok(self.members.get())
+        }
+        fn is_member(&self, user_id: &str) -> RelayResult<bool> {
+            Ok(self.member_ids.borrow().iter().any(|id| id == user_id))
         }
         fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()> {
             self.queued
@@ -1173,5 +1231,81 @@ mod tests {
         frame(&mut m, &alice, r#"{"type":"publish","cid":"a","data":1}"#);
         m.report_if_moved(&mut out);
         assert!(matches!(&out[..], [Effect::Report(r)] if r.last_seq == 1));
+    }
+
+    fn member(id: &str) -> Member {
+        Member {
+            id: id.to_string(),
+            role: None,
+        }
+    }
+
+    #[test]
+    fn a_members_only_room_admits_members_only() {
+        let (m, _) = machine();
+        let mut m = m.members_only(true);
+        m.core()
+            .store()
+            .member_ids
+            .borrow_mut()
+            .push("alice".into());
+        m.admit(&user("alice")).unwrap();
+        let publish: Publish = serde_json::from_str(r#"{"cid":"a","data":1}"#).unwrap();
+        m.publish_as_user(&user("alice"), &publish, &mut Vec::new())
+            .unwrap();
+        for err in [
+            m.admit(&user("mallory")).unwrap_err(),
+            m.check_member(&user("mallory")).unwrap_err(),
+            m.publish_as_user(&user("mallory"), &publish, &mut Vec::new())
+                .unwrap_err(),
+        ] {
+            assert_eq!(err.code, ErrorCode::Forbidden);
+            assert_eq!(err.message, "not a member of this room");
+        }
+        assert_eq!(m.core().last_seq(), 1);
+    }
+
+    #[test]
+    fn other_rooms_do_not_ask_for_membership() {
+        let (mut m, _) = machine();
+        m.admit(&user("mallory")).unwrap();
+        m.check_member(&user("mallory")).unwrap();
+    }
+
+    #[test]
+    fn removed_members_lose_their_sockets_in_members_only_rooms() {
+        let before = [member("alice"), member("bob")];
+        let after = [member("bob"), member("carol")];
+        let (m, _) = machine();
+        let mut m = m.members_only(true);
+        let mut out = Vec::new();
+        m.members_replaced(&before, &after, &mut out);
+        assert_eq!(
+            out,
+            vec![Effect::CloseUsers {
+                user_ids: vec!["alice".into()],
+                code: 4003,
+                reason: "removed from the room".into(),
+            }]
+        );
+        let (mut open_room, _) = machine();
+        let mut out = Vec::new();
+        open_room.members_replaced(&before, &after, &mut out);
+        assert!(out.is_empty(), "membership grants nothing in other rooms");
+    }
+
+    #[test]
+    fn a_disconnected_user_loses_every_socket_with_the_reason() {
+        let (mut m, _) = machine();
+        let mut out = Vec::new();
+        m.disconnect_user("alice", "account suspended", &mut out);
+        assert_eq!(
+            out,
+            vec![Effect::CloseUsers {
+                user_ids: vec!["alice".into()],
+                code: 4003,
+                reason: "account suspended".into(),
+            }]
+        );
     }
 }

@@ -89,3 +89,14 @@ pub fn allowed_origin() -> String {
         })
         .to_string()
 }
+
+/// The first prefix of `MEMBERS_ONLY_PREFIXES` (the relay must be started with one).
+pub fn members_only_prefix() -> String {
+    let prefixes = required("MEMBERS_ONLY_PREFIXES");
+    prefixes
+        .split(',')
+        .map(str::trim)
+        .find(|prefix| !prefix.is_empty())
+        .unwrap_or_else(|| panic!("MEMBERS_ONLY_PREFIXES={prefixes:?} names no prefix"))
+        .to_string()
+}

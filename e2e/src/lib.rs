@@ -22,7 +22,10 @@ pub mod shape;
 pub mod token;
 pub mod ws;
 
-pub use config::{admin_secret, allowed_origin, jwt_secret, relay_url, webhook_secret, ws_url};
+pub use config::{
+    admin_secret, allowed_origin, jwt_secret, members_only_prefix, relay_url, webhook_secret,
+    ws_url,
+};
 pub use http::{HttpResponse, ReqAuth};
 pub use shape::*;
 pub use token::{token, BadToken, TokenBuilder, User};

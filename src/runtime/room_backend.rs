@@ -95,9 +95,12 @@ impl Room {
         if req.method() == "PUT" {
             let body = http::body_text(&req).await?;
             let members = feed::parse_members(&body)?;
-            self.machine(Some(room), |m| {
-                m.members_changed(!members.is_empty());
-                m.core().store().set_members(&members)
+            self.run(Some(room), None, |m, out| {
+                let store = m.core().store();
+                let before = store.members()?;
+                store.set_members(&members)?;
+                m.members_replaced(&before, &members, out);
+                Ok(())
             })?;
         }
         let members = self.machine(Some(room), |m| m.core().store().members())?;

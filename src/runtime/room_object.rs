@@ -27,6 +27,7 @@ use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
 use crate::replay::{self, Replay};
 use crate::room::{self, ResumePlan, RoomCore, Stamps, MAX_REPLAY_MESSAGES};
+use crate::room_access::MembersOnly;
 use crate::room_machine::{Connection, Effect, MachineStore, RoomMachine};
 use crate::room_name;
 use crate::url_parts;
@@ -82,6 +83,10 @@ impl MachineStore for SqlRoomStore {
         Ok(!self.members()?.is_empty())
     }
 
+    fn is_member(&self, user_id: &str) -> RelayResult<bool> {
+        SqlRoomStore::is_member(self, user_id)
+    }
+
     fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()> {
         SqlRoomStore::queue_feed(self, only, version)
     }
@@ -102,6 +107,8 @@ pub struct Room {
     pub(super) state: State,
     pub(super) env: Env,
     limits: Limits,
+    /// Which rooms admit their members only (`MEMBERS_ONLY_PREFIXES`).
+    members_only: MembersOnly,
     /// The room's state and policy, opened on first use; borrowed once per event.
     machine: RefCell<Option<Machine>>,
     /// The effects of the event being applied, kept between events for their capacity.
@@ -120,11 +127,19 @@ impl RoomEntry {
         }
         let limits = Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
         super::fanout::configure(limits.max_socket_buffer_bytes);
+        let members_only_var = env.var("MEMBERS_ONLY_PREFIXES").ok().map(|v| v.to_string());
+        let (members_only, ignored) = MembersOnly::parse(members_only_var.as_deref());
+        if ignored > 0 {
+            worker::console_error!(
+                "MEMBERS_ONLY_PREFIXES: {ignored} entries past the bounds ignored"
+            );
+        }
         let room = Rc::new_cyclic(|me| Room {
             me: me.clone(),
             state,
             env,
             limits,
+            members_only,
             machine: RefCell::new(None),
             effects: Cell::new(Vec::new()),
         });
@@ -253,13 +268,15 @@ impl Room {
             .and_then(|v| v.parse::<i64>().ok())
             .filter(|at| *at > 0);
         let archive_jitter_ms = random_below(self.limits.archive_delay_ms / 2 + 1, now_ms()) as i64;
-        Ok(RoomMachine::new(
+        let members_only = self.members_only.applies_to(&name);
+        let machine = RoomMachine::new(
             RoomCore::open(store, name)?,
             RuntimeStamps,
             self.limits.clone(),
             archive_jitter_ms,
             archive_retry_at,
-        ))
+        );
+        Ok(machine.members_only(members_only))
     }
 
     /// Runs one event through the machine (borrowed once), then applies its effects, for the
@@ -317,6 +334,18 @@ impl Room {
                         }
                     }
                 }
+                Effect::CloseUsers {
+                    user_ids,
+                    code,
+                    reason,
+                } => {
+                    super::fanout::flush(&self.state);
+                    for ws in self.state.get_websockets() {
+                        if connection_of(&ws).is_some_and(|c| user_ids.contains(&c.user.id)) {
+                            let _ = ws.close(Some(code), Some(&reason));
+                        }
+                    }
+                }
                 Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),
                 Effect::WakeForLeaves { after_ms } => wake_for_leaves = Some(after_ms),
                 Effect::Report(report) => super::room_backend::queue_report(&self.env, report),
@@ -362,7 +391,11 @@ impl Room {
                 };
                 connected.await.or_else(|err| refuse_connect(&req, err))
             }
-            "/history" => self.history(&room, &query).await,
+            "/history" => {
+                let caller = caller(&req)?;
+                self.machine(Some(&room), |m| m.check_member(&caller.user))?;
+                self.history(&room, &query).await
+            }
             "/publish" => self.http_publish(req, &room).await,
             "/broadcast" => self.backend_publish(req, &room).await,
             "/members" => self.members(req, &room).await,

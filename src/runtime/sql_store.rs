@@ -196,6 +196,12 @@ impl SqlRoomStore {
         self.query("SELECT id, role FROM members ORDER BY id", vec![])
     }
 
+    pub fn is_member(&self, user_id: &str) -> RelayResult<bool> {
+        let rows: Vec<serde_json::Value> =
+            self.query("SELECT id FROM members WHERE id = ?", vec![user_id.into()])?;
+        Ok(!rows.is_empty())
+    }
+
     /// Replaces the member list; updates pending for removed members are dropped.
     pub fn set_members(&self, members: &[Member]) -> RelayResult<()> {
         self.execute("DELETE FROM members", vec![])?;
