@@ -5,7 +5,6 @@ use serde_json::value::RawValue;
 
 use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
-use crate::room::ReadMarker;
 
 /// Default largest text frame a client may send; larger frames close the socket with 4009.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -170,6 +169,14 @@ pub struct MessageFrame<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cid: Option<&'a str>,
     pub ts: &'a str,
+}
+
+/// How far a user has read in a room: stored by the room, carried by `welcome` and `read` frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarker {
+    pub user: User,
+    pub seq: u64,
+    pub at: String,
 }
 
 /// What a publisher learns about its message: the `ack` frame and the HTTP publish answer.
