@@ -488,4 +488,86 @@ mod tests {
             assert_eq!(err.code, crate::error::ErrorCode::BadRequest, "{bad:?}");
         }
     }
+
+    /// The exact bytes of every server frame, as clients have always received them: most keep
+    /// the sorted key order of the `json!` maps they were first built with.
+    #[test]
+    fn server_frames_keep_their_exact_bytes() {
+        let ann = User {
+            id: "ann".into(),
+            name: Some("Ann \"A\" Ünal".into()),
+            role: Some("agent".into()),
+        };
+        let bob = User {
+            id: "bob\u{1}".into(),
+            name: None,
+            role: None,
+        };
+        let receipt = Receipt {
+            seq: 18_446_744_073_709_551_615,
+            id: "m\\1".into(),
+            ts: "2026-11-21T10:00:00.000Z".into(),
+            duplicate: true,
+        };
+        assert_eq!(
+            ack_frame("c\"1", &receipt),
+            r#"{"cid":"c\"1","duplicate":true,"id":"m\\1","seq":18446744073709551615,"ts":"2026-11-21T10:00:00.000Z","type":"ack"}"#
+        );
+        assert_eq!(
+            typing_frame(&ann, true),
+            r#"{"active":true,"type":"typing","user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"}}"#
+        );
+        assert_eq!(
+            typing_frame(&bob, false),
+            r#"{"active":false,"type":"typing","user":{"id":"bob\u0001"}}"#
+        );
+        let marker = ReadMarker {
+            user: ann.clone(),
+            seq: 3,
+            at: "2026-11-21T10:00:01.000Z".into(),
+        };
+        assert_eq!(
+            read_frame(&marker),
+            r#"{"at":"2026-11-21T10:00:01.000Z","seq":3,"type":"read","user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"}}"#
+        );
+        assert_eq!(
+            join_frame(&bob),
+            r#"{"event":"join","type":"presence","user":{"id":"bob\u0001"}}"#
+        );
+        assert_eq!(
+            leave_frame(&ann, "2026-11-21T10:00:02.000Z"),
+            r#"{"event":"leave","last_seen":"2026-11-21T10:00:02.000Z","type":"presence","user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"}}"#
+        );
+        assert_eq!(synced_frame(0), r#"{"seq":0,"type":"synced"}"#);
+        assert_eq!(reset_frame(42), r#"{"seq":42,"type":"reset"}"#);
+        assert_eq!(
+            welcome_frame(&Welcome {
+                room: "city:Саратов",
+                conn_id: "c0ffee",
+                user: &ann,
+                seq: 7,
+                presence: &[&ann, &bob],
+                reads: std::slice::from_ref(&marker),
+            }),
+            concat!(
+                r#"{"type":"welcome","room":"city:Саратов","conn_id":"c0ffee","#,
+                r#""user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"},"seq":7,"#,
+                r#""presence":[{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"},{"id":"bob\u0001"}],"#,
+                r#""reads":[{"user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"},"seq":3,"at":"2026-11-21T10:00:01.000Z"}]}"#
+            )
+        );
+        assert_eq!(
+            welcome_frame(&Welcome {
+                room: "r",
+                conn_id: "c",
+                user: &bob,
+                seq: 0,
+                presence: &[],
+                reads: &[],
+            }),
+            r#"{"type":"welcome","room":"r","conn_id":"c","user":{"id":"bob\u0001"},"seq":0,"presence":[],"reads":[]}"#
+        );
+        assert_eq!(PING_FRAME, r#"{"type":"ping"}"#);
+        assert_eq!(PONG_FRAME, r#"{"type":"pong"}"#);
+    }
 }
