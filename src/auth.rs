@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, StrongAlg};
 use jwt_compact::{AlgorithmExt, TimeOptions, Token, UntrustedToken};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 use crate::error::{RelayError, RelayResult};
 use crate::jwks::{KeySet, PublicKey};
@@ -291,16 +292,10 @@ pub fn offers_subprotocol(subprotocols: Option<&str>) -> bool {
     subprotocols.is_some_and(|list| list.split(',').any(|p| p.trim() == SUBPROTOCOL))
 }
 
-/// Compares two secrets in time that depends only on their lengths.
+/// Compares two secrets in time that depends only on their lengths (`subtle`, written so that
+/// the optimiser cannot turn it back into an early exit).
 pub fn secrets_equal(given: &[u8], expected: &[u8]) -> bool {
-    if given.len() != expected.len() {
-        return false;
-    }
-    given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+    given.ct_eq(expected).into()
 }
 
 #[cfg(test)]

@@ -1,5 +1,11 @@
-//! Tunable limits read from the Worker's variables, with the documented defaults.
+//! The configuration read from the Worker's variables and secrets: the Worker's [`Settings`]
+//! (token verification, backend and admin secrets, origins, development mode) and the rooms'
+//! tunable [`Limits`], with the documented defaults and bounds. Pure: the runtime hands in a
+//! lookup of its environment.
 
+use crate::auth::{AuthConfig, MAX_LEEWAY_SECS};
+use crate::cors::AllowedOrigins;
+use crate::jwks::{self, KeySet};
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
 use crate::rate_limit::RateLimits;
 
@@ -75,6 +81,84 @@ impl Limits {
     }
 }
 
+/// The Worker's settings. Not `Debug`: it holds secrets, which never reach a log.
+#[derive(Clone)]
+pub struct Settings {
+    /// How user tokens are verified; `None` when none of `JWT_SECRET`, `JWT_PUBLIC_KEYS` and
+    /// `JWT_JWKS_URL` is set (every authenticated route then answers 500).
+    pub jwt: Option<AuthConfig>,
+    /// `JWT_PUBLIC_KEYS`: empty when unset or not a usable JWKS.
+    pub public_keys: KeySet,
+    /// `JWT_JWKS_URL`, when it is one the relay may fetch (see [`jwks::url_allowed`]).
+    pub jwks_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub admin_secret: Option<String>,
+    /// `DEV_MODE` set to anything but `0` or `false`: `POST /dev/token` answers.
+    pub dev_mode: bool,
+    /// `ALLOWED_ORIGINS`.
+    pub allowed_origins: AllowedOrigins,
+    /// What was set but not used, for the log; names variables and says why, never a value
+    /// of a secret.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Reads `JWT_SECRET`, `JWT_PUBLIC_KEYS`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// `JWT_LEEWAY_SECS`, `WEBHOOK_SECRET`, `ADMIN_SECRET`, `DEV_MODE` and `ALLOWED_ORIGINS`.
+    /// An empty value counts as unset; a value that cannot be used is left out with a warning.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let text = |name: &str| var(name).filter(|value| !value.is_empty());
+        let mut warnings = Vec::new();
+        let public_keys = match text("JWT_PUBLIC_KEYS").map(|json| jwks::parse(&json)) {
+            None => KeySet::default(),
+            Some(Ok(keys)) => {
+                if keys.is_empty() {
+                    warnings.push(
+                        "JWT_PUBLIC_KEYS has no RS256, ES256 or EdDSA signature key".to_string(),
+                    );
+                }
+                keys
+            }
+            Some(Err(err)) => {
+                warnings.push(format!("JWT_PUBLIC_KEYS is not used: {err}"));
+                KeySet::default()
+            }
+        };
+        let jwks_url = text("JWT_JWKS_URL").filter(|url| {
+            let allowed = jwks::url_allowed(url);
+            if !allowed {
+                warnings.push("JWT_JWKS_URL is not used: it must be an https URL".to_string());
+            }
+            allowed
+        });
+        let secret = text("JWT_SECRET").unwrap_or_default();
+        let configured = !secret.is_empty() || !public_keys.is_empty() || jwks_url.is_some();
+        let jwt = configured.then(|| {
+            let mut config = AuthConfig::new(secret.into_bytes());
+            config.issuer = text("JWT_ISSUER");
+            config.audience = text("JWT_AUDIENCE");
+            if let Some(leeway) = text("JWT_LEEWAY_SECS").and_then(|v| v.parse::<i64>().ok()) {
+                config.leeway_secs = leeway.clamp(0, MAX_LEEWAY_SECS);
+            }
+            config
+        });
+        let (allowed_origins, invalid) = AllowedOrigins::parse(text("ALLOWED_ORIGINS").as_deref());
+        warnings.extend(invalid.into_iter().map(|entry| {
+            format!("ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port]); ignored")
+        }));
+        Settings {
+            jwt,
+            public_keys,
+            jwks_url,
+            webhook_secret: text("WEBHOOK_SECRET"),
+            admin_secret: text("ADMIN_SECRET"),
+            dev_mode: text("DEV_MODE").is_some_and(|v| v != "0" && v != "false"),
+            allowed_origins,
+            warnings,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +194,131 @@ mod tests {
         assert_eq!(bound("0"), 1 << 20);
         assert_eq!(bound("99999999999"), 64 << 20, "lowered to 64 MiB");
         assert_eq!(bound("2MiB"), 2 << 20, "unparsable: the default");
+    }
+
+    fn settings(vars: &[(&str, &str)]) -> Settings {
+        Settings::from_vars(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    #[test]
+    fn settings_default_to_nothing_configured() {
+        let unset = settings(&[]);
+        assert!(unset.jwt.is_none());
+        assert!(unset.public_keys.is_empty());
+        assert_eq!(unset.jwks_url, None);
+        assert_eq!(unset.webhook_secret, None);
+        assert_eq!(unset.admin_secret, None);
+        assert!(!unset.dev_mode);
+        assert_eq!(unset.allowed_origins, AllowedOrigins::default());
+        assert!(unset.warnings.is_empty());
+        // Empty values count as unset.
+        let empty = settings(&[
+            ("JWT_SECRET", ""),
+            ("WEBHOOK_SECRET", ""),
+            ("ADMIN_SECRET", ""),
+            ("DEV_MODE", ""),
+        ]);
+        assert!(empty.jwt.is_none() && empty.webhook_secret.is_none());
+        assert!(empty.admin_secret.is_none() && !empty.dev_mode);
+    }
+
+    #[test]
+    fn settings_read_the_secrets_and_token_options() {
+        let set = settings(&[
+            ("JWT_SECRET", "s3cret"),
+            ("JWT_ISSUER", "https://idp.example/"),
+            ("JWT_AUDIENCE", ""),
+            ("JWT_LEEWAY_SECS", "10"),
+            ("WEBHOOK_SECRET", "hook"),
+            ("ADMIN_SECRET", "admin"),
+        ]);
+        let jwt = set.jwt.unwrap();
+        assert_eq!(jwt.secret, b"s3cret");
+        assert_eq!(jwt.issuer.as_deref(), Some("https://idp.example/"));
+        assert_eq!(jwt.audience, None);
+        assert_eq!(jwt.leeway_secs, 10);
+        assert_eq!(set.webhook_secret.as_deref(), Some("hook"));
+        assert_eq!(set.admin_secret.as_deref(), Some("admin"));
+    }
+
+    #[test]
+    fn token_leeway_defaults_and_bounds() {
+        let leeway = |value: &str| {
+            settings(&[("JWT_SECRET", "s"), ("JWT_LEEWAY_SECS", value)])
+                .jwt
+                .unwrap()
+                .leeway_secs
+        };
+        assert_eq!(leeway(""), crate::auth::DEFAULT_LEEWAY_SECS);
+        assert_eq!(leeway("soon"), 30, "unparsable: the default");
+        assert_eq!(leeway("1.5"), 30);
+        assert_eq!(leeway("0"), 0);
+        assert_eq!(leeway("60"), 60);
+        assert_eq!(leeway("3600"), 60, "at most 60 s");
+        assert_eq!(leeway("-5"), 0);
+    }
+
+    #[test]
+    fn dev_mode_is_on_for_anything_but_0_and_false() {
+        for (value, on) in [("1", true), ("yes", true), ("0", false), ("false", false)] {
+            assert_eq!(settings(&[("DEV_MODE", value)]).dev_mode, on, "{value}");
+        }
+    }
+
+    #[test]
+    fn unusable_key_settings_are_left_out_with_a_warning() {
+        let bad = settings(&[
+            ("JWT_PUBLIC_KEYS", "not json"),
+            ("JWT_JWKS_URL", "http://idp.example/jwks"),
+        ]);
+        assert!(bad.jwt.is_none(), "nothing usable: not configured");
+        assert!(bad.public_keys.is_empty() && bad.jwks_url.is_none());
+        assert_eq!(bad.warnings.len(), 2, "{:?}", bad.warnings);
+        assert!(bad.warnings[0].starts_with("JWT_PUBLIC_KEYS is not used"));
+        assert!(bad.warnings[1].starts_with("JWT_JWKS_URL is not used"));
+        let no_keys = settings(&[("JWT_PUBLIC_KEYS", r#"{"keys":[]}"#)]);
+        assert!(no_keys.jwt.is_none());
+        assert_eq!(no_keys.warnings.len(), 1);
+
+        let keys = crate::jwks::tests::jwks_of(&["ed-1"]);
+        let good = settings(&[
+            ("JWT_PUBLIC_KEYS", &keys),
+            ("JWT_JWKS_URL", "https://idp.example/jwks"),
+        ]);
+        let jwt = good.jwt.expect("public keys alone configure tokens");
+        assert!(jwt.secret.is_empty(), "no HS256 without JWT_SECRET");
+        assert!(!good.public_keys.is_empty());
+        assert_eq!(good.jwks_url.as_deref(), Some("https://idp.example/jwks"));
+        assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+    }
+
+    #[test]
+    fn allowed_origins_are_parsed_and_bad_entries_reported() {
+        let set = settings(&[("ALLOWED_ORIGINS", "https://app.example, nope")]);
+        assert_eq!(
+            set.allowed_origins,
+            AllowedOrigins::parse(Some("https://app.example")).0
+        );
+        assert_eq!(set.warnings.len(), 1);
+        assert!(set.warnings[0].contains("\"nope\""), "{:?}", set.warnings);
+    }
+
+    #[test]
+    fn warnings_never_carry_a_secret() {
+        let set = settings(&[
+            ("JWT_SECRET", "hs-secret-value"),
+            ("WEBHOOK_SECRET", "hook-secret-value"),
+            ("ADMIN_SECRET", "admin-secret-value"),
+            ("JWT_PUBLIC_KEYS", "{bad"),
+            ("JWT_JWKS_URL", "ftp://x"),
+        ]);
+        assert_eq!(set.warnings.len(), 2);
+        for warning in &set.warnings {
+            assert!(!warning.contains("secret-value"), "{warning}");
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! The wire protocol v1: client frames parsed and validated, server frames built, and the limits.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
-use crate::room::ReadMarker;
 
 /// Default largest text frame a client may send; larger frames close the socket with 4009.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -172,6 +172,14 @@ pub struct MessageFrame<'a> {
     pub ts: &'a str,
 }
 
+/// How far a user has read in a room: stored by the room, carried by `welcome` and `read` frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarker {
+    pub user: User,
+    pub seq: u64,
+    pub at: String,
+}
+
 /// What a publisher learns about its message: the `ack` frame and the HTTP publish answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
@@ -181,32 +189,8 @@ pub struct Receipt {
     pub duplicate: bool,
 }
 
-/// Serialised from a struct, not a `json!` map (one per publish); the fields keep the sorted
-/// order the map gave them, so the bytes are what they always were.
-pub fn ack_frame(cid: &str, receipt: &Receipt) -> String {
-    #[derive(Serialize)]
-    struct Ack<'a> {
-        cid: &'a str,
-        duplicate: bool,
-        id: &'a str,
-        seq: u64,
-        ts: &'a str,
-        #[serde(rename = "type")]
-        kind: &'static str,
-    }
-    serde_json::to_string(&Ack {
-        cid,
-        duplicate: receipt.duplicate,
-        id: &receipt.id,
-        seq: receipt.seq,
-        ts: &receipt.ts,
-        kind: "ack",
-    })
-    .unwrap_or_default()
-}
-
 /// The first frame of a connection.
-#[derive(Serialize)]
+#[derive(Debug)]
 pub struct Welcome<'a> {
     pub room: &'a str,
     pub conn_id: &'a str,
@@ -216,60 +200,118 @@ pub struct Welcome<'a> {
     pub reads: &'a [ReadMarker],
 }
 
-/// Serialised straight from the borrowed parts: a welcome in a full room lists up to a
-/// hundred users, and a `Value` tree of them would cost an allocation per field per connect.
-pub fn welcome_frame(welcome: &Welcome<'_>) -> String {
-    #[derive(Serialize)]
-    struct Frame<'a, 'b> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        #[serde(flatten)]
-        welcome: &'b Welcome<'a>,
+/// The frames the server builds per event, serialised in one place (the `Serialize` impl
+/// below) straight from borrowed parts, with no `Value` tree in between: a welcome in a full
+/// room lists up to a hundred users. Not here: `message` (the room stores its bytes, see
+/// [`MessageFrame`]), `error` (`RelayError::to_frame`) and the fixed [`PING_FRAME`] and
+/// [`PONG_FRAME`].
+#[derive(Debug, Clone, Copy)]
+pub enum ServerFrame<'a> {
+    Welcome(&'a Welcome<'a>),
+    Ack { cid: &'a str, receipt: &'a Receipt },
+    Typing { user: &'a User, active: bool },
+    Read(&'a ReadMarker),
+    Join(&'a User),
+    Leave { user: &'a User, last_seen: &'a str },
+    Synced { seq: u64 },
+    Reset { seq: u64 },
+}
+
+impl ServerFrame<'_> {
+    pub fn to_json(&self) -> String {
+        // Cannot fail: every key is a string and every value plain data.
+        serde_json::to_string(self).unwrap_or_default()
     }
-    serde_json::to_string(&Frame {
-        kind: "welcome",
-        welcome,
-    })
-    .unwrap_or_default()
+}
+
+/// The key order is part of the bytes clients have always received: `welcome` leads with its
+/// type, the others keep the sorted order of the `json!` maps they were first built with.
+impl Serialize for ServerFrame<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match *self {
+            ServerFrame::Welcome(welcome) => {
+                map.serialize_entry("type", "welcome")?;
+                map.serialize_entry("room", welcome.room)?;
+                map.serialize_entry("conn_id", welcome.conn_id)?;
+                map.serialize_entry("user", welcome.user)?;
+                map.serialize_entry("seq", &welcome.seq)?;
+                map.serialize_entry("presence", welcome.presence)?;
+                map.serialize_entry("reads", welcome.reads)?;
+            }
+            ServerFrame::Ack { cid, receipt } => {
+                map.serialize_entry("cid", cid)?;
+                map.serialize_entry("duplicate", &receipt.duplicate)?;
+                map.serialize_entry("id", &receipt.id)?;
+                map.serialize_entry("seq", &receipt.seq)?;
+                map.serialize_entry("ts", &receipt.ts)?;
+                map.serialize_entry("type", "ack")?;
+            }
+            ServerFrame::Typing { user, active } => {
+                map.serialize_entry("active", &active)?;
+                map.serialize_entry("type", "typing")?;
+                map.serialize_entry("user", user)?;
+            }
+            ServerFrame::Read(marker) => {
+                map.serialize_entry("at", &marker.at)?;
+                map.serialize_entry("seq", &marker.seq)?;
+                map.serialize_entry("type", "read")?;
+                map.serialize_entry("user", &marker.user)?;
+            }
+            ServerFrame::Join(user) => {
+                map.serialize_entry("event", "join")?;
+                map.serialize_entry("type", "presence")?;
+                map.serialize_entry("user", user)?;
+            }
+            ServerFrame::Leave { user, last_seen } => {
+                map.serialize_entry("event", "leave")?;
+                map.serialize_entry("last_seen", last_seen)?;
+                map.serialize_entry("type", "presence")?;
+                map.serialize_entry("user", user)?;
+            }
+            ServerFrame::Synced { seq } => {
+                map.serialize_entry("seq", &seq)?;
+                map.serialize_entry("type", "synced")?;
+            }
+            ServerFrame::Reset { seq } => {
+                map.serialize_entry("seq", &seq)?;
+                map.serialize_entry("type", "reset")?;
+            }
+        }
+        map.end()
+    }
+}
+
+pub fn ack_frame(cid: &str, receipt: &Receipt) -> String {
+    ServerFrame::Ack { cid, receipt }.to_json()
+}
+
+pub fn welcome_frame(welcome: &Welcome<'_>) -> String {
+    ServerFrame::Welcome(welcome).to_json()
 }
 
 pub fn read_frame(marker: &ReadMarker) -> String {
-    serde_json::json!({"type": "read", "user": marker.user, "seq": marker.seq, "at": marker.at})
-        .to_string()
+    ServerFrame::Read(marker).to_json()
 }
 
 pub fn leave_frame(user: &User, last_seen: &str) -> String {
-    serde_json::json!({"type": "presence", "event": "leave", "user": user, "last_seen": last_seen})
-        .to_string()
+    ServerFrame::Leave { user, last_seen }.to_json()
 }
 
 pub fn synced_frame(seq: u64) -> String {
-    serde_json::json!({"type": "synced", "seq": seq}).to_string()
+    ServerFrame::Synced { seq }.to_json()
 }
 
 pub fn reset_frame(seq: u64) -> String {
-    serde_json::json!({"type": "reset", "seq": seq}).to_string()
+    ServerFrame::Reset { seq }.to_json()
 }
 
-/// Like [`ack_frame`], a struct in the map's field order (one per connect).
 pub fn join_frame(user: &User) -> String {
-    #[derive(Serialize)]
-    struct Join<'a> {
-        event: &'static str,
-        #[serde(rename = "type")]
-        kind: &'static str,
-        user: &'a User,
-    }
-    serde_json::to_string(&Join {
-        event: "join",
-        kind: "presence",
-        user,
-    })
-    .unwrap_or_default()
+    ServerFrame::Join(user).to_json()
 }
 
 pub fn typing_frame(user: &User, active: bool) -> String {
-    serde_json::json!({"type": "typing", "user": user, "active": active}).to_string()
+    ServerFrame::Typing { user, active }.to_json()
 }
 
 /// Reads the `batch` query parameter of a connect: `1`/`true` opts into batched delivery
@@ -480,5 +522,103 @@ mod tests {
             let err = parse_batch_flag(bad).unwrap_err();
             assert_eq!(err.code, crate::error::ErrorCode::BadRequest, "{bad:?}");
         }
+    }
+
+    /// The exact bytes of every server frame, as clients have always received them: most keep
+    /// the sorted key order of the `json!` maps they were first built with.
+    #[test]
+    fn server_frames_keep_their_exact_bytes() {
+        let ann = User {
+            id: "ann".into(),
+            name: Some("Ann \"A\" Ünal".into()),
+            role: Some("agent".into()),
+        };
+        let bob = User {
+            id: "bob\u{1}".into(),
+            name: None,
+            role: None,
+        };
+        let receipt = Receipt {
+            seq: 18_446_744_073_709_551_615,
+            id: "m\\1".into(),
+            ts: "2026-11-21T10:00:00.000Z".into(),
+            duplicate: true,
+        };
+        assert_eq!(
+            ack_frame("c\"1", &receipt),
+            r#"{"cid":"c\"1","duplicate":true,"id":"m\\1","seq":18446744073709551615,"ts":"2026-11-21T10:00:00.000Z","type":"ack"}"#
+        );
+        assert_eq!(
+            typing_frame(&ann, true),
+            r#"{"active":true,"type":"typing","user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"}}"#
+        );
+        assert_eq!(
+            typing_frame(&bob, false),
+            r#"{"active":false,"type":"typing","user":{"id":"bob\u0001"}}"#
+        );
+        let marker = ReadMarker {
+            user: ann.clone(),
+            seq: 3,
+            at: "2026-11-21T10:00:01.000Z".into(),
+        };
+        assert_eq!(
+            read_frame(&marker),
+            r#"{"at":"2026-11-21T10:00:01.000Z","seq":3,"type":"read","user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"}}"#
+        );
+        assert_eq!(
+            join_frame(&bob),
+            r#"{"event":"join","type":"presence","user":{"id":"bob\u0001"}}"#
+        );
+        assert_eq!(
+            leave_frame(&ann, "2026-11-21T10:00:02.000Z"),
+            r#"{"event":"leave","last_seen":"2026-11-21T10:00:02.000Z","type":"presence","user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"}}"#
+        );
+        assert_eq!(synced_frame(0), r#"{"seq":0,"type":"synced"}"#);
+        assert_eq!(reset_frame(42), r#"{"seq":42,"type":"reset"}"#);
+        assert_eq!(
+            welcome_frame(&Welcome {
+                room: "city:Саратов",
+                conn_id: "c0ffee",
+                user: &ann,
+                seq: 7,
+                presence: &[&ann, &bob],
+                reads: std::slice::from_ref(&marker),
+            }),
+            concat!(
+                r#"{"type":"welcome","room":"city:Саратов","conn_id":"c0ffee","#,
+                r#""user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"},"seq":7,"#,
+                r#""presence":[{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"},{"id":"bob\u0001"}],"#,
+                r#""reads":[{"user":{"id":"ann","name":"Ann \"A\" Ünal","role":"agent"},"seq":3,"at":"2026-11-21T10:00:01.000Z"}]}"#
+            )
+        );
+        assert_eq!(
+            welcome_frame(&Welcome {
+                room: "r",
+                conn_id: "c",
+                user: &bob,
+                seq: 0,
+                presence: &[],
+                reads: &[],
+            }),
+            r#"{"type":"welcome","room":"r","conn_id":"c","user":{"id":"bob\u0001"},"seq":0,"presence":[],"reads":[]}"#
+        );
+        let data = RawValue::from_string(r#"{"text":"hi"}"#.into()).unwrap();
+        let message = MessageFrame {
+            kind: "message",
+            room: "r",
+            seq: 9,
+            id: "m9",
+            event: "order:new",
+            data: &data,
+            from: Some(&bob),
+            cid: Some("c9"),
+            ts: "2026-11-21T10:00:03.000Z",
+        };
+        assert_eq!(
+            serde_json::to_string(&message).unwrap(),
+            r#"{"type":"message","room":"r","seq":9,"id":"m9","event":"order:new","data":{"text":"hi"},"from":{"id":"bob\u0001"},"cid":"c9","ts":"2026-11-21T10:00:03.000Z"}"#
+        );
+        assert_eq!(PING_FRAME, r#"{"type":"ping"}"#);
+        assert_eq!(PONG_FRAME, r#"{"type":"pong"}"#);
     }
 }

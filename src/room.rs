@@ -9,6 +9,9 @@ use serde_json::value::RawValue;
 use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
 use crate::paging::{Page, SeqRange};
+/// Read markers are stored here but defined with the frames that carry them; re-exported so
+/// that storage code keeps naming them `room::ReadMarker`.
+pub use crate::protocol::ReadMarker;
 use crate::protocol::{MessageFrame, Publish, Receipt};
 
 /// Longest replay a reconnecting client is sent; beyond it the room answers `reset`.
@@ -26,14 +29,6 @@ pub struct StoredMessage {
     pub ts: String,
     /// The complete `message` frame, as broadcast and as history returns it.
     pub body: String,
-}
-
-/// How far a user has read in a room.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReadMarker {
-    pub user: User,
-    pub seq: u64,
-    pub at: String,
 }
 
 /// Read markers the `welcome` frame carries, most recent first.

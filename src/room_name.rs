@@ -1,4 +1,9 @@
-//! Room names: percent-decoding from a URL path segment and the validation rules of the contract.
+//! Room names: percent-decoding from a URL path segment, the encoding that carries them in a
+//! header, and the validation rules of the contract.
+
+use std::borrow::Cow;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::error::{RelayError, RelayResult};
 
@@ -35,30 +40,56 @@ pub fn from_path_segment(segment: &str) -> RelayResult<String> {
 }
 
 /// Strict percent-decoding: a `%` must be followed by two hex digits and the result must be UTF-8.
+/// The `percent-encoding` crate decodes; it keeps a malformed escape as written, so those are
+/// refused here first.
 pub fn percent_decode(input: &str) -> RelayResult<String> {
-    let bytes = input.as_bytes();
-    if bytes.len() > MAX_ROOM_NAME_BYTES * 3 {
+    if input.len() > MAX_ROOM_NAME_BYTES * 3 {
         return Err(RelayError::bad_request(
             "room name is longer than 128 bytes",
         ));
     }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| RelayError::bad_request("room name has a bad percent-escape"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = input.split('%').skip(1).all(|after| {
+        after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return Err(RelayError::bad_request(
+            "room name has a bad percent-escape",
+        ));
     }
-    String::from_utf8(out).map_err(|_| RelayError::bad_request("room name is not valid UTF-8"))
+    percent_decode_str(input)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| RelayError::bad_request("room name is not valid UTF-8"))
+}
+
+/// What [`percent_encode`] escapes: everything but ASCII letters, digits and
+/// `-._~:*@!$&'()+,;=`, so the result is a valid header value and a valid path segment.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'*')
+    .remove(b'@')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=');
+
+/// Percent-encodes a room name (escapes as `%XX`, upper case) so that it can travel in a
+/// header, which must be visible ASCII; [`percent_decode`] reverses it.
+pub fn percent_encode(name: &str) -> String {
+    utf8_percent_encode(name, ESCAPED).to_string()
 }
 
 #[cfg(test)]
@@ -105,5 +136,37 @@ mod tests {
         assert!(percent_decode("a%2").is_err());
         assert!(percent_decode("a%zz").is_err());
         assert!(percent_decode("%FF").is_err());
+        assert!(percent_decode("%").is_err());
+        assert!(percent_decode("a%%41").is_err());
+        // A sign is not a hex digit: "%+1" is not the byte 0x01 (it was, through
+        // `u8::from_str_radix`, which accepts a leading `+`).
+        assert!(percent_decode("%+1").is_err());
+        assert!(percent_decode("%-1").is_err());
+        assert_eq!(percent_decode("%41%c3%a9+").unwrap(), "Aé+");
+        assert_eq!(percent_decode("").unwrap(), "");
+    }
+
+    #[test]
+    fn bounds_the_encoded_length() {
+        assert_eq!(percent_decode(&"%41".repeat(128)).unwrap(), "A".repeat(128));
+        assert!(percent_decode(&format!("{}a", "%41".repeat(128))).is_err());
+    }
+
+    #[test]
+    fn header_encoding_is_visible_ascii_and_round_trips() {
+        assert_eq!(
+            percent_encode("city:Саратов 1/2?#%"),
+            "city:%D0%A1%D0%B0%D1%80%D0%B0%D1%82%D0%BE%D0%B2%201%2F2%3F%23%25"
+        );
+        assert_eq!(
+            percent_encode("a-._~:*@!$&'()+,;=z09"),
+            "a-._~:*@!$&'()+,;=z09"
+        );
+        assert_eq!(percent_encode("\"\t\u{7f}<>"), "%22%09%7F%3C%3E");
+        for name in ["chat:42", "city:Саратов", "a%20b", "x+y", "😀"] {
+            let encoded = percent_encode(name);
+            assert!(encoded.bytes().all(|b| b.is_ascii_graphic()), "{encoded}");
+            assert_eq!(percent_decode(&encoded).unwrap(), name);
+        }
     }
 }

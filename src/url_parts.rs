@@ -1,5 +1,6 @@
 //! Splits a request URL into its raw path and its decoded query pairs, without a URL parser:
-//! the runtime hands the Worker an already normalised absolute URL.
+//! the runtime hands the Worker an already normalised absolute URL. The query is decoded by
+//! `form_urlencoded`, the WHATWG form decoding that the `url` crate itself uses.
 
 /// The raw (still percent-encoded) path of an absolute URL; `/` when it has none.
 pub fn path(url: &str) -> &str {
@@ -14,47 +15,17 @@ pub fn path(url: &str) -> &str {
 }
 
 /// The query pairs of an absolute URL, decoded as form data (`+` is a space, `%XX` a byte,
-/// invalid UTF-8 replaced); a key without `=` has an empty value.
+/// an invalid escape kept as it is, invalid UTF-8 replaced); a key without `=` has an empty
+/// value and empty pairs are skipped.
 pub fn query_pairs(url: &str) -> Vec<(String, String)> {
     let Some(start) = url.find('?') else {
         return Vec::new();
     };
     let query = &url[start + 1..];
     let query = &query[..query.find('#').unwrap_or(query.len())];
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (form_decode(key), form_decode(value))
-        })
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
         .collect()
-}
-
-fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match bytes.get(i + 1..i + 3).and_then(hex_byte) {
-                Some(byte) => {
-                    out.push(byte);
-                    i += 2;
-                }
-                None => out.push(b'%'),
-            },
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_byte(pair: &[u8]) -> Option<u8> {
-    let digit = |c: u8| (c as char).to_digit(16);
-    Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
 }
 
 #[cfg(test)]
@@ -98,5 +69,32 @@ mod tests {
                 ("c".to_string(), "\u{FFFD}".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn form_decoding_edge_cases() {
+        let pairs = |url: &str| query_pairs(url);
+        let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // `+` is a space in keys and values alike; `%2B` is the plus sign itself.
+        assert_eq!(
+            pairs("http://h/?a+b=c+d&e=%2B+%2b"),
+            owned(&[("a b", "c d"), ("e", "+ +")])
+        );
+        // Only the first `=` splits; empty pairs are skipped; an empty key is kept.
+        assert_eq!(
+            pairs("http://h/?a=b=c&&=x&"),
+            owned(&[("a", "b=c"), ("", "x")])
+        );
+        // A `%` without two hex digits after it stays as written, even at the end.
+        assert_eq!(
+            pairs("http://h/?a=%&b=%2&c=%%41&d=%+1"),
+            owned(&[("a", "%"), ("b", "%2"), ("c", "%A"), ("d", "% 1")])
+        );
+        // `#` ends the query, a second `?` belongs to it.
+        assert_eq!(pairs("http://h/?a=?b#c=d"), owned(&[("a", "?b")]));
     }
 }

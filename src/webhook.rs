@@ -271,18 +271,14 @@ pub fn verify_signature(
     }
     let v2_match = v2.iter().find(|given| {
         paths.iter().any(|path| {
-            mac(
-                secret,
-                timestamp,
-                &[request.method.as_bytes(), path.as_bytes(), request.body],
-            )
-            .verify_slice(given)
-            .is_ok()
+            request_mac(secret, timestamp, request.method, path, request.body)
+                .verify_slice(given)
+                .is_ok()
         })
     });
     let v1_match = || {
         v1.iter().find(|given| {
-            mac(secret, timestamp, &[request.body])
+            mac(secret, timestamp, request.body)
                 .verify_slice(given)
                 .is_ok()
         })
@@ -303,8 +299,30 @@ pub fn verify_signature(
     })
 }
 
-/// The HMAC-SHA256 of `"t.part1.part2..."`: the one definition of what a signature covers.
-fn mac(secret: &[u8], timestamp: i64, parts: &[&[u8]]) -> Hmac<Sha256> {
+/// The `v1` MAC: HMAC-SHA256 of `"t.body"`.
+fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    mac_of_parts(secret, timestamp, &[body])
+}
+
+/// The `v2` MAC: HMAC-SHA256 of `"t.METHOD.path.body"`, the same construction as [`mac`] with
+/// the method and path inserted before the body.
+fn request_mac(
+    secret: &[u8],
+    timestamp: i64,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Hmac<Sha256> {
+    mac_of_parts(
+        secret,
+        timestamp,
+        &[method.as_bytes(), path.as_bytes(), body],
+    )
+}
+
+/// HMAC-SHA256 of the timestamp and each part, joined with `.`: the one definition of what a
+/// signature covers.
+fn mac_of_parts(secret: &[u8], timestamp: i64, parts: &[&[u8]]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     for part in parts {
@@ -314,10 +332,17 @@ fn mac(secret: &[u8], timestamp: i64, parts: &[&[u8]]) -> Hmac<Sha256> {
     mac
 }
 
+/// A signature header value with one element: `t=<timestamp>,<version>=<hex MAC>`.
+fn header_value(timestamp: i64, version: &str, mac: Hmac<Sha256>) -> String {
+    format!(
+        "t={timestamp},{version}={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
 /// A `v1` header value (`"t.body"`), as older backends send it; also used by tests and tools.
 pub fn sign(body: &[u8], secret: &[u8], timestamp: i64) -> String {
-    let v1 = hex::encode(mac(secret, timestamp, &[body]).finalize().into_bytes());
-    format!("t={timestamp},v1={v1}")
+    header_value(timestamp, "v1", mac(secret, timestamp, body))
 }
 
 /// A `v2` header value, bound to the request's method and path.
@@ -328,9 +353,11 @@ pub fn sign_request(
     secret: &[u8],
     timestamp: i64,
 ) -> String {
-    let parts: [&[u8]; 3] = [method.as_bytes(), path.as_bytes(), body];
-    let v2 = hex::encode(mac(secret, timestamp, &parts).finalize().into_bytes());
-    format!("t={timestamp},v2={v2}")
+    header_value(
+        timestamp,
+        "v2",
+        request_mac(secret, timestamp, method, path, body),
+    )
 }
 
 #[cfg(test)]
@@ -604,6 +631,19 @@ mod tests {
         assert_eq!(
             Broadcast::parse(&body).unwrap_err().code,
             ErrorCode::BadRequest
+        );
+    }
+
+    #[test]
+    fn macs_match_a_reference_hmac() {
+        // Reference values from `printf '%s' "$MSG" | openssl dgst -sha256 -hmac webhook-secret`.
+        assert_eq!(
+            sign(b"{}", SECRET, 1_700_000_000),
+            "t=1700000000,v1=1ca80a9e18507c4d07ef99f9a0e139c940cafc2e9520b9c3545e1574139a91f9"
+        );
+        assert_eq!(
+            sign_request("POST", "/v1/broadcast", b"{}", SECRET, 1_700_000_000),
+            "t=1700000000,v2=9d13786b9d891af5edcea3fb8cd4d3afe20acf1c50cfcfd4aa70dc32c37c868a"
         );
     }
 }

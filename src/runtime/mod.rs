@@ -50,15 +50,7 @@ pub fn internal<E: Into<worker::Error>>(context: &'static str) -> impl Fn(E) -> 
 
 /// Header values must be visible ASCII: room names may be any Unicode, so they travel encoded.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~:*@!$&'()+,;=".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    crate::room_name::percent_encode(text)
 }
 
 /// Headers naming the room of a Worker-to-room (or room-to-room) request.
