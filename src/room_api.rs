@@ -184,7 +184,7 @@ impl RoomRequest {
         Ok(match (method, url_parts::path(url)) {
             ("GET", CONNECT) => RoomRequest::Connect(Connect {
                 caller: caller()?,
-                since: optional(&query, "since")?,
+                since: number(&query, "since")?,
                 batched: match find(&query, "batch") {
                     None | Some("0") => false,
                     Some("1") => true,
@@ -195,9 +195,9 @@ impl RoomRequest {
             ("GET", HISTORY) => RoomRequest::History {
                 caller: caller()?,
                 query: HistoryQuery {
-                    after: optional(&query, "after")?,
-                    before: optional(&query, "before")?,
-                    limit: optional(&query, "limit")?.ok_or_else(|| malformed("limit"))?,
+                    after: number(&query, "after")?,
+                    before: number(&query, "before")?,
+                    limit: number(&query, "limit")?.ok_or_else(|| malformed("limit"))?,
                 },
             },
             ("POST", PUBLISH) => RoomRequest::Publish {
@@ -283,10 +283,7 @@ fn find<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// A number the encoder wrote: digits only (no sign, no saturation, no default).
-fn optional<T: std::str::FromStr>(
-    query: &[(String, String)],
-    name: &str,
-) -> RelayResult<Option<T>> {
+fn number<T: std::str::FromStr>(query: &[(String, String)], name: &str) -> RelayResult<Option<T>> {
     find(query, name)
         .map(|v| {
             if !v.bytes().all(|b| b.is_ascii_digit()) {
