@@ -2,8 +2,13 @@
 
 use std::fmt;
 
-/// Error categories of the wire contract; each has one HTTP status and one close code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+/// Error categories of the wire contract; each has one HTTP status and one close code. Its
+/// serde name is [`ErrorCode::as_str`], so that an error crosses the boundary between the
+/// Worker and a room exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
     Unauthorized,
@@ -17,6 +22,18 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::TooLarge,
+        ErrorCode::UpgradeRequired,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
@@ -139,8 +156,20 @@ impl RelayError {
 
     /// `{"error":{"code","message"}}`, the body of every failed HTTP response.
     pub fn to_http_body(&self) -> String {
-        serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}})
-            .to_string()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+            },
+        };
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+
+    /// The error whose [`RelayError::to_http_body`] `body` is, e.g. a room's answer read by
+    /// the Worker; `None` when `body` is not one.
+    pub fn from_http_body(body: &str) -> Option<RelayError> {
+        let body: ErrorBody = serde_json::from_str(body).ok()?;
+        Some(RelayError::new(body.error.code, body.error.message))
     }
 
     /// The close frame's reason when this error ends (or refuses) a connection: the message,
@@ -167,6 +196,18 @@ impl RelayError {
     }
 }
 
+/// The body of a failed HTTP response.
+#[derive(Serialize, Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ErrorDetail {
+    code: ErrorCode,
+    message: String,
+}
+
 impl fmt::Display for RelayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code.as_str(), self.message)
@@ -188,6 +229,32 @@ mod tests {
     }
 
     #[test]
+    fn every_code_round_trips_through_an_http_body() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::json!(code.as_str())
+            );
+            let err = RelayError::new(code, "détail \"quoted\"");
+            let body = err.to_http_body();
+            assert_eq!(
+                body,
+                serde_json::json!({"error": {"code": code.as_str(), "message": err.message}})
+                    .to_string()
+            );
+            assert_eq!(RelayError::from_http_body(&body), Some(err));
+        }
+        for not_ours in [
+            "",
+            "{}",
+            r#"{"error":{"code":"teapot","message":"x"}}"#,
+            "<html>",
+        ] {
+            assert_eq!(RelayError::from_http_body(not_ours), None, "{not_ours}");
+        }
+    }
+
+    #[test]
     fn frame_carries_cid_only_when_given() {
         let e = RelayError::bad_request("x");
         let with: serde_json::Value = serde_json::from_str(&e.to_frame(Some("c1"))).unwrap();
@@ -201,18 +268,7 @@ mod tests {
     fn slow_consumer_close_is_an_application_code_of_its_own() {
         let (code, reason) = SLOW_CONSUMER_CLOSE;
         assert_eq!((code, reason), (4010, "slow consumer"));
-        let codes = [
-            ErrorCode::BadRequest,
-            ErrorCode::Unauthorized,
-            ErrorCode::Forbidden,
-            ErrorCode::NotFound,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::TooLarge,
-            ErrorCode::UpgradeRequired,
-            ErrorCode::RateLimited,
-            ErrorCode::Internal,
-        ];
-        assert!(codes.iter().all(|c| c.close_code() != code));
+        assert!(ErrorCode::ALL.iter().all(|c| c.close_code() != code));
     }
 
     #[test]

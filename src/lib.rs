@@ -10,6 +10,8 @@
 //!   a fetched key set is fetched again.
 //! - [`header_json`]: JSON made ASCII-only for internal header values.
 //! - [`protocol`]: the v1 wire frames and their limits.
+//! - [`room_api`]: the typed calls between the Worker, the rooms and the directory, and their
+//!   one encoding into internal HTTP requests.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
 //! - [`replay`]: a resume's replay in pages, checked to be gapless.
 //! - [`presence`]: who is online per user, deferred leaves, typing state.
@@ -46,6 +48,7 @@ pub mod rate_limit;
 pub mod replay;
 pub mod room;
 pub mod room_access;
+pub mod room_api;
 pub mod room_machine;
 pub mod room_name;
 pub mod router;

@@ -75,18 +75,6 @@ impl HistoryQuery {
         Ok(query)
     }
 
-    /// Renders the query back as URL parameters, for handing it to the room.
-    pub fn to_query_string(&self) -> String {
-        let mut parts = vec![format!("limit={}", self.limit)];
-        if let Some(after) = self.after {
-            parts.push(format!("after={after}"));
-        }
-        if let Some(before) = self.before {
-            parts.push(format!("before={before}"));
-        }
-        parts.join("&")
-    }
-
     pub fn range(&self) -> SeqRange {
         SeqRange {
             after: self.after.unwrap_or(0),

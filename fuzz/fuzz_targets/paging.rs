@@ -7,7 +7,9 @@
 
 use std::collections::BTreeSet;
 
+use edge_relay::auth::User;
 use edge_relay::paging::{self, Direction, HistoryQuery};
+use edge_relay::room_api::{Caller, RoomRequest};
 use edge_relay::{protocol, room_name, url_parts};
 use libfuzzer_sys::fuzz_target;
 
@@ -59,15 +61,35 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// An accepted query keeps its limit in 1..=200, survives being handed to the room as a query
-/// string, and its page holds at most `limit` rows of its range, ascending and unique: the
+/// An accepted query keeps its limit in 1..=200, survives being handed to the room (the
+/// internal API's encoding and decoding), and its page holds at most `limit` rows of its range, ascending and unique: the
 /// oldest of the range going forward, the newest going backward.
 fn check_page(query: &HistoryQuery, seqs: Vec<u64>) {
     assert!((1..=paging::MAX_PAGE_LIMIT).contains(&query.limit));
-    let handed_on = format!("http://room/history?{}", query.to_query_string());
-    let pairs = url_parts::query_pairs(&handed_on);
-    let again = HistoryQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    assert_eq!(again.as_ref(), Ok(query));
+    let caller = Caller {
+        user: User {
+            id: "u".into(),
+            name: None,
+            role: None,
+        },
+        exp: 0,
+    };
+    let request = RoomRequest::History {
+        caller,
+        query: *query,
+    };
+    let wire = request.encode().unwrap();
+    let handed_on = format!("http://room{}", wire.path);
+    let header = |name: &str| {
+        wire.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    };
+    match RoomRequest::decode(wire.method, &handed_on, header, None) {
+        Ok(RoomRequest::History { query: again, .. }) => assert_eq!(again, *query),
+        other => panic!("{query:?} came back as {other:?}"),
+    }
 
     let range = query.range();
     assert_eq!(range.fetch_limit, query.limit + 1);

@@ -10,6 +10,7 @@ use worker::{
 
 use super::http;
 use crate::error::{RelayError, RelayResult};
+use crate::room_api::{self, DirectoryRequest};
 use crate::stats::{self, RoomReport, MAX_BATCH_REPORTS};
 
 /// The one directory instance's name.
@@ -87,19 +88,24 @@ impl Directory {
             .map_err(storage_error)?;
             self.table_ready.set(true);
         }
-        let path = req.path();
-        match path.as_str() {
-            "/reports" => {
-                let reports: Vec<RoomReport> = req
-                    .json()
+        let method = req.method().to_string();
+        let body = match room_api::has_body(&method) {
+            true => Some(
+                req.text()
                     .await
-                    .map_err(|_| RelayError::bad_request("bad reports"))?;
+                    .map_err(|_| RelayError::bad_request("bad reports"))?,
+            ),
+            false => None,
+        };
+        let request = DirectoryRequest::decode(&method, &req.inner().url(), body)?;
+        match request {
+            DirectoryRequest::Reports(reports) => {
                 for report in reports.into_iter().take(MAX_BATCH_REPORTS) {
                     store_report(&sql, report)?;
                 }
                 Response::empty().map_err(storage_error)
             }
-            "/stats" | "/rooms" => {
+            DirectoryRequest::Totals | DirectoryRequest::Rooms => {
                 let rows: Vec<ReportRow> = sql
                     .exec(
                         "SELECT room, connections, users, last_seq FROM rooms LIMIT 10000",
@@ -116,14 +122,12 @@ impl Directory {
                         last_seq: r.last_seq,
                     })
                     .collect();
-                let body = if path == "/stats" {
-                    stats::totals_json(&reports)
-                } else {
-                    stats::rooms_json(&reports)
+                let body = match request {
+                    DirectoryRequest::Totals => stats::totals_json(&reports),
+                    _ => stats::rooms_json(&reports),
                 };
                 Ok(http::json(body, 200).map_err(storage_error)?.into())
             }
-            _ => Err(RelayError::not_found("no such directory route")),
         }
     }
 }

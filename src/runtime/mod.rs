@@ -12,7 +12,6 @@ mod sql_store;
 mod worker_entry;
 
 use js_sys::Promise;
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Headers, RequestInit, Response};
@@ -20,22 +19,8 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::{DurableObject as Stub, DurableObjectNamespace};
 use worker::Env;
 
-use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
-
-/// Who is calling a room, as the Worker verified it. It travels in an internal header of the
-/// Worker-to-object request, which only the Worker can make: clients never reach the object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Caller {
-    pub user: User,
-    /// Token expiry (unix seconds); the socket is closed with 4001 once it has passed.
-    pub exp: i64,
-}
-
-/// Internal headers of Worker-to-room requests.
-pub const ROOM_HEADER: &str = "x-relay-room";
-pub const CALLER_HEADER: &str = "x-relay-caller";
-pub const SUBPROTOCOL_HEADER: &str = "x-relay-subprotocol";
+use crate::room_api::{Connect, DirectoryRequest, RoomRequest, Wire, ROOM_HEADER};
 
 pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
@@ -53,12 +38,15 @@ pub fn percent_encode(text: &str) -> String {
     crate::room_name::percent_encode(text)
 }
 
-/// Headers naming the room of a Worker-to-room (or room-to-room) request.
-pub fn room_headers(room: &str) -> RelayResult<Headers> {
+/// Headers naming the room of a Worker-to-room (or room-to-room) request, plus the request's.
+fn room_headers(room: &str, wire: &Wire) -> RelayResult<Headers> {
     let headers = Headers::new().map_err(internal("headers"))?;
     headers
         .set(ROOM_HEADER, &percent_encode(room))
         .map_err(internal("headers"))?;
+    for (name, value) in &wire.headers {
+        headers.set(name, value).map_err(internal("headers"))?;
+    }
     Ok(headers)
 }
 
@@ -94,13 +82,7 @@ extern "C" {
     fn fetch(this: &Fetcher, url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
 }
 
-#[wasm_bindgen(inline_js = "
-export function upgradeObject(env, binding, name, url, names, values) {
-  const headers = { upgrade: 'websocket' };
-  for (let i = 0; i < names.length; i++) headers[names[i]] = values[i];
-  return env[binding].getByName(name).fetch(url, { headers });
-}
-")]
+#[wasm_bindgen(module = "/worker/upgrade.mjs")]
 extern "C" {
     /// The whole upgrade call to an object in one crossing: its stub, a header object
     /// literal and the request (a connect storm makes one per connection).
@@ -115,23 +97,22 @@ extern "C" {
     ) -> Result<Promise, JsValue>;
 }
 
-/// Starts a WebSocket upgrade request to the room's Durable Object, with `headers` besides
-/// `upgrade`: the Promise of its 101 (or error) response.
-pub fn room_upgrade(
-    env: &Env,
-    room: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> RelayResult<Promise> {
-    let (names, values) = headers
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
+/// Starts a WebSocket connect to the room's Durable Object: the Promise of its 101 (or error)
+/// response.
+pub fn room_upgrade(env: &Env, room: &str, connect: Connect) -> RelayResult<Promise> {
+    let wire = RoomRequest::Connect(connect).encode()?;
+    let (mut names, mut values): (Vec<String>, Vec<String>) = wire
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
         .unzip();
+    names.push(ROOM_HEADER.to_string());
+    values.push(percent_encode(room));
     upgrade_object(
         env,
         "ROOMS",
         room,
-        &format!("https://room{path}"),
+        &format!("https://room{}", wire.path),
         names,
         values,
     )
@@ -139,29 +120,36 @@ pub fn room_upgrade(
 }
 
 /// Sends a request to the room's Durable Object.
-pub async fn call_room(
-    env: &Env,
-    room: &str,
-    path: &str,
-    method: &str,
-    headers: Headers,
-    body: Option<String>,
-) -> RelayResult<Response> {
+pub async fn call_room(env: &Env, room: &str, request: &RoomRequest) -> RelayResult<Response> {
+    send_to_room(env, room, &request.encode()?).await
+}
+
+/// Sends an encoded request to the room's Durable Object (one encoding may go to many rooms).
+pub async fn send_to_room(env: &Env, room: &str, wire: &Wire) -> RelayResult<Response> {
     let stub = namespace(env, "ROOMS")?
         .get_by_name(room)
         .map_err(internal("stub"))?;
     let init = RequestInit::new();
-    init.set_method(method);
+    init.set_method(wire.method);
+    let headers = room_headers(room, wire)?;
     init.set_headers(&headers);
-    if let Some(body) = body {
-        init.set_body(&JsValue::from_str(&body));
+    if let Some(body) = &wire.body {
+        init.set_body(&JsValue::from_str(body));
     }
-    call_object(&stub, &format!("https://room{path}"), &init).await
+    call_object(&stub, &format!("https://room{}", wire.path), &init).await
 }
 
-/// The deployment's one `Directory` object, which keeps the rooms' stats reports.
-pub fn directory_stub(env: &Env) -> RelayResult<Stub> {
-    namespace(env, "DIRECTORY")?
+/// Sends a request to the deployment's one `Directory` object, which keeps the rooms' stats
+/// reports.
+pub async fn call_directory(env: &Env, request: &DirectoryRequest) -> RelayResult<Response> {
+    let wire = request.encode()?;
+    let stub = namespace(env, "DIRECTORY")?
         .get_by_name(directory::DIRECTORY_NAME)
-        .map_err(internal("directory stub"))
+        .map_err(internal("directory stub"))?;
+    let init = RequestInit::new();
+    init.set_method(wire.method);
+    if let Some(body) = &wire.body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    call_object(&stub, &format!("https://directory{}", wire.path), &init).await
 }

@@ -6,17 +6,17 @@ use std::cell::RefCell;
 
 use futures::future::join_all;
 use serde_json::json;
-use wasm_bindgen::JsValue;
-use web_sys::{Request, RequestInit, Response};
+use web_sys::Response;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::Env;
 
 use super::room_object::{receipt_response, Room};
 use super::settle::sleep;
-use super::{call_object, call_room, directory_stub, http, internal, now_ms, room_headers};
+use super::{call_directory, call_room, http, internal, now_ms};
 use crate::error::{RelayError, RelayResult};
-use crate::feed::{self, RoomUpdate, UPDATE_EVENT};
+use crate::feed::{Member, RoomUpdate, UPDATE_EVENT};
 use crate::protocol::Publish;
+use crate::room_api::{DirectoryRequest, RoomRequest};
 use crate::room_machine::FeedDue;
 use crate::stats::{ReportQueue, RoomReport};
 use crate::webhook::RoomBroadcast;
@@ -46,24 +46,14 @@ async fn send_reports(env: Env, delay_ms: i64) {
     if batch.is_empty() {
         return;
     }
-    let sent = match serde_json::to_string(&batch) {
-        Ok(body) => {
-            let init = RequestInit::new();
-            init.set_method("POST");
-            init.set_body(&JsValue::from_str(&body));
-            match directory_stub(&env) {
-                Ok(stub) => call_object(&stub, "https://directory/reports", &init)
-                    .await
-                    .and_then(|response| match response.status() {
-                        200 => Ok(()),
-                        _ => Err(RelayError::internal()),
-                    }),
-                Err(err) => Err(err),
-            }
-        }
-        Err(_) => Err(RelayError::internal()),
-    };
-    if let Err(err) = sent {
+    let request = DirectoryRequest::Reports(batch);
+    let sent = call_directory(&env, &request)
+        .await
+        .and_then(|response| match response.status() {
+            200 => Ok(()),
+            _ => Err(RelayError::internal()),
+        });
+    if let (Err(err), DirectoryRequest::Reports(batch)) = (sent, request) {
         worker::console_error!("stats reports failed: {err}");
         let retry = REPORTS.with(|queue| queue.borrow_mut().put_back(batch, now_ms()));
         if let Some(delay_ms) = retry {
@@ -73,12 +63,13 @@ async fn send_reports(env: Env, delay_ms: i64) {
 }
 
 impl Room {
-    /// `POST /broadcast` from the Worker: a backend's event, persisted like a publish with
-    /// `from: null`; the idempotency key is the broadcast `id`.
-    pub(super) async fn backend_publish(&self, req: Request, room: &str) -> RelayResult<Response> {
-        let body = http::body_text(&req).await?;
-        let request: RoomBroadcast = serde_json::from_str(&body)
-            .map_err(|_| RelayError::bad_request("invalid broadcast"))?;
+    /// A backend's event (or a feed update), persisted like a publish with `from: null`; the
+    /// idempotency key is the broadcast `id`.
+    pub(super) fn backend_publish(
+        &self,
+        request: RoomBroadcast,
+        room: &str,
+    ) -> RelayResult<Response> {
         let publish = Publish {
             cid: request.id,
             event: Some(request.event),
@@ -90,11 +81,14 @@ impl Room {
         receipt_response(&receipt)
     }
 
-    /// `GET` / `PUT /members`.
-    pub(super) async fn members(&self, req: Request, room: &str) -> RelayResult<Response> {
-        if req.method() == "PUT" {
-            let body = http::body_text(&req).await?;
-            let members = feed::parse_members(&body)?;
+    /// The room's members, after replacing them with `new_members` when given: in a
+    /// members-only room, those no longer on the list lose their sockets.
+    pub(super) fn members(
+        &self,
+        new_members: Option<Vec<Member>>,
+        room: &str,
+    ) -> RelayResult<Response> {
+        if let Some(members) = new_members {
             self.run(Some(room), None, |m, out| {
                 let store = m.core().store();
                 let before = store.members()?;
@@ -108,7 +102,7 @@ impl Room {
             .map_err(internal("members response"))
     }
 
-    /// `GET /presence`: who is online now.
+    /// Who is online now.
     pub(super) fn presence_list(&self, room: &str) -> RelayResult<Response> {
         self.restore_presence(Some(room))?;
         let (users, connections) = self.machine(None, |m| Ok(m.presence_list()))?;
@@ -162,17 +156,14 @@ impl Room {
         }
         let deliveries = updates.iter().map(|(member, _, update)| async move {
             let personal_room = format!("user:{member}");
-            let body =
-                json!({"event": UPDATE_EVENT, "data": update, "id": update.key()}).to_string();
-            let response = call_room(
-                &self.env,
-                &personal_room,
-                "/broadcast",
-                "POST",
-                room_headers(&personal_room)?,
-                Some(body),
-            )
-            .await?;
+            let broadcast = RoomBroadcast {
+                event: UPDATE_EVENT.to_string(),
+                data: serde_json::value::to_raw_value(update)
+                    .map_err(|_| RelayError::internal())?,
+                id: Some(update.key()),
+            };
+            let request = RoomRequest::Broadcast(broadcast);
+            let response = call_room(&self.env, &personal_room, &request).await?;
             if response.status() == 200 {
                 Ok(())
             } else {

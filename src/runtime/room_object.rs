@@ -18,7 +18,7 @@ use super::archive::Archive;
 use super::http::{self, header};
 use super::settle::{settle, sleep};
 use super::sql_store::SqlRoomStore;
-use super::{internal, now_ms, Caller, CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER};
+use super::{internal, now_ms};
 use crate::config::Limits;
 use crate::disconnect::{self, Disconnect};
 use crate::error::{RelayError, RelayResult};
@@ -28,9 +28,9 @@ use crate::random_ids::{random_below, random_id};
 use crate::replay::{self, Replay};
 use crate::room::{self, ResumePlan, RoomCore, Stamps, MAX_REPLAY_MESSAGES};
 use crate::room_access::MembersOnly;
+use crate::room_api::{self, Caller, Connect, RoomRequest, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::room_machine::{Connection, Effect, MachineStore, RoomMachine};
 use crate::room_name;
-use crate::url_parts;
 
 // The alarm's JavaScript side is `worker/alarm.mjs`, with its tests in `worker/test/`.
 #[wasm_bindgen(module = "/worker/alarm.mjs")]
@@ -223,16 +223,10 @@ impl RoomEntry {
     }
 }
 
-fn caller(req: &Request) -> RelayResult<Caller> {
-    header(req, CALLER_HEADER)
-        .and_then(|h| serde_json::from_str(&h).ok())
-        .ok_or_else(|| RelayError::unauthorized("missing caller"))
-}
-
-/// A refused connect: on the socket when the client offered the subprotocol (the Worker says
-/// which in [`SUBPROTOCOL_HEADER`]), as a browser cannot read an HTTP refusal of an upgrade.
-fn refuse_connect(req: &Request, err: RelayError) -> RelayResult<Response> {
-    match header(req, SUBPROTOCOL_HEADER) {
+/// A refused connect: on the socket when the client offered a subprotocol (the Worker says
+/// which in [`Connect::subprotocol`]), as a browser cannot read an HTTP refusal of an upgrade.
+fn refuse_connect(subprotocol: Option<String>, err: RelayError) -> RelayResult<Response> {
+    match subprotocol {
         Some(protocol) => http::refuse_on_socket(&err, &protocol).map_err(internal("refusal")),
         None => Err(err),
     }
@@ -381,54 +375,51 @@ impl Room {
             .map(|r| room_name::percent_decode(&r))
             .transpose()?
             .ok_or_else(|| RelayError::bad_request("missing room"))?;
-        let url = req.url();
-        let query = url_parts::query_pairs(&url);
-        match url_parts::path(&url) {
-            "/connect" => {
+        let method = req.method();
+        let body = match room_api::has_body(&method) {
+            true => Some(http::body_text(&req).await?),
+            false => None,
+        };
+        let request = match RoomRequest::decode(&method, &req.url(), |n| header(&req, n), body) {
+            Ok(request) => request,
+            // Only a connect carries a subprotocol: a malformed one is refused where it can be read.
+            Err(err) => return refuse_connect(header(&req, SUBPROTOCOL_HEADER), err),
+        };
+        match request {
+            RoomRequest::Connect(connect) => {
+                let subprotocol = connect.subprotocol.clone();
                 let connected = async {
-                    self.admit(&req, &room)?;
-                    self.accept_connection(&req, &room, &query).await
+                    self.admit(&connect.caller, &room)?;
+                    self.accept_connection(connect, &room).await
                 };
-                connected.await.or_else(|err| refuse_connect(&req, err))
+                connected
+                    .await
+                    .or_else(|err| refuse_connect(subprotocol, err))
             }
-            "/history" => {
-                let caller = caller(&req)?;
+            RoomRequest::History { caller, query } => {
                 self.machine(Some(&room), |m| m.check_member(&caller.user))?;
-                self.history(&room, &query).await
+                self.history(&room, query).await
             }
-            "/publish" => self.http_publish(req, &room).await,
-            "/broadcast" => self.backend_publish(req, &room).await,
-            "/members" => self.members(req, &room).await,
-            "/presence" => self.presence_list(&room),
-            _ => Err(RelayError::not_found("no such room route")),
+            RoomRequest::Publish { caller, body } => self.http_publish(&caller, &body, &room),
+            RoomRequest::Broadcast(broadcast) => self.backend_publish(broadcast, &room),
+            RoomRequest::Members => self.members(None, &room),
+            RoomRequest::SetMembers(members) => self.members(Some(members), &room),
+            RoomRequest::Presence => self.presence_list(&room),
         }
     }
 
     /// Bounds a user's connection attempts to this room: a reconnect loop is refused with 429.
-    fn admit(&self, req: &Request, room: &str) -> RelayResult<()> {
-        let caller = caller(req)?;
+    fn admit(&self, caller: &Caller, room: &str) -> RelayResult<()> {
         self.machine(Some(room), |m| m.admit(&caller.user))
     }
 
-    async fn accept_connection(
-        &self,
-        req: &Request,
-        room: &str,
-        query: &[(String, String)],
-    ) -> RelayResult<Response> {
-        let caller = caller(req)?;
-        let since = query
-            .iter()
-            .find(|(k, _)| k == "since")
-            .map(|(_, v)| {
-                v.parse::<u64>()
-                    .map_err(|_| RelayError::bad_request("bad since"))
-            })
-            .transpose()?;
-        let batched = match query.iter().find(|(k, _)| k == "batch") {
-            None => false,
-            Some((_, v)) => protocol::parse_batch_flag(v)?,
-        };
+    async fn accept_connection(&self, connect: Connect, room: &str) -> RelayResult<Response> {
+        let Connect {
+            caller,
+            since,
+            batched,
+            subprotocol,
+        } = connect;
         let conn = Connection {
             conn_id: random_id(now_ms()),
             user: caller.user,
@@ -445,7 +436,7 @@ impl Room {
             batched,
             &attachment,
             &welcome,
-            header(req, SUBPROTOCOL_HEADER).as_deref(),
+            subprotocol.as_deref(),
         )
         .map_err(|err| internal("accept")(worker::Error::from(err)))?;
         let server = WebSocket::from(accepted.server());
@@ -550,10 +541,8 @@ impl Room {
         Ok(room::merge_page(range, local, archived).messages)
     }
 
-    async fn history(&self, room: &str, query: &[(String, String)]) -> RelayResult<Response> {
-        let history =
-            HistoryQuery::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        let range = history.range();
+    async fn history(&self, room: &str, query: HistoryQuery) -> RelayResult<Response> {
+        let range = query.range();
         let (local, complete) = self.machine(Some(room), |m| m.core().local_page(&range))?;
         let page = if complete {
             crate::paging::assemble(&range, local)
@@ -565,15 +554,13 @@ impl Room {
         http::json(page.to_json(), 200).map_err(internal("history response"))
     }
 
-    async fn http_publish(&self, req: Request, room: &str) -> RelayResult<Response> {
-        let caller = caller(&req)?;
-        let body = http::body_text(&req).await?;
+    fn http_publish(&self, caller: &Caller, body: &str, room: &str) -> RelayResult<Response> {
         if body.len() > self.limits.max_frame_bytes {
             return Err(RelayError::too_large(
                 "message is larger than the frame limit",
             ));
         }
-        let publish: Publish = serde_json::from_str(&body)
+        let publish: Publish = serde_json::from_str(body)
             .map_err(|e| RelayError::bad_request(format!("invalid publish body: {e}")))?;
         publish.validate(false)?;
         let receipt = self.run(Some(room), None, |m, out| {

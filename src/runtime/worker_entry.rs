@@ -8,24 +8,22 @@ use js_sys::Promise;
 use serde_json::json;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Headers, Request, RequestInit, Response};
+use web_sys::{Request, Response};
 use worker::Env;
 
 use super::jwks_fetch;
 use super::settle::settle;
-use super::{
-    call_object, call_room, http, internal, percent_encode, room_headers, room_upgrade, Caller,
-    CALLER_HEADER, ROOM_HEADER, SUBPROTOCOL_HEADER,
-};
+use super::{call_directory, call_room, http, internal, room_upgrade, send_to_room};
 use crate::auth::{self, AuthConfig, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
 use crate::cors::{self, AllowedOrigins};
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
-use crate::header_json;
+use crate::feed;
 use crate::jwks::{self, KeySet};
 use crate::paging::{self, HistoryQuery};
-use crate::protocol::{self, Receipt};
+use crate::protocol;
+use crate::room_api::{self, Caller, Connect, DirectoryRequest, RoomRequest, Wire};
 use crate::router::{self, Route, Shape};
 use crate::url_parts;
 use crate::webhook::{
@@ -176,50 +174,35 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
         Route::RoomHistory { room } => {
             let identity = authenticate(&incoming, env).await?;
             identity.check_access(&room)?;
-            let history = HistoryQuery::from_pairs(
+            let query = HistoryQuery::from_pairs(
                 incoming.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             )?;
-            let path = format!("/history?{}", history.to_query_string());
-            call_room(
-                env,
-                &room,
-                &path,
-                "GET",
-                caller_headers(&room, &identity)?,
-                None,
-            )
-            .await
+            let caller = caller(&identity);
+            call_room(env, &room, &RoomRequest::History { caller, query }).await
         }
         Route::RoomPublish { room } => {
             let identity = authenticate(&incoming, env).await?;
             identity.check_access(&room)?;
             let body = read_body(&incoming.req).await?;
-            call_room(
-                env,
-                &room,
-                "/publish",
-                "POST",
-                caller_headers(&room, &identity)?,
-                Some(body),
-            )
-            .await
+            let caller = caller(&identity);
+            call_room(env, &room, &RoomRequest::Publish { caller, body }).await
         }
         Route::RoomMembers { room } => {
             // The path names the room: only a signature bound to it (v2) may authorise this.
             let (body, _) = backend_request(&incoming, env, false).await?;
-            let (method, body) = if incoming.method == "PUT" {
-                ("PUT", Some(body))
+            let request = if incoming.method == "PUT" {
+                RoomRequest::SetMembers(feed::parse_members(&body)?)
             } else {
-                ("GET", None)
+                RoomRequest::Members
             };
-            call_room(env, &room, "/members", method, room_headers(&room)?, body).await
+            call_room(env, &room, &request).await
         }
         Route::RoomPresence { room } => {
             if !is_admin(&incoming, env) {
                 let identity = authenticate(&incoming, env).await?;
                 identity.check_access(&room)?;
             }
-            call_room(env, &room, "/presence", "GET", room_headers(&room)?, None).await
+            call_room(env, &room, &RoomRequest::Presence).await
         }
         Route::Broadcast => {
             let (body, proof) = backend_request(&incoming, env, true).await?;
@@ -241,11 +224,11 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
         }
         Route::Stats | Route::LegacyStatsConnections => {
             require_admin(&incoming, env)?;
-            directory(env, "/stats").await
+            call_directory(env, &DirectoryRequest::Totals).await
         }
         Route::StatsRooms | Route::LegacyStatsRooms => {
             require_admin(&incoming, env)?;
-            directory(env, "/rooms").await
+            call_directory(env, &DirectoryRequest::Rooms).await
         }
         Route::DevToken => dev_token(&incoming, env).await,
         Route::Page(page) => http::page(page.body, page.content_type).map_err(internal("page")),
@@ -295,29 +278,24 @@ async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Prom
             "this route needs a WebSocket upgrade",
         ));
     }
-    let mut path = "/connect".to_string();
-    if let Some(since) = incoming.query("since") {
-        let since = paging::parse_number("since", since)?;
-        path.push_str(&format!("?since={since}"));
-    }
-    if let Some(batch) = incoming.query("batch") {
-        let batch = protocol::parse_batch_flag(batch)?;
-        path.push(if path.contains('?') { '&' } else { '?' });
-        path.push_str(if batch { "batch=1" } else { "batch=0" });
-    }
-    let room_value = percent_encode(room);
-    let caller = caller_json(&identity)?;
-    let mut headers = vec![
-        (ROOM_HEADER, room_value.as_str()),
-        (CALLER_HEADER, caller.as_str()),
-    ];
+    let since = incoming
+        .query("since")
+        .map(|since| paging::parse_number("since", since))
+        .transpose()?;
+    let batched = match incoming.query("batch") {
+        Some(batch) => protocol::parse_batch_flag(batch)?,
+        None => false,
+    };
     let socket_protocol =
         auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref())
             .then_some(auth::SUBPROTOCOL);
-    if let Some(protocol) = socket_protocol {
-        headers.push((SUBPROTOCOL_HEADER, protocol));
-    }
-    let answer = room_upgrade(env, room, &path, &headers)?;
+    let connect = Connect {
+        caller: caller(&identity),
+        since,
+        batched,
+        subprotocol: socket_protocol.map(str::to_string),
+    };
+    let answer = room_upgrade(env, room, connect)?;
     Ok(http::or_internal_error(&answer, socket_protocol))
 }
 
@@ -332,11 +310,12 @@ async fn broadcast(
     if request.id.is_none() {
         request.id = proof.idempotency_key();
     }
-    let body = serde_json::to_string(&request.for_room()).map_err(|_| RelayError::internal())?;
+    // Encoded once for every room.
+    let wire = RoomRequest::Broadcast(request.for_room()).encode()?;
     let deliveries = request.rooms.iter().map(|room| {
-        let body = body.clone();
+        let wire = &wire;
         async move {
-            let outcome = deliver(env, room, body).await;
+            let outcome = deliver(env, room, wire).await;
             match outcome {
                 Ok(seq) => json!({"room": room, "seq": seq}),
                 Err(error) => json!({"room": room, "error": {"code": error.code.as_str(), "message": error.message}}),
@@ -348,45 +327,12 @@ async fn broadcast(
 }
 
 /// Publishes a backend event in one room; its seq, or why that room failed.
-async fn deliver(env: &Env, room: &str, body: String) -> RelayResult<u64> {
-    let response = call_room(
-        env,
-        room,
-        "/broadcast",
-        "POST",
-        room_headers(room)?,
-        Some(body),
-    )
-    .await?;
+async fn deliver(env: &Env, room: &str, broadcast: &Wire) -> RelayResult<u64> {
+    let response = send_to_room(env, room, broadcast).await?;
     let text = http::response_text(&response)
         .await
         .map_err(internal("room answer"))?;
-    if response.status() == 200 {
-        let receipt: Receipt = serde_json::from_str(&text).map_err(|_| RelayError::internal())?;
-        return Ok(receipt.seq);
-    }
-    let answer: serde_json::Value =
-        serde_json::from_str(&text).map_err(|_| RelayError::internal())?;
-    let code = match answer["error"]["code"].as_str() {
-        Some("bad_request") => ErrorCode::BadRequest,
-        Some("too_large") => ErrorCode::TooLarge,
-        Some("rate_limited") => ErrorCode::RateLimited,
-        _ => ErrorCode::Internal,
-    };
-    let message = answer["error"]["message"]
-        .as_str()
-        .unwrap_or("internal error");
-    Err(RelayError::new(code, message))
-}
-
-async fn directory(env: &Env, path: &str) -> RelayResult<Response> {
-    let stub = super::directory_stub(env)?;
-    call_object(
-        &stub,
-        &format!("https://directory{path}"),
-        &RequestInit::new(),
-    )
-    .await
+    room_api::broadcast_outcome(response.status(), &text)
 }
 
 async fn dev_token(incoming: &Incoming, env: &Env) -> RelayResult<Response> {
@@ -587,25 +533,12 @@ fn require_admin(incoming: &Incoming, env: &Env) -> RelayResult<()> {
     }
 }
 
-/// The room headers plus the verified caller, which only the Worker can set.
-fn caller_headers(room: &str, identity: &Identity) -> RelayResult<Headers> {
-    let headers = room_headers(room)?;
-    headers
-        .set(CALLER_HEADER, &caller_json(identity)?)
-        .map_err(internal("headers"))?;
-    Ok(headers)
-}
-
-/// The caller header's value: who the Worker verified.
-fn caller_json(identity: &Identity) -> RelayResult<String> {
-    let caller = Caller {
+/// Who the Worker verified, as the room learns it.
+fn caller(identity: &Identity) -> Caller {
+    Caller {
         user: identity.user.clone(),
         exp: identity.expires_at,
-    };
-    let json = serde_json::to_string(&caller).map_err(|_| RelayError::internal())?;
-    // Names may be any Unicode; a header value must be ASCII (and the runtime logs the whole
-    // value, name included, when it is not).
-    Ok(header_json::ascii_only(json))
+    }
 }
 
 /// The request body as text, at most `MAX_HTTP_BODY_BYTES`: a larger declared Content-Length is
