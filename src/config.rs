@@ -3,11 +3,14 @@
 //! tunable [`Limits`], with the documented defaults and bounds. Pure: the runtime hands in a
 //! lookup of its environment.
 
+use std::rc::Rc;
+
 use crate::auth::{AuthConfig, MAX_LEEWAY_SECS};
 use crate::cors::AllowedOrigins;
 use crate::jwks::{self, KeySet};
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
 use crate::rate_limit::RateLimits;
+use crate::room_access::MembersOnly;
 
 /// Messages whose bodies a room keeps in its own storage after they are archived in D1.
 pub const DEFAULT_HOT_WINDOW: u64 = 1_000;
@@ -88,7 +91,7 @@ pub struct Settings {
     /// `JWT_JWKS_URL` is set (every authenticated route then answers 500).
     pub jwt: Option<AuthConfig>,
     /// `JWT_PUBLIC_KEYS`: empty when unset or not a usable JWKS.
-    pub public_keys: KeySet,
+    pub public_keys: Rc<KeySet>,
     /// `JWT_JWKS_URL`, when it is one the relay may fetch (see [`jwks::url_allowed`]).
     pub jwks_url: Option<String>,
     pub webhook_secret: Option<String>,
@@ -97,6 +100,8 @@ pub struct Settings {
     pub dev_mode: bool,
     /// `ALLOWED_ORIGINS`.
     pub allowed_origins: AllowedOrigins,
+    /// `MEMBERS_ONLY_PREFIXES`: the rooms that admit their members only.
+    pub members_only: MembersOnly,
     /// What was set but not used, for the log; names variables and says why, never a value
     /// of a secret.
     pub warnings: Vec<String>,
@@ -104,7 +109,8 @@ pub struct Settings {
 
 impl Settings {
     /// Reads `JWT_SECRET`, `JWT_PUBLIC_KEYS`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `JWT_LEEWAY_SECS`, `WEBHOOK_SECRET`, `ADMIN_SECRET`, `DEV_MODE` and `ALLOWED_ORIGINS`.
+    /// `JWT_LEEWAY_SECS`, `WEBHOOK_SECRET`, `ADMIN_SECRET`, `DEV_MODE`, `ALLOWED_ORIGINS` and
+    /// `MEMBERS_ONLY_PREFIXES`.
     /// An empty value counts as unset; a value that cannot be used is left out with a warning.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let text = |name: &str| var(name).filter(|value| !value.is_empty());
@@ -146,9 +152,16 @@ impl Settings {
         warnings.extend(invalid.into_iter().map(|entry| {
             format!("ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port]); ignored")
         }));
+        let (members_only, ignored) = MembersOnly::parse(text("MEMBERS_ONLY_PREFIXES").as_deref());
+        if ignored > 0 {
+            warnings.push(format!(
+                "MEMBERS_ONLY_PREFIXES: {ignored} entries past the bounds (32 prefixes of 128 bytes) ignored"
+            ));
+        }
         Settings {
             jwt,
-            public_keys,
+            public_keys: Rc::new(public_keys),
+            members_only,
             jwks_url,
             webhook_secret: text("WEBHOOK_SECRET"),
             admin_secret: text("ADMIN_SECRET"),

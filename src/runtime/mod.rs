@@ -7,6 +7,7 @@ mod http;
 mod jwks_fetch;
 mod room_backend;
 mod room_object;
+mod settings;
 mod settle;
 mod sql_store;
 mod worker_entry;

@@ -16,6 +16,7 @@ use worker::{Env, State, WebSocket};
 
 use super::archive::Archive;
 use super::http::{self, header};
+use super::settings::settings;
 use super::settle::{settle, sleep};
 use super::sql_store::SqlRoomStore;
 use super::{internal, now_ms};
@@ -27,7 +28,6 @@ use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
 use crate::replay::{self, Replay};
 use crate::room::{self, ResumePlan, RoomCore, Stamps, MAX_REPLAY_MESSAGES};
-use crate::room_access::MembersOnly;
 use crate::room_api::{self, Caller, Connect, RoomRequest, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::room_machine::{Connection, Effect, MachineStore, RoomMachine};
 use crate::room_name;
@@ -107,8 +107,6 @@ pub struct Room {
     pub(super) state: State,
     pub(super) env: Env,
     limits: Limits,
-    /// Which rooms admit their members only (`MEMBERS_ONLY_PREFIXES`).
-    members_only: MembersOnly,
     /// The room's state and policy, opened on first use; borrowed once per event.
     machine: RefCell<Option<Machine>>,
     /// The effects of the event being applied, kept between events for their capacity.
@@ -127,19 +125,11 @@ impl RoomEntry {
         }
         let limits = Limits::from_vars(|name| env.var(name).ok().map(|v| v.to_string()));
         super::fanout::configure(limits.max_socket_buffer_bytes);
-        let members_only_var = env.var("MEMBERS_ONLY_PREFIXES").ok().map(|v| v.to_string());
-        let (members_only, ignored) = MembersOnly::parse(members_only_var.as_deref());
-        if ignored > 0 {
-            worker::console_error!(
-                "MEMBERS_ONLY_PREFIXES: {ignored} entries past the bounds ignored"
-            );
-        }
         let room = Rc::new_cyclic(|me| Room {
             me: me.clone(),
             state,
             env,
             limits,
-            members_only,
             machine: RefCell::new(None),
             effects: Cell::new(Vec::new()),
         });
@@ -262,7 +252,7 @@ impl Room {
             .and_then(|v| v.parse::<i64>().ok())
             .filter(|at| *at > 0);
         let archive_jitter_ms = random_below(self.limits.archive_delay_ms / 2 + 1, now_ms()) as i64;
-        let members_only = self.members_only.applies_to(&name);
+        let members_only = settings(&self.env).members_only.applies_to(&name);
         let machine = RoomMachine::new(
             RoomCore::open(store, name)?,
             RuntimeStamps,

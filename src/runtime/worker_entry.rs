@@ -1,8 +1,5 @@
 //! The Worker's fetch entry: routes, authenticates at the edge, and hands rooms their requests.
 
-use std::cell::OnceCell;
-use std::rc::Rc;
-
 use futures::future::join_all;
 use js_sys::Promise;
 use serde_json::json;
@@ -11,16 +8,15 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Request, Response};
 use worker::Env;
 
-use super::jwks_fetch;
+use super::settings::{settings, verify_token};
 use super::settle::settle;
 use super::{call_directory, call_room, http, internal, room_upgrade, send_to_room};
-use crate::auth::{self, AuthConfig, Identity};
+use crate::auth::{self, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
-use crate::cors::{self, AllowedOrigins};
+use crate::cors;
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::feed;
-use crate::jwks::{self, KeySet};
 use crate::paging::{self, HistoryQuery};
 use crate::protocol;
 use crate::room_api::{self, Caller, Connect, DirectoryRequest, RoomRequest, Wire};
@@ -64,7 +60,8 @@ impl Finish {
                 refuse_on_socket: false,
             };
         };
-        let origins = allowed_origins(env);
+        let settings = settings(env);
+        let origins = &settings.allowed_origins;
         let cors = if shape.cross_origin && method != "OPTIONS" && origins.answers_vary_by_origin()
         {
             origins.answer_headers(http::header(req, "origin").as_deref())
@@ -103,26 +100,6 @@ impl Finish {
         }
         http::with_headers(&response, &self.cors)
     }
-}
-
-thread_local! {
-    static ALLOWED_ORIGINS: OnceCell<Rc<AllowedOrigins>> = const { OnceCell::new() };
-}
-
-/// `ALLOWED_ORIGINS`, read once per isolate like the other settings.
-fn allowed_origins(env: &Env) -> Rc<AllowedOrigins> {
-    ALLOWED_ORIGINS.with(|cell| {
-        cell.get_or_init(|| {
-            let (allowed, invalid) = AllowedOrigins::parse(text(env, "ALLOWED_ORIGINS").as_deref());
-            for entry in invalid {
-                worker::console_error!(
-                    "ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port]); ignored"
-                );
-            }
-            Rc::new(allowed)
-        })
-        .clone()
-    })
 }
 
 fn is_upgrade(req: &Request) -> bool {
@@ -257,7 +234,7 @@ async fn ready(env: &Env) -> RelayResult<Response> {
 
 /// The answer to `OPTIONS` on a route browsers call: a CORS preflight (see [`crate::cors`]).
 fn preflight(incoming: &Incoming, env: &Env, shape: Shape) -> RelayResult<Response> {
-    let headers = allowed_origins(env).preflight(
+    let headers = settings(env).allowed_origins.preflight(
         incoming.header("origin").as_deref(),
         shape.methods,
         &shape.allow(),
@@ -268,7 +245,8 @@ fn preflight(incoming: &Incoming, env: &Env, shape: Shape) -> RelayResult<Respon
 /// Hands the upgrade to the room; the answer is the room's own Promise of its 101 response.
 /// The browser's `Origin` is checked first: it needs no token.
 async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
-    allowed_origins(env)
+    settings(env)
+        .allowed_origins
         .check_upgrade(incoming.header("origin").as_deref(), &incoming.req.url())?;
     let identity = authenticate(incoming, env).await?;
     identity.check_access(room)?;
@@ -359,81 +337,6 @@ async fn dev_token(incoming: &Incoming, env: &Env) -> RelayResult<Response> {
     ok_json(json!({ "token": token, "expires_in": DEV_TOKEN_TTL_SECS }))
 }
 
-/// The Worker's secrets and auth settings, read from the environment once per isolate:
-/// variables and secrets change only with a new deployment, which starts new isolates.
-struct Settings {
-    /// `None` when none of `JWT_SECRET`, `JWT_PUBLIC_KEYS` and `JWT_JWKS_URL` is usable.
-    jwt: Option<AuthConfig>,
-    /// The keys of `JWT_PUBLIC_KEYS` (none when it is unset).
-    public_keys: Rc<KeySet>,
-    /// `JWT_JWKS_URL`, when it is https (or http on a loopback address, for local tests).
-    jwks_url: Option<String>,
-    webhook_secret: Option<String>,
-    admin_secret: Option<String>,
-    dev_mode: bool,
-}
-
-thread_local! {
-    static SETTINGS: OnceCell<Rc<Settings>> = const { OnceCell::new() };
-}
-
-fn settings(env: &Env) -> Rc<Settings> {
-    SETTINGS.with(|cell| cell.get_or_init(|| Rc::new(read_settings(env))).clone())
-}
-
-fn read_settings(env: &Env) -> Settings {
-    let secret = text(env, "JWT_SECRET").unwrap_or_default();
-    let public_keys = match text(env, "JWT_PUBLIC_KEYS").map(|json| jwks::parse(&json)) {
-        None => KeySet::default(),
-        Some(Ok(keys)) => {
-            if keys.is_empty() {
-                worker::console_error!(
-                    "JWT_PUBLIC_KEYS has no RS256, ES256 or EdDSA signature key"
-                );
-            }
-            keys
-        }
-        Some(Err(err)) => {
-            worker::console_error!("JWT_PUBLIC_KEYS is not used: {err}");
-            KeySet::default()
-        }
-    };
-    let jwks_url = text(env, "JWT_JWKS_URL").filter(|url| {
-        let allowed = jwks::url_allowed(url);
-        if !allowed {
-            worker::console_error!("JWT_JWKS_URL is not used: it must be an https URL");
-        }
-        allowed
-    });
-    let configured = !secret.is_empty() || !public_keys.is_empty() || jwks_url.is_some();
-    let jwt = configured.then(|| {
-        let mut config = AuthConfig::new(secret.into_bytes());
-        config.issuer = text(env, "JWT_ISSUER");
-        config.audience = text(env, "JWT_AUDIENCE");
-        if let Some(leeway) = text(env, "JWT_LEEWAY_SECS").and_then(|v| v.parse().ok()) {
-            config.leeway_secs = leeway;
-        }
-        config
-    });
-    Settings {
-        jwt,
-        public_keys: Rc::new(public_keys),
-        jwks_url,
-        webhook_secret: text(env, "WEBHOOK_SECRET"),
-        admin_secret: text(env, "ADMIN_SECRET"),
-        dev_mode: text(env, "DEV_MODE").is_some_and(|v| v != "0" && v != "false"),
-    }
-}
-
-/// A variable or secret (both are strings in the environment); `None` when unset or empty.
-fn text(env: &Env, name: &str) -> Option<String> {
-    let env: &JsValue = env.as_ref();
-    js_sys::Reflect::get(env, &JsValue::from_str(name))
-        .ok()
-        .and_then(|value| value.as_string())
-        .filter(|value| !value.is_empty())
-}
-
 /// The identity of the user token the request carries. Waits only when the token needs a key
 /// from `JWT_JWKS_URL` that must be fetched first.
 async fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
@@ -444,24 +347,7 @@ async fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
         subprotocols.as_deref(),
         incoming.query("token"),
     )?;
-    let settings = settings(env);
-    let Some(config) = settings.jwt.as_ref() else {
-        worker::console_error!("none of JWT_SECRET, JWT_PUBLIC_KEYS, JWT_JWKS_URL is configured");
-        return Err(RelayError::internal());
-    };
-    // Only a public-key token may need the fetched set (read lazily: HS256 tokens skip this).
-    let wanted = settings
-        .jwks_url
-        .as_deref()
-        .and_then(|url| Some((url, auth::public_key_wanted(token)?)));
-    let keys = match wanted {
-        Some((url, kid)) => {
-            jwks_fetch::keys_for(url, &settings.public_keys, kid.as_deref()).await?
-        }
-        None => settings.public_keys.clone(),
-    };
-    let now = chrono::DateTime::from_timestamp_millis(super::now_ms()).unwrap_or_default();
-    auth::verify(token, config, &keys, now)
+    verify_token(env, token).await
 }
 
 /// Reads a backend request's body and checks its credentials. A request that carries no
