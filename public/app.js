@@ -13,6 +13,7 @@ const STATUS_TEXT = {
   open: 'connected',
   reconnecting: 'reconnecting…',
   polling: 'offline mode (HTTP polling)',
+  offline: 'offline (no network)',
   closed: 'disconnected',
 };
 const PAGE_SIZE = 50;
@@ -100,7 +101,7 @@ function setStatus(status) {
   const el = $('status');
   el.dataset.status = status;
   const queued = room ? room.pending : 0;
-  el.textContent = STATUS_TEXT[status] + (queued ? ` · ${queued} queued` : '');
+  el.textContent = (STATUS_TEXT[status] || status) + (queued ? ` · ${queued} queued` : '');
   $('online').classList.toggle('stale', status !== 'open');
   $('chat').dataset.status = status;
   $('online-note').hidden = status !== 'polling';

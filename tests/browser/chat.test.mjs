@@ -105,7 +105,8 @@ test('offline while sending: after recovery both pages show every message exactl
     return { onLine: navigator.onLine, socketStillOpen: open };
   }), WAIT, 'force-close');
   console.log('after setOffline(true):', JSON.stringify(dropped));
-  await pa.waitForFunction(() => ['reconnecting', 'polling'].includes(document.querySelector('[data-testid=status]').dataset.status), null, { timeout: WAIT });
+  // 'offline': a client that knows navigator.onLine is false says so instead of retrying.
+  await pa.waitForFunction(() => ['reconnecting', 'polling', 'offline'].includes(document.querySelector('[data-testid=status]').dataset.status), null, { timeout: WAIT });
   const offline = ['offline a1', 'offline a2', 'offline a3'];
   for (const text of offline) await sendText(pa, text);
   await sendText(pb, 'while away b1');
