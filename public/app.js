@@ -429,7 +429,7 @@ async function enterRoom(name, first) {
       return t;
     },
   });
-  window.__relay = { room, feed, RelayClient };
+  window.__relay = { room, RelayClient }; // for tests/browser
   const current = room;
   const live = (fn) => (value) => current === room && fn(value);
   room.on('status', live(setStatus));

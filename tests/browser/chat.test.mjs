@@ -2,7 +2,7 @@
 // from a second origin, against a relay with DEV_MODE set that allows that origin. Run (see
 // run_browser in scripts/test): RELAY_URL=http://127.0.0.1:8788 PAGE_URL=http://127.0.0.1:8789
 // node --test 'tests/browser/*.test.mjs', with tests/browser/static-server.mjs serving PAGE_URL.
-import { test, before, beforeEach, after } from 'node:test';
+import { test, before, afterEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   RELAY_URL, WAIT, demoUrl, launchUser, logs, openChat, screenshot, sendText, shown, uniqueRoom, waitForTexts, waitStatus, within,
@@ -24,10 +24,13 @@ after(async () => {
   if (logs.length) console.log('browser console (errors/warnings):\n  ' + logs.slice(0, 40).join('\n  '));
 });
 
-// Each test answers for the console errors and page errors of its own run.
-beforeEach(() => {
+// Each test answers for the console errors and page errors seen during it, also those after
+// its own last check (a page closing); the next test starts with none.
+afterEach(() => {
+  const seen = [...alice.problems, ...bob.problems];
   alice.problems.length = 0;
   bob.problems.length = 0;
+  assert.deepEqual(seen, [], 'console errors or page errors');
 });
 const noProblems = () => assert.deepEqual([...alice.problems, ...bob.problems], []);
 

@@ -3,7 +3,7 @@
 // the user's feed, retry and discard of a failed send, and the phone layout. The page comes
 // from PAGE_URL, a second origin; the relay at RELAY_URL runs with DEV_MODE and allows it.
 // WEBHOOK_SECRET (the relay's) lets the tests set a room's members, which the feed needs.
-import { test, before, beforeEach, after } from 'node:test';
+import { test, before, afterEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   WAIT, RELAY_URL, demoUrl, devToken, launchUser, logs, openChat, publish, screenshot, sendText, shown,
@@ -22,9 +22,13 @@ before(async () => {
   [alice, bob] = await Promise.all([launchUser('alice'), launchUser('bob')]);
 });
 
-beforeEach(() => {
+// Each test answers for the console errors and page errors seen during it, also those after
+// its own last check (a page closing); the next test starts with none.
+afterEach(() => {
+  const seen = [...alice.problems, ...bob.problems];
   alice.problems.length = 0;
   bob.problems.length = 0;
+  assert.deepEqual(seen, [], 'console errors or page errors');
 });
 
 after(async () => {
