@@ -1,6 +1,9 @@
-// The demo chat: a development token from POST /dev/token, the last 50 messages over HTTP,
-// then a RelayClient resuming after them. Message ids/data-testid attributes are used by
-// tests/browser; keep them stable.
+// The demo chat: a development token from POST /dev/token, the last 50 messages over HTTP
+// (older ones on demand with before=), then a RelayClient resuming after them; a second
+// RelayClient on the user's own feed `user:<id>` keeps the room list and its unread counts.
+// The relay is this page's origin, or the one in `?relay=` (the page may live elsewhere: the
+// relay's ALLOWED_ORIGINS must then name this page's origin). Element ids and data-testid
+// attributes are used by tests/browser; keep them stable.
 import { RelayClient } from '/client/relay.js';
 
 const $ = (id) => document.getElementById(id);
@@ -10,47 +13,98 @@ const STATUS_TEXT = {
   open: 'connected',
   reconnecting: 'reconnecting…',
   polling: 'offline mode (HTTP polling)',
-  offline: 'offline: waiting for the network',
+  offline: 'offline (no network)',
   closed: 'disconnected',
 };
+const PAGE_SIZE = 50;
+const MAX_ERRORS = 5; // errors shown at once; the oldest goes first
+const MAX_AWAY = 20; // users who left, shown with their last seen
+const MAX_ROOMS = 50; // rooms in the list
 
-let room = null;
+const params = new URLSearchParams(location.search);
+const RELAY = relayBase(params.get('relay'));
+
+let room = null; // the RelayClient of the open room
+let roomName = null;
+let feed = null; // the RelayClient of `user:<me>`
 let me = null; // user id (the name)
+let oldestSeq = null; // the oldest message shown, for before=
 const typing = new Map(); // user id -> {name, timer}
+const away = new Map(); // user id -> {user, lastSeen}, newest last
+const rooms = new Map(); // room name -> {unread, preview, feedSeq}, from the feed's room.update
 
 const nameOf = (user) => (user ? user.name || user.id : 'system');
 const isMine = (m) => m.from && m.from.id === me;
 
-async function devToken(user, roomName) {
-  const res = await fetch('/dev/token', {
+/** The relay's base URL: `?relay=` when it is an http(s) origin, else this page's origin. */
+function relayBase(given) {
+  if (!given) return location.origin;
+  try {
+    const url = new URL(given);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.origin;
+  } catch {}
+  return location.origin;
+}
+
+// ---- errors: each stays until dismissed; a repeat counts up instead of stacking
+function showError(text) {
+  const list = $('errors');
+  const same = [...list.children].find((li) => li.dataset.text === text);
+  if (same) {
+    const count = Number(same.dataset.count) + 1;
+    same.dataset.count = count;
+    same.querySelector('.count').textContent = `×${count}`;
+    return;
+  }
+  const li = document.createElement('li');
+  li.dataset.testid = 'error';
+  li.dataset.text = text;
+  li.dataset.count = 1;
+  const message = document.createElement('span');
+  message.className = 'error-text';
+  message.textContent = text;
+  const count = document.createElement('span');
+  count.className = 'count';
+  const dismiss = document.createElement('button');
+  dismiss.type = 'button';
+  dismiss.dataset.testid = 'error-dismiss';
+  dismiss.setAttribute('aria-label', 'Dismiss');
+  dismiss.textContent = '×';
+  dismiss.addEventListener('click', () => li.remove());
+  li.append(message, count, dismiss);
+  list.append(li);
+  while (list.children.length > MAX_ERRORS) list.firstElementChild.remove();
+}
+
+/** A client error as the user should read it: the server's message, and the close code. */
+function describe(err) {
+  if (err.closeCode) return `connection closed (${err.closeCode} ${err.code}): ${err.message}`;
+  return err.code && err.code !== err.message ? `${err.code}: ${err.message}` : err.message;
+}
+
+async function devToken(user, grant) {
+  const res = await fetch(RELAY + '/dev/token', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user, name: user, rooms: [roomName] }),
+    body: JSON.stringify({ user, name: user, rooms: [grant] }),
   });
-  if (!res.ok) {
-    throw new Error(res.status === 404
-      ? 'This relay does not hand out development tokens (DEV_MODE is not set).'
-      : `Token request failed: HTTP ${res.status}`);
-  }
-  return (await res.json()).token;
+  if (res.ok) return (await res.json()).token;
+  if (res.status === 404) throw new Error('This relay does not hand out development tokens (DEV_MODE is not set).');
+  let message = `HTTP ${res.status}`;
+  try {
+    message = (await res.json()).error.message || message;
+  } catch {}
+  throw new Error(`Token request failed: ${message}`);
 }
 
 function setStatus(status) {
   const el = $('status');
   el.dataset.status = status;
   const queued = room ? room.pending : 0;
-  el.textContent = STATUS_TEXT[status] + (queued ? ` · ${queued} queued` : '');
+  el.textContent = (STATUS_TEXT[status] || status) + (queued ? ` · ${queued} queued` : '');
   $('online').classList.toggle('stale', status !== 'open');
   $('chat').dataset.status = status;
   $('online-note').hidden = status !== 'polling';
-}
-
-function showBanner(text) {
-  const el = $('banner');
-  el.textContent = text;
-  el.hidden = false;
-  clearTimeout(showBanner.timer);
-  showBanner.timer = setTimeout(() => (el.hidden = true), 6000);
 }
 
 // ---- messages
@@ -59,7 +113,15 @@ function textOf(data) {
   return JSON.stringify(data);
 }
 
-function renderMessage(m) {
+function timeText(ts) {
+  const date = new Date(ts);
+  const sameDay = date.toDateString() === new Date().toDateString();
+  return sameDay
+    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : date.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+function messageElement(m) {
   const li = document.createElement('li');
   li.className = 'message' + (isMine(m) ? ' own' : '');
   li.dataset.testid = 'message';
@@ -74,7 +136,7 @@ function renderMessage(m) {
   author.textContent = nameOf(m.from);
   const time = document.createElement('time');
   time.dateTime = m.ts;
-  time.textContent = new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  time.textContent = timeText(m.ts);
   const seq = document.createElement('span');
   seq.className = 'seq';
   seq.textContent = '#' + m.seq;
@@ -87,12 +149,42 @@ function renderMessage(m) {
   seen.className = 'seen';
   seen.dataset.testid = 'seen';
   li.append(meta, text, seen);
+  return li;
+}
 
+function renderMessage(m) {
   const scroll = $('scroll');
   const atBottom = scroll.scrollHeight - scroll.scrollTop - scroll.clientHeight < 40;
-  $('messages').append(li);
+  $('messages').append(messageElement(m));
+  if (oldestSeq === null) oldestSeq = m.seq;
   if (atBottom || isMine(m)) scroll.scrollTop = scroll.scrollHeight;
   if (m.cid && isMine(m)) document.querySelector(`#outbox [data-cid="${CSS.escape(m.cid)}"]`)?.remove();
+}
+
+/** Older messages go on top; the view stays on what the reader was looking at. */
+function prependMessages(messages) {
+  const scroll = $('scroll');
+  const height = scroll.scrollHeight;
+  $('messages').prepend(...messages.map(messageElement));
+  if (messages.length) oldestSeq = messages[0].seq;
+  scroll.scrollTop += scroll.scrollHeight - height;
+}
+
+async function loadOlder() {
+  const button = $('load-older');
+  const current = room;
+  button.disabled = true;
+  try {
+    const page = await current.history({ before: oldestSeq, limit: PAGE_SIZE });
+    if (current !== room) return;
+    prependMessages(page.messages.filter((m) => m.seq < oldestSeq));
+    button.hidden = !page.has_more;
+    renderSeen();
+  } catch (err) {
+    showError(`Loading older messages failed: ${describe(err)}`);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // "Seen by …" under my latest message: everyone else whose read marker reached it.
@@ -115,7 +207,7 @@ function markReadSoon() {
   }, 200);
 }
 
-// ---- presence and typing
+// ---- presence, last seen and typing
 function renderOnline() {
   const ul = $('online');
   ul.replaceChildren(...room.presence.map((u) => {
@@ -125,6 +217,28 @@ function renderOnline() {
     return li;
   }));
   $('online-count').textContent = `(${room.presence.length})`;
+  for (const u of room.presence) away.delete(u.id);
+  renderAway();
+}
+
+function renderAway() {
+  const ul = $('away');
+  ul.replaceChildren(...[...away.values()].reverse().map(({ user, lastSeen }) => {
+    const li = document.createElement('li');
+    li.dataset.user = user.id;
+    const time = document.createElement('time');
+    time.dataset.testid = 'last-seen';
+    time.dateTime = lastSeen;
+    time.textContent = timeText(lastSeen);
+    li.append(nameOf(user), ' · last seen ', time);
+    return li;
+  }));
+}
+
+function userLeft(frame) {
+  away.delete(frame.user.id);
+  away.set(frame.user.id, { user: frame.user, lastSeen: frame.last_seen || new Date().toISOString() });
+  if (away.size > MAX_AWAY) away.delete(away.keys().next().value);
 }
 
 function renderTyping() {
@@ -144,14 +258,85 @@ function setTyping(user, active) {
   renderTyping();
 }
 
+function clearTyping() {
+  for (const t of typing.values()) clearTimeout(t.timer);
+  typing.clear();
+  renderTyping();
+}
+
+// ---- the room list, from the user's feed
+function renderRooms() {
+  const names = [...rooms.entries()].sort((a, b) => b[1].feedSeq - a[1].feedSeq).map(([name]) => name);
+  $('rooms').replaceChildren(...names.map((name) => {
+    const info = rooms.get(name);
+    const unread = name === roomName ? 0 : info.unread;
+    const li = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.dataset.room = name;
+    button.title = info.preview || name;
+    if (name === roomName) button.setAttribute('aria-current', 'true');
+    const label = document.createElement('span');
+    label.className = 'room-name';
+    label.textContent = '#' + name;
+    const badge = document.createElement('span');
+    badge.className = 'unread';
+    badge.dataset.testid = 'unread';
+    badge.textContent = unread;
+    badge.hidden = unread === 0;
+    button.append(label, badge);
+    button.addEventListener('click', () => name !== roomName && enterRoom(name).catch((err) => showError(err.message)));
+    li.append(button);
+    return li;
+  }));
+}
+
+function roomUpdate(m) {
+  if (m.event !== 'room.update' || !m.data || typeof m.data.room !== 'string') return;
+  const d = m.data;
+  const known = rooms.get(d.room);
+  if (known && known.feedSeq > m.seq) return;
+  rooms.delete(d.room);
+  rooms.set(d.room, { unread: Number(d.unread) || 0, preview: d.preview, feedSeq: m.seq });
+  while (rooms.size > MAX_ROOMS) rooms.delete(rooms.keys().next().value);
+}
+
+async function startFeed(first) {
+  const feedRoom = 'user:' + me;
+  let token = first;
+  const getToken = async () => {
+    const t = token || (await devToken(me, roomName));
+    token = null; // the next call (after a 4001 or 401) asks for a fresh one
+    return t;
+  };
+  let since;
+  try {
+    const page = await RelayClient.history({ url: RELAY, room: feedRoom, token: first, limit: PAGE_SIZE });
+    for (const m of page.messages) roomUpdate(m);
+    since = page.messages.length ? page.messages.at(-1).seq : 0;
+  } catch (err) {
+    showError(`Room list unavailable: ${describe(err)}`);
+  }
+  feed = RelayClient.connect({ url: RELAY, room: feedRoom, since, getToken });
+  feed.on('message', (m) => {
+    roomUpdate(m);
+    renderRooms();
+  });
+  feed.on('error', (err) => showError(`Room list: ${describe(err)}`));
+  renderRooms();
+}
+
 // ---- sending
-function queueSend(text) {
-  const p = room.send({ text });
+function queueSend(text, cid) {
+  const p = room.send({ text }, cid ? { cid } : {});
   const li = document.createElement('li');
   li.className = 'pending';
   li.dataset.cid = p.cid;
   li.dataset.testid = 'pending';
-  li.textContent = text;
+  const body = document.createElement('span');
+  body.className = 'text';
+  body.textContent = text;
+  li.append(body);
   $('outbox').append(li);
   $('scroll').scrollTop = $('scroll').scrollHeight;
   setStatus(room.status);
@@ -159,88 +344,133 @@ function queueSend(text) {
     () => setStatus(room.status),
     (err) => {
       li.classList.add('failed');
-      li.title = err.message;
       li.dataset.error = err.code;
-      setStatus(room.status);
+      const reason = document.createElement('span');
+      reason.className = 'reason';
+      reason.dataset.testid = 'send-error';
+      reason.textContent = `not sent: ${err.message}`;
+      const retry = document.createElement('button');
+      retry.type = 'button';
+      retry.dataset.testid = 'retry';
+      retry.textContent = 'Retry';
+      // The same cid: should the relay have stored it after all, it answers with the original.
+      retry.addEventListener('click', () => {
+        li.remove();
+        if (room) queueSend(text, p.cid).catch(() => {});
+      });
+      const discard = document.createElement('button');
+      discard.type = 'button';
+      discard.dataset.testid = 'discard';
+      discard.textContent = 'Discard';
+      discard.addEventListener('click', () => li.remove());
+      li.append(reason, retry, discard);
+      if (room) setStatus(room.status);
     },
   );
   return p;
 }
 
-// ---- joining and leaving
-async function join(name, roomName) {
-  $('join-error').hidden = true;
+// ---- joining, switching rooms and leaving
+async function join(name, wanted) {
   $('join-button').disabled = true;
   try {
-    const first = await devToken(name, roomName);
+    const first = await devToken(name, wanted);
     me = name;
-    let since;
-    $('messages').replaceChildren();
-    $('outbox').replaceChildren();
-    try {
-      const page = await RelayClient.history({ url: location.origin, room: roomName, token: first, limit: 50 });
-      for (const m of page.messages) renderMessage(m);
-      since = page.messages.length ? page.messages.at(-1).seq : 0;
-    } catch (err) {
-      console.warn('history unavailable, starting live', err);
-    }
-    let token = first;
-    room = RelayClient.connect({
-      url: location.origin,
-      room: roomName,
-      since,
-      getToken: async () => {
-        const t = token || (await devToken(name, roomName));
-        token = null; // the next call (after a 4001 or 401) asks for a fresh one
-        return t;
-      },
-    });
-    window.__relay = { room, RelayClient };
-    room.on('status', setStatus);
-    room.on('message', (m) => {
-      renderMessage(m);
-      renderSeen();
-      if (m.from) setTyping(m.from, false);
-      markReadSoon();
-    });
-    room.on('presence', (f) => {
-      if (f.event === 'leave') setTyping(f.user, false);
-      renderOnline();
-    });
-    room.on('typing', (f) => f.user.id !== me && setTyping(f.user, f.active));
-    room.on('read', renderSeen);
-    room.on('welcome', () => {
-      renderSeen();
-      markReadSoon();
-    });
-    room.on('error', (err) => showBanner(`${err.code}: ${err.message}`));
-    room.on('reset', (r) => showBanner(`history was reset (from #${r.from} to #${r.seq})`));
-
+    await enterRoom(wanted, first);
     $('join').hidden = true;
     $('chat').hidden = false;
-    $('room-title').textContent = '#' + roomName;
-    document.title = `#${roomName} · edge-relay`;
-    setStatus(room.status);
-    renderSeen();
-    const url = new URL(location.href);
-    url.searchParams.set('name', name);
-    url.searchParams.set('room', roomName);
-    history.replaceState(null, '', url);
     $('text').focus();
+    await startFeed(first);
   } catch (err) {
-    $('join-error').textContent = err.message;
-    $('join-error').hidden = false;
+    leave();
+    showError(err.message);
   } finally {
     $('join-button').disabled = false;
   }
 }
 
-function leave() {
+async function enterRoom(name, first) {
   if (room) room.close();
   room = null;
-  for (const t of typing.values()) clearTimeout(t.timer);
-  typing.clear();
-  renderTyping();
+  roomName = name;
+  clearTyping();
+  away.clear();
+  renderAway();
+  oldestSeq = null;
+  $('messages').replaceChildren();
+  $('outbox').replaceChildren();
+  $('online').replaceChildren();
+  $('online-count').textContent = '';
+  $('load-older').hidden = true;
+  $('room-title').textContent = '#' + name;
+  // Rooms visited stay in the list, below those the feed reports on.
+  if (!rooms.has(name)) rooms.set(name, { unread: 0, preview: null, feedSeq: 0 });
+  document.title = `#${name} · edge-relay`;
+  renderRooms();
+  let token = first || (await devToken(me, name));
+  let since;
+  try {
+    const page = await RelayClient.history({ url: RELAY, room: name, token, limit: PAGE_SIZE });
+    if (roomName !== name) return;
+    for (const m of page.messages) renderMessage(m);
+    since = page.messages.length ? page.messages.at(-1).seq : 0;
+    $('load-older').hidden = !page.has_more;
+  } catch (err) {
+    showError(`History unavailable, showing new messages only: ${describe(err)}`);
+  }
+  if (roomName !== name) return;
+  room = RelayClient.connect({
+    url: RELAY,
+    room: name,
+    since,
+    getToken: async () => {
+      const t = token || (await devToken(me, name));
+      token = null; // the next call (after a 4001 or 401) asks for a fresh one
+      return t;
+    },
+  });
+  window.__relay = { room, RelayClient }; // for tests/browser
+  const current = room;
+  const live = (fn) => (value) => current === room && fn(value);
+  room.on('status', live(setStatus));
+  room.on('message', live((m) => {
+    renderMessage(m);
+    renderSeen();
+    if (m.from) setTyping(m.from, false);
+    markReadSoon();
+  }));
+  room.on('presence', live((f) => {
+    if (f.event === 'leave') {
+      setTyping(f.user, false);
+      userLeft(f);
+    }
+    renderOnline();
+  }));
+  room.on('typing', live((f) => f.user.id !== me && setTyping(f.user, f.active)));
+  room.on('read', live(renderSeen));
+  room.on('welcome', live(() => {
+    renderSeen();
+    markReadSoon();
+  }));
+  room.on('error', live((err) => showError(describe(err))));
+  room.on('reset', live((r) => showError(`history was reset (from #${r.from} to #${r.seq})`)));
+  setStatus(room.status);
+  renderSeen();
+  const url = new URL(location.href);
+  url.searchParams.set('name', me);
+  url.searchParams.set('room', name);
+  history.replaceState(null, '', url);
+}
+
+function leave() {
+  if (room) room.close();
+  if (feed) feed.close();
+  room = null;
+  feed = null;
+  roomName = null;
+  rooms.clear();
+  away.clear();
+  clearTyping();
   $('chat').hidden = true;
   $('join').hidden = false;
   $('room-title').textContent = '';
@@ -263,10 +493,11 @@ $('composer').addEventListener('submit', (e) => {
 
 $('text').addEventListener('input', () => room && room.typing($('text').value.length > 0));
 $('leave').addEventListener('click', leave);
+$('load-older').addEventListener('click', loadOlder);
 document.addEventListener('visibilitychange', markReadSoon);
 window.addEventListener('focus', markReadSoon);
 
-const params = new URLSearchParams(location.search);
+$('relay-url').textContent = RELAY;
 if (params.get('name')) $('name').value = params.get('name');
 if (params.get('room')) $('room').value = params.get('room');
 if (params.get('name') && params.get('room')) join(params.get('name'), params.get('room'));

@@ -1,9 +1,11 @@
-// Browser tests of the demo chat (public/) and the client (client/relay.js) against a relay
-// with DEV_MODE set. Run: RELAY_URL=http://127.0.0.1:8788 node --test 'tests/browser/*.test.mjs'
-import { test, before, after } from 'node:test';
+// Browser tests of the demo chat (public/) and the client (client/relay.js), the page served
+// from a second origin, against a relay with DEV_MODE set that allows that origin. Run (see
+// run_browser in scripts/test): RELAY_URL=http://127.0.0.1:8788 PAGE_URL=http://127.0.0.1:8789
+// node --test 'tests/browser/*.test.mjs', with tests/browser/static-server.mjs serving PAGE_URL.
+import { test, before, afterEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  RELAY_URL, WAIT, launchUser, logs, openChat, screenshot, sendText, shown, uniqueRoom, waitForTexts, waitStatus, within,
+  RELAY_URL, WAIT, demoUrl, launchUser, logs, openChat, screenshot, sendText, shown, uniqueRoom, waitForTexts, waitStatus, within,
 } from './harness.mjs';
 
 let alice;
@@ -22,6 +24,14 @@ after(async () => {
   if (logs.length) console.log('browser console (errors/warnings):\n  ' + logs.slice(0, 40).join('\n  '));
 });
 
+// Each test answers for the console errors and page errors seen during it, also those after
+// its own last check (a page closing); the next test starts with none.
+afterEach(() => {
+  const seen = [...alice.problems, ...bob.problems];
+  alice.problems.length = 0;
+  bob.problems.length = 0;
+  assert.deepEqual(seen, [], 'console errors or page errors');
+});
 const noProblems = () => assert.deepEqual([...alice.problems, ...bob.problems], []);
 
 /** Both pages show the same messages, each exactly once, with seq 1..n in order. */
@@ -89,6 +99,8 @@ test('offline while sending: after recovery both pages show every message exactl
   await waitForTexts(pb, ['before 1', 'before 2']);
 
   // Alice loses the network; her socket is also force-closed in case the emulation keeps it.
+  // Chromium logs each socket and request that fails meanwhile; only those are expected.
+  const offlineErrorsExpected = alice.expectConsoleError(/net::ERR_INTERNET_DISCONNECTED/);
   await alice.context.setOffline(true);
   const dropped = await within(pa.evaluate(() => {
     const open = !!window.__relay.room.socket;
@@ -96,7 +108,8 @@ test('offline while sending: after recovery both pages show every message exactl
     return { onLine: navigator.onLine, socketStillOpen: open };
   }), WAIT, 'force-close');
   console.log('after setOffline(true):', JSON.stringify(dropped));
-  await pa.waitForFunction(() => ['offline', 'reconnecting', 'polling'].includes(document.querySelector('[data-testid=status]').dataset.status), null, { timeout: WAIT });
+  // 'offline': a client that knows navigator.onLine is false says so instead of retrying.
+  await pa.waitForFunction(() => ['reconnecting', 'polling', 'offline'].includes(document.querySelector('[data-testid=status]').dataset.status), null, { timeout: WAIT });
   const offline = ['offline a1', 'offline a2', 'offline a3'];
   for (const text of offline) await sendText(pa, text);
   await sendText(pb, 'while away b1');
@@ -108,6 +121,7 @@ test('offline while sending: after recovery both pages show every message exactl
 
   await alice.context.setOffline(false);
   await waitStatus(pa, 'open', 30000); // bounded by the backoff cap (20 s) plus connect time
+  offlineErrorsExpected();
   await pa.waitForFunction(() => document.querySelectorAll('#outbox [data-testid=pending]').length === 0, null, { timeout: WAIT });
   const all = ['before 1', 'before 2', ...offline, 'while away b1', 'while away b2'];
   await waitForTexts(pa, all);
@@ -173,7 +187,7 @@ test('WebSockets failing: the page falls back to HTTP polling and switches back 
     if (blocked) ws.close({ code: 1011, reason: 'blocked by the test' });
     else ws.connectToServer();
   });
-  await page.goto(`${RELAY_URL}/?name=alice&room=${encodeURIComponent(room)}`, { timeout: WAIT });
+  await page.goto(demoUrl('alice', room), { timeout: WAIT });
   await waitStatus(page, 'polling', 30000);
   const pb = await openChat(bob, 'bob', room);
 
