@@ -36,7 +36,11 @@ pub struct User {
 pub struct Identity {
     pub user: User,
     pub grants: Vec<String>,
+    /// The token's `exp` (unix seconds).
     pub expires_at: i64,
+    /// Until when the relay accepts the token: `exp` plus the clock leeway. Connections are
+    /// closed with 4001 once it has passed.
+    pub accepted_until: i64,
 }
 
 impl Identity {
@@ -220,6 +224,7 @@ fn identity_of(
         },
         grants,
         expires_at,
+        accepted_until: expires_at.saturating_add(leeway),
     })
 }
 
@@ -348,6 +353,7 @@ mod tests {
         assert_eq!(id.user.role.as_deref(), Some("manager"));
         assert_eq!(id.grants, vec!["chat:1"]);
         assert_eq!(id.expires_at, (now() + Duration::hours(1)).timestamp());
+        assert_eq!(id.accepted_until, id.expires_at + DEFAULT_LEEWAY_SECS);
     }
 
     #[test]
@@ -464,6 +470,7 @@ mod tests {
             },
             grants: grants.iter().map(|g| g.to_string()).collect(),
             expires_at: 0,
+            accepted_until: 0,
         }
     }
 

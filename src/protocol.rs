@@ -17,10 +17,21 @@ pub const DEFAULT_EVENT: &str = "message";
 #[derive(Debug)]
 pub enum ClientFrame {
     Publish(Publish),
-    Typing { active: bool },
-    Read { seq: u64 },
+    Typing {
+        active: bool,
+    },
+    Read {
+        seq: u64,
+    },
     Ping,
+    /// In-band renewal: a new token for the same user.
+    Auth {
+        token: String,
+    },
 }
+
+/// The longest token an `auth` frame may carry (RS256 tokens with many claims stay far below).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// A publish request, from a WebSocket frame or an HTTP body.
 #[derive(Debug, Deserialize)]
@@ -97,6 +108,11 @@ struct ReadBody {
     seq: u64,
 }
 
+#[derive(Deserialize)]
+struct AuthBody {
+    token: String,
+}
+
 /// A parse failure, with the frame's `cid` when one could be read, for the error frame.
 #[derive(Debug)]
 pub struct FrameError {
@@ -145,6 +161,16 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
             Ok(ClientFrame::Read { seq: body.seq })
         }
         "ping" => Ok(ClientFrame::Ping),
+        "auth" => {
+            let body: AuthBody =
+                serde_json::from_str(text).map_err(|e| fail(field_error("auth", e)))?;
+            if body.token.is_empty() || body.token.len() > MAX_TOKEN_BYTES {
+                return Err(fail(RelayError::bad_request(format!(
+                    "auth token must be 1..={MAX_TOKEN_BYTES} bytes"
+                ))));
+            }
+            Ok(ClientFrame::Auth { token: body.token })
+        }
         other => Err(fail(RelayError::bad_request(format!(
             "unknown frame type {:?}",
             truncate(other, 32)
@@ -208,13 +234,30 @@ pub struct Welcome<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum ServerFrame<'a> {
     Welcome(&'a Welcome<'a>),
-    Ack { cid: &'a str, receipt: &'a Receipt },
-    Typing { user: &'a User, active: bool },
+    Ack {
+        cid: &'a str,
+        receipt: &'a Receipt,
+    },
+    Typing {
+        user: &'a User,
+        active: bool,
+    },
     Read(&'a ReadMarker),
     Join(&'a User),
-    Leave { user: &'a User, last_seen: &'a str },
-    Synced { seq: u64 },
-    Reset { seq: u64 },
+    Leave {
+        user: &'a User,
+        last_seen: &'a str,
+    },
+    Synced {
+        seq: u64,
+    },
+    Reset {
+        seq: u64,
+    },
+    /// A renewal was accepted: the connection's token now expires at `exp` (unix seconds).
+    Auth {
+        exp: i64,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -273,6 +316,10 @@ impl Serialize for ServerFrame<'_> {
                 map.serialize_entry("seq", &seq)?;
                 map.serialize_entry("type", "synced")?;
             }
+            ServerFrame::Auth { exp } => {
+                map.serialize_entry("exp", &exp)?;
+                map.serialize_entry("type", "auth")?;
+            }
             ServerFrame::Reset { seq } => {
                 map.serialize_entry("seq", &seq)?;
                 map.serialize_entry("type", "reset")?;
@@ -304,6 +351,10 @@ pub fn synced_frame(seq: u64) -> String {
 
 pub fn reset_frame(seq: u64) -> String {
     ServerFrame::Reset { seq }.to_json()
+}
+
+pub fn auth_frame(exp: i64) -> String {
+    ServerFrame::Auth { exp }.to_json()
 }
 
 pub fn join_frame(user: &User) -> String {
@@ -576,6 +627,10 @@ mod tests {
         assert_eq!(synced_frame(0), r#"{"seq":0,"type":"synced"}"#);
         assert_eq!(reset_frame(42), r#"{"seq":42,"type":"reset"}"#);
         assert_eq!(
+            auth_frame(1_800_000_000),
+            r#"{"exp":1800000000,"type":"auth"}"#
+        );
+        assert_eq!(
             welcome_frame(&Welcome {
                 room: "city:Саратов",
                 conn_id: "c0ffee",
@@ -620,5 +675,26 @@ mod tests {
         );
         assert_eq!(PING_FRAME, r#"{"type":"ping"}"#);
         assert_eq!(PONG_FRAME, r#"{"type":"pong"}"#);
+    }
+
+    #[test]
+    fn auth_frames_carry_a_bounded_token() {
+        match parse_client_frame(r#"{"type":"auth","token":"a.b.c"}"#) {
+            Ok(ClientFrame::Auth { token }) => assert_eq!(token, "a.b.c"),
+            other => panic!("{other:?}"),
+        }
+        let long = format!(
+            r#"{{"type":"auth","token":"{}"}}"#,
+            "x".repeat(MAX_TOKEN_BYTES + 1)
+        );
+        for bad in [
+            r#"{"type":"auth"}"#,
+            r#"{"type":"auth","token":7}"#,
+            r#"{"type":"auth","token":""}"#,
+            long.as_str(),
+        ] {
+            let err = parse_client_frame(bad).unwrap_err();
+            assert_eq!(err.error.code, ErrorCode::BadRequest, "{bad}");
+        }
     }
 }

@@ -39,7 +39,8 @@ const ROOMS: &str = "/rooms";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
     pub user: User,
-    /// Token expiry (unix seconds); the socket is closed with 4001 once it has passed.
+    /// Until when the token is accepted (its `exp` plus the clock leeway, unix seconds); the
+    /// socket is closed with 4001 once it has passed.
     pub exp: i64,
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::archive_schedule;
-use crate::auth::User;
+use crate::auth::{Identity, User};
 use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::disconnect::{self, Disconnect};
 use crate::error::{ErrorCode, RelayError, RelayResult};
@@ -31,7 +31,8 @@ const LEAVE_SLACK_MS: i64 = 50;
 pub struct Connection {
     pub conn_id: String,
     pub user: User,
-    /// Token expiry (unix seconds); the socket is closed with 4001 once it has passed.
+    /// Until when the token is accepted (its `exp` plus the clock leeway, unix seconds); the
+    /// socket is closed with 4001 once it has passed.
     pub exp: i64,
 }
 
@@ -75,6 +76,11 @@ pub enum Effect {
         code: u16,
         reason: String,
     },
+    /// Verify a token that renews the event's connection, then call
+    /// [`RoomMachine::on_renewal`] with the outcome.
+    VerifyToken(String),
+    /// Store this as the event's socket's connection (its attachment).
+    Reattach(Connection),
     /// Make the room's alarm fire no later than this (ms since the epoch).
     SetAlarm(i64),
     /// Call [`RoomMachine::on_leaves_due`] after this many ms.
@@ -228,6 +234,38 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             Ok(ClientFrame::Publish(publish)) => self.on_publish(conn, &publish, out),
             Ok(ClientFrame::Typing { active }) => self.on_typing(conn, active, out),
             Ok(ClientFrame::Read { seq }) => self.on_read(conn, seq, out),
+            Ok(ClientFrame::Auth { token }) => out.push(Effect::VerifyToken(token)),
+        }
+    }
+
+    /// The outcome of verifying a connection's renewal token: a valid token of the same user
+    /// that still grants the room replaces the connection's expiry; anything else is answered
+    /// with an error frame and the old token stays.
+    pub fn on_renewal(
+        &mut self,
+        conn: &Connection,
+        verified: RelayResult<Identity>,
+        out: &mut Vec<Effect>,
+    ) {
+        let renewed = verified.and_then(|identity| {
+            if identity.user.id != conn.user.id {
+                return Err(RelayError::unauthorized(
+                    "the new token is for another user",
+                ));
+            }
+            identity.check_access(self.core.room())?;
+            self.check_member(&identity.user)?;
+            Ok(identity)
+        });
+        match renewed {
+            Ok(identity) => {
+                out.push(Effect::Reattach(Connection {
+                    exp: identity.accepted_until,
+                    ..conn.clone()
+                }));
+                out.push(Effect::Reply(protocol::auth_frame(identity.expires_at)));
+            }
+            Err(err) => out.push(Effect::Reply(err.to_frame(None))),
         }
     }
 
@@ -1307,5 +1345,85 @@ mod tests {
                 reason: "account suspended".into(),
             }]
         );
+    }
+
+    fn identity(user_id: &str, grants: &[&str], exp: i64) -> Identity {
+        Identity {
+            user: user(user_id),
+            grants: grants.iter().map(|g| g.to_string()).collect(),
+            expires_at: exp,
+            accepted_until: exp + 30,
+        }
+    }
+
+    #[test]
+    fn an_auth_frame_asks_for_its_token_to_be_verified() {
+        let (mut m, _) = machine();
+        let out = frame(
+            &mut m,
+            &conn("c1", "alice"),
+            r#"{"type":"auth","token":"t.k.n"}"#,
+        );
+        assert_eq!(out, vec![Effect::VerifyToken("t.k.n".into())]);
+        let empty = frame(
+            &mut m,
+            &conn("c1", "alice"),
+            r#"{"type":"auth","token":""}"#,
+        );
+        assert_eq!(replies(&empty)[0]["code"], "bad_request");
+    }
+
+    #[test]
+    fn a_valid_renewal_replaces_the_expiry_and_answers_with_it() {
+        let (mut m, _) = machine();
+        let alice = conn("c1", "alice");
+        let exp = alice.exp + 7200;
+        let mut out = Vec::new();
+        m.on_renewal(&alice, Ok(identity("alice", &["chat:*"], exp)), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Effect::Reattach(Connection {
+                    exp: exp + 30,
+                    ..alice.clone()
+                }),
+                Effect::Reply(protocol::auth_frame(exp)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_renewal_is_an_error_frame_and_changes_nothing() {
+        let (m, _) = machine();
+        let mut m = m.members_only(true);
+        m.core()
+            .store()
+            .member_ids
+            .borrow_mut()
+            .push("alice".into());
+        let alice = conn("c1", "alice");
+        let exp = alice.exp + 7200;
+        let cases = [
+            (
+                Err(RelayError::unauthorized("bad signature")),
+                "unauthorized",
+            ),
+            (Ok(identity("mallory", &["*"], exp)), "unauthorized"),
+            (Ok(identity("alice", &["other:*"], exp)), "forbidden"),
+        ];
+        for (verified, code) in cases {
+            let mut out = Vec::new();
+            m.on_renewal(&alice, verified, &mut out);
+            assert_eq!(out.len(), 1, "{out:?}");
+            assert_eq!(replies(&out)[0]["code"], code);
+            assert!(replies(&out)[0].get("cid").is_none());
+        }
+        // A member removed meanwhile cannot renew either.
+        m.core().store().member_ids.borrow_mut().clear();
+        let mut out = Vec::new();
+        m.on_renewal(&alice, Ok(identity("alice", &["*"], exp)), &mut out);
+        assert_eq!(replies(&out)[0]["code"], "forbidden");
+        // Refusals are not protocol violations.
+        assert!(m.violations.is_empty());
     }
 }

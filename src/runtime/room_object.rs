@@ -16,7 +16,7 @@ use worker::{Env, State, WebSocket};
 
 use super::archive::Archive;
 use super::http::{self, header};
-use super::settings::settings;
+use super::settings::{settings, verify_token};
 use super::settle::{settle, sleep};
 use super::sql_store::SqlRoomStore;
 use super::{internal, now_ms};
@@ -330,12 +330,43 @@ impl Room {
                         }
                     }
                 }
+                Effect::VerifyToken(token) => {
+                    if let Some(ws) = origin {
+                        self.verify_renewal(ws.clone(), token);
+                    }
+                }
+                Effect::Reattach(conn) => {
+                    let raw: Option<&web_sys::WebSocket> = origin.map(AsRef::as_ref);
+                    if let (Some(raw), Ok(json)) = (raw, serde_json::to_string(&conn)) {
+                        let _ = raw.serialize_attachment(JsValue::from_str(&json));
+                    }
+                }
                 Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),
                 Effect::WakeForLeaves { after_ms } => wake_for_leaves = Some(after_ms),
                 Effect::Report(report) => super::room_backend::queue_report(&self.env, report),
             }
         }
         wake_for_leaves
+    }
+
+    /// Verifies a connection's renewal token (which may wait for the identity provider's
+    /// keys), then hands the outcome to the machine as an event of its own.
+    fn verify_renewal(&self, ws: WebSocket, token: String) {
+        let Some(room) = self.me.upgrade() else {
+            return;
+        };
+        spawn_local(async move {
+            let verified = verify_token(&room.env, &token).await;
+            // A socket that closed meanwhile, or was never accepted, renews nothing.
+            let Some(conn) = connection_of(&ws).filter(|_| ws.as_ref().ready_state() == OPEN)
+            else {
+                return;
+            };
+            let _ = room.run(None, Some(&ws), |m, out| {
+                m.on_renewal(&conn, verified, out);
+                Ok(())
+            });
+        });
     }
 
     /// The connections of the sockets still open (closing ones still get their close event).

@@ -423,7 +423,7 @@ fn require_admin(incoming: &Incoming, env: &Env) -> RelayResult<()> {
 fn caller(identity: &Identity) -> Caller {
     Caller {
         user: identity.user.clone(),
-        exp: identity.expires_at,
+        exp: identity.accepted_until,
     }
 }
 
