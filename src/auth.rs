@@ -16,7 +16,7 @@ pub const DEFAULT_LEEWAY_SECS: i64 = 30;
 /// Tokens longer than this are rejected before parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 const MAX_GRANTS: usize = 256;
-const MAX_CLAIM_TEXT_BYTES: usize = 256;
+pub const MAX_CLAIM_TEXT_BYTES: usize = 256;
 /// The WebSocket subprotocol of this contract version.
 pub const SUBPROTOCOL: &str = "relay.v1";
 const BEARER_SUBPROTOCOL_PREFIX: &str = "bearer.";

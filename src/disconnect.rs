@@ -1,6 +1,10 @@
 //! The catalogue of the ways the relay closes a socket: close code, reason and what the client
 //! should do next. The one source of these codes and reasons on the server.
 
+use serde::Deserialize;
+
+use crate::error::{RelayError, RelayResult, MAX_CLOSE_REASON_BYTES};
+
 /// What a client does after a close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconnect {
@@ -62,6 +66,30 @@ pub const INTERNAL: Disconnect = Disconnect {
     reconnect: Reconnect::Resume,
 };
 
+/// The reason of `POST /v1/users/{user}/disconnect`: the body `{"reason"?}` (empty or absent:
+/// [`DISCONNECTED`]'s), at most a close frame's 123 bytes.
+pub fn parse_reason(body: &str) -> RelayResult<String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        reason: Option<String>,
+    }
+    let reason = if body.trim().is_empty() {
+        None
+    } else {
+        serde_json::from_str::<Body>(body)
+            .map_err(|_| RelayError::bad_request("the body must be {\"reason\"?: string}"))?
+            .reason
+    };
+    match reason.filter(|reason| !reason.is_empty()) {
+        None => Ok(DISCONNECTED.reason.to_string()),
+        Some(reason) if reason.len() <= MAX_CLOSE_REASON_BYTES => Ok(reason),
+        Some(_) => Err(RelayError::bad_request(format!(
+            "reason must be at most {MAX_CLOSE_REASON_BYTES} bytes"
+        ))),
+    }
+}
+
 /// Every entry, for the documentation test and for clients that mirror the table.
 pub const ALL: [Disconnect; 8] = [
     TOKEN_EXPIRED,
@@ -77,7 +105,7 @@ pub const ALL: [Disconnect; 8] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{ErrorCode, MAX_CLOSE_REASON_BYTES, SLOW_CONSUMER_CLOSE};
+    use crate::error::{ErrorCode, SLOW_CONSUMER_CLOSE};
 
     #[test]
     fn codes_match_the_error_codes_and_reasons_fit_a_close_frame() {
@@ -104,6 +132,31 @@ mod tests {
                 "docs/PROTOCOL.md does not mention close code {}",
                 disconnect.code
             );
+        }
+    }
+
+    #[test]
+    fn a_disconnect_reason_is_optional_and_bounded() {
+        for body in ["", "{}", r#"{"reason":""}"#, r#"{"reason":null}"#] {
+            assert_eq!(parse_reason(body).unwrap(), "disconnected", "{body:?}");
+        }
+        assert_eq!(
+            parse_reason(r#"{"reason":"account suspended"}"#).unwrap(),
+            "account suspended"
+        );
+        let long = format!(
+            r#"{{"reason":"{}"}}"#,
+            "x".repeat(MAX_CLOSE_REASON_BYTES + 1)
+        );
+        for bad in [
+            long.as_str(),
+            "[]",
+            r#"{"reason":7}"#,
+            r#"{"why":"x"}"#,
+            "not json",
+        ] {
+            let err = parse_reason(bad).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest, "{bad}");
         }
     }
 }

@@ -30,6 +30,7 @@ const PUBLISH: &str = "/publish";
 const BROADCAST: &str = "/broadcast";
 const MEMBERS: &str = "/members";
 const PRESENCE: &str = "/presence";
+const DISCONNECT: &str = "/disconnect";
 
 const REPORTS: &str = "/reports";
 const TOTALS: &str = "/stats";
@@ -126,6 +127,15 @@ pub enum RoomRequest {
     Members,
     SetMembers(Vec<Member>),
     Presence,
+    /// A backend disconnects a user: their sockets in the room close (4003, `reason`).
+    Disconnect(UserDisconnect),
+}
+
+/// Whose sockets to close, and the close reason they get.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDisconnect {
+    pub user: String,
+    pub reason: String,
 }
 
 impl RoomRequest {
@@ -169,6 +179,9 @@ impl RoomRequest {
             RoomRequest::Members => Wire::new("GET", MEMBERS),
             RoomRequest::SetMembers(members) => Wire::new("PUT", MEMBERS).json_body(members)?,
             RoomRequest::Presence => Wire::new("GET", PRESENCE),
+            RoomRequest::Disconnect(disconnect) => {
+                Wire::new("POST", DISCONNECT).json_body(disconnect)?
+            }
         })
     }
 
@@ -211,6 +224,7 @@ impl RoomRequest {
             ("GET", MEMBERS) => RoomRequest::Members,
             ("PUT", MEMBERS) => RoomRequest::SetMembers(json_body(body)?),
             ("GET", PRESENCE) => RoomRequest::Presence,
+            ("POST", DISCONNECT) => RoomRequest::Disconnect(json_body(body)?),
             _ => return Err(RelayError::not_found("no such room route")),
         })
     }
@@ -466,6 +480,10 @@ mod tests {
             RoomRequest::SetMembers(members),
             RoomRequest::SetMembers(Vec::new()),
             RoomRequest::Presence,
+            RoomRequest::Disconnect(UserDisconnect {
+                user: "боб \"b\"".into(),
+                reason: "account suspended".into(),
+            }),
         ] {
             assert_round_trip(&request);
         }

@@ -1,5 +1,6 @@
 //! Maps a request's method and path to a route of the contract, with 404 and 405 decided here.
 
+use crate::auth::MAX_CLAIM_TEXT_BYTES as MAX_USER_ID_BYTES;
 use crate::error::{RelayError, RelayResult};
 use crate::room_name;
 use crate::site::{self, Page};
@@ -23,6 +24,10 @@ pub enum Route {
     },
     RoomPresence {
         room: String,
+    },
+    /// `POST /v1/users/{user}/disconnect`.
+    UserDisconnect {
+        user: String,
     },
     Broadcast,
     Stats,
@@ -91,6 +96,7 @@ enum Target<'p> {
     Messages(&'p str),
     Members(&'p str),
     Presence(&'p str),
+    UserDisconnect(&'p str),
     Broadcast,
     Stats,
     StatsRooms,
@@ -113,6 +119,9 @@ fn resolve(path: &str) -> Option<(Shape, Target<'_>)> {
         }
         ["v1", "rooms", name, "members"] => (Shape::server(&["GET", "PUT"]), Target::Members(name)),
         ["v1", "rooms", name, "presence"] => (Shape::browser(&["GET"]), Target::Presence(name)),
+        ["v1", "users", user, "disconnect"] => {
+            (Shape::server(&["POST"]), Target::UserDisconnect(user))
+        }
         ["v1", "broadcast"] => (Shape::server(&["POST"]), Target::Broadcast),
         ["v1", "stats"] => (Shape::server(&["GET"]), Target::Stats),
         ["v1", "stats", "rooms"] => (Shape::server(&["GET"]), Target::StatsRooms),
@@ -162,6 +171,9 @@ pub fn route(method: &str, path: &str) -> RelayResult<Route> {
         }
         Target::Members(name) => Route::RoomMembers { room: room(name)? },
         Target::Presence(name) => Route::RoomPresence { room: room(name)? },
+        Target::UserDisconnect(user) => Route::UserDisconnect {
+            user: user_id(user)?,
+        },
         Target::Broadcast => Route::Broadcast,
         Target::Stats => Route::Stats,
         Target::StatsRooms => Route::StatsRooms,
@@ -178,6 +190,15 @@ pub fn route(method: &str, path: &str) -> RelayResult<Route> {
     } else {
         Err(RelayError::method_not_allowed(method, shape.allow()))
     }
+}
+
+/// A user id from a path segment: percent-decoded, 1..=256 bytes (the limit of `sub`).
+fn user_id(segment: &str) -> RelayResult<String> {
+    let user = room_name::percent_decode(segment)?;
+    if user.is_empty() || user.len() > MAX_USER_ID_BYTES {
+        return Err(RelayError::bad_request("user ids are 1..=256 bytes"));
+    }
+    Ok(user)
 }
 
 #[cfg(test)]
@@ -370,5 +391,29 @@ mod tests {
             route("GET", "/v1/rooms//ws").unwrap_err().code,
             ErrorCode::BadRequest
         );
+    }
+
+    #[test]
+    fn user_disconnect_names_the_user_in_the_path() {
+        assert_eq!(
+            route("POST", "/v1/users/%D0%B1%D0%BE%D0%B1/disconnect").unwrap(),
+            Route::UserDisconnect {
+                user: "боб".into()
+            }
+        );
+        let err = route("GET", "/v1/users/ann/disconnect").unwrap_err();
+        assert_eq!(err.code, ErrorCode::MethodNotAllowed);
+        let long = "x".repeat(257);
+        for bad in [
+            "/v1/users//disconnect",
+            &format!("/v1/users/{long}/disconnect"),
+        ] {
+            assert_eq!(
+                route("POST", bad).unwrap_err().code,
+                ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
+        assert!(!shape("/v1/users/ann/disconnect").unwrap().cross_origin);
     }
 }

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{RelayError, RelayResult};
+
 /// A room's counts as it last reported them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomReport {
@@ -96,6 +98,24 @@ pub fn rooms_json(reports: &[RoomReport]) -> String {
     serde_json::json!({ "rooms": rooms }).to_string()
 }
 
+/// The room names of a [`rooms_json`] listing.
+pub fn active_rooms(listing: &str) -> RelayResult<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Listing {
+        rooms: Vec<Listed>,
+    }
+    #[derive(Deserialize)]
+    struct Listed {
+        room: String,
+    }
+    let listing: Listing = serde_json::from_str(listing).map_err(|_| RelayError::internal())?;
+    Ok(listing
+        .rooms
+        .into_iter()
+        .map(|listed| listed.room)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +188,12 @@ mod tests {
         assert_eq!(rooms["rooms"][0]["room"], "c");
         assert_eq!(rooms["rooms"].as_array().unwrap().len(), 2);
         assert_eq!(rooms["rooms"][1]["last_seq"], 1);
+    }
+
+    #[test]
+    fn a_listing_gives_the_rooms_with_connections() {
+        let listing = rooms_json(&[report("a", 2), report("b", 0), report("c", 5)]);
+        assert_eq!(active_rooms(&listing).unwrap(), ["c", "a"]);
+        assert!(active_rooms("{}").is_err());
     }
 }

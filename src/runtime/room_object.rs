@@ -426,6 +426,13 @@ impl Room {
             RoomRequest::Members => self.members(None, &room),
             RoomRequest::SetMembers(members) => self.members(Some(members), &room),
             RoomRequest::Presence => self.presence_list(&room),
+            RoomRequest::Disconnect(disconnect) => {
+                self.run(Some(&room), None, |m, out| {
+                    m.disconnect_user(&disconnect.user, &disconnect.reason, out);
+                    Ok(())
+                })?;
+                Ok(http::json("{}".to_string(), 200).map_err(internal("disconnect answer"))?)
+            }
         }
     }
 

@@ -1,5 +1,7 @@
 //! The Worker's fetch entry: routes, authenticates at the edge, and hands rooms their requests.
 
+use std::collections::BTreeSet;
+
 use futures::future::join_all;
 use js_sys::Promise;
 use serde_json::json;
@@ -9,22 +11,29 @@ use web_sys::{Request, Response};
 use worker::Env;
 
 use super::settings::{settings, verify_token};
-use super::settle::settle;
+use super::settle::{settle, sleep};
 use super::{call_directory, call_room, http, internal, room_upgrade, send_to_room};
 use crate::auth::{self, Identity};
 use crate::config::MAX_HTTP_BODY_BYTES;
 use crate::cors;
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
+use crate::disconnect;
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::feed;
 use crate::paging::{self, HistoryQuery};
 use crate::protocol;
-use crate::room_api::{self, Caller, Connect, DirectoryRequest, RoomRequest, Wire};
+use crate::room_api::{self, Caller, Connect, DirectoryRequest, RoomRequest, UserDisconnect, Wire};
 use crate::router::{self, Route, Shape};
+use crate::stats::{self, REPORT_INTERVAL_MS};
 use crate::url_parts;
 use crate::webhook::{
     self, BackendCredentials, BackendProof, Broadcast, SignedRequest, SIGNATURE_HEADER,
 };
+
+/// Rooms asked at a time by a user-wide disconnect.
+const DISCONNECT_PARALLEL: usize = 50;
+/// Added to the report interval before a disconnect's second pass.
+const DISCONNECT_SLACK_MS: u32 = 200;
 
 /// The Worker's fetch handler, bound by hand rather than through `#[event(fetch)]`: a connect
 /// answers with the room's own Promise, and no route that can answer at once waits for a turn
@@ -181,6 +190,12 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
             }
             call_room(env, &room, &RoomRequest::Presence).await
         }
+        Route::UserDisconnect { user } => {
+            // The path names the user: only a signature bound to it (v2) may authorise this.
+            let (body, _) = backend_request(&incoming, env, false).await?;
+            let reason = disconnect::parse_reason(&body)?;
+            disconnect_user(env, UserDisconnect { user, reason }).await
+        }
         Route::Broadcast => {
             let (body, proof) = backend_request(&incoming, env, true).await?;
             broadcast(env, Broadcast::parse(&body)?, &proof).await
@@ -280,6 +295,38 @@ async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Prom
 /// Delivers one event to every listed room at once; a room that fails does not stop the others.
 /// A signed broadcast without an `id` is keyed by its signature, so that a replay of the same
 /// signed request delivers nothing again.
+/// Closes every socket of a user in every room with connections. Rooms report to the
+/// directory in batches (at most [`REPORT_INTERVAL_MS`] late), so a second pass after one
+/// interval reaches a room the user joined just before the first; each pass asks at most
+/// [`DISCONNECT_PARALLEL`] rooms at a time.
+async fn disconnect_user(env: &Env, request: UserDisconnect) -> RelayResult<Response> {
+    let wire = RoomRequest::Disconnect(request.clone()).encode()?;
+    let mut asked = BTreeSet::new();
+    for pass in 0..2 {
+        if pass > 0 {
+            sleep(REPORT_INTERVAL_MS as u32 + DISCONNECT_SLACK_MS).await;
+        }
+        let listing = call_directory(env, &DirectoryRequest::Rooms).await?;
+        let text = http::response_text(&listing)
+            .await
+            .map_err(internal("directory answer"))?;
+        let rooms = stats::active_rooms(&text)?;
+        let new: Vec<String> = rooms
+            .into_iter()
+            .filter(|r| asked.insert(r.clone()))
+            .collect();
+        for chunk in new.chunks(DISCONNECT_PARALLEL) {
+            let calls = chunk.iter().map(|room| send_to_room(env, room, &wire));
+            for (room, answer) in chunk.iter().zip(join_all(calls).await) {
+                if let Err(err) = answer {
+                    worker::console_error!("disconnect in {room} failed: {err}");
+                }
+            }
+        }
+    }
+    ok_json(json!({"user": request.user, "rooms": asked.len()}))
+}
+
 async fn broadcast(
     env: &Env,
     mut request: Broadcast,
