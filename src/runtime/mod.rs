@@ -5,6 +5,7 @@ mod directory;
 mod fanout;
 mod http;
 mod jwks_fetch;
+mod reports;
 mod room_backend;
 mod room_object;
 mod settings;

@@ -1,66 +1,21 @@
-//! The room's traffic with backends and other objects: backend publishes, members, the
-//! coalesced `room.update` feeds of members' personal rooms, and stats reports, which the
-//! rooms of one isolate send to the directory together.
-
-use std::cell::RefCell;
+//! The room's traffic with backends and other objects: backend publishes, members, presence
+//! lists, and the coalesced `room.update` feeds of members' personal rooms.
 
 use futures::future::join_all;
 use serde_json::json;
 use web_sys::Response;
-use worker::wasm_bindgen_futures::spawn_local;
-use worker::Env;
 
 use super::room_object::{receipt_response, Room};
-use super::settle::sleep;
-use super::{call_directory, call_room, http, internal, now_ms};
+use super::{call_room, http, internal};
 use crate::error::{RelayError, RelayResult};
 use crate::feed::{Member, RoomUpdate, UPDATE_EVENT};
 use crate::protocol::Publish;
-use crate::room_api::{DirectoryRequest, RoomRequest};
+use crate::room_api::RoomRequest;
 use crate::room_machine::FeedDue;
-use crate::stats::{ReportQueue, RoomReport};
 use crate::webhook::RoomBroadcast;
 
 /// Feed updates sent per alarm run.
 const FEED_BATCH: u32 = 100;
-
-thread_local! {
-    /// The reports of every room of this isolate that wait for the next batch.
-    static REPORTS: RefCell<ReportQueue> = RefCell::new(ReportQueue::default());
-}
-
-/// Queues a room's report for the isolate's next batch, and starts the timer that sends it
-/// when none waits. The timer keeps the object that started it awake until it fires.
-pub(super) fn queue_report(env: &Env, report: RoomReport) {
-    let delay_ms = REPORTS.with(|queue| queue.borrow_mut().push(report, now_ms()));
-    if let Some(delay_ms) = delay_ms {
-        spawn_local(send_reports(env.clone(), delay_ms));
-    }
-}
-
-/// Sends the isolate's queued reports as one batch after `delay_ms`; a batch that fails is
-/// queued again (newer reports of the same rooms win) and retried an interval later.
-async fn send_reports(env: Env, delay_ms: i64) {
-    sleep(u32::try_from(delay_ms).unwrap_or(u32::MAX)).await;
-    let batch = REPORTS.with(|queue| queue.borrow_mut().take(now_ms()));
-    if batch.is_empty() {
-        return;
-    }
-    let request = DirectoryRequest::Reports(batch);
-    let sent = call_directory(&env, &request)
-        .await
-        .and_then(|response| match response.status() {
-            200 => Ok(()),
-            _ => Err(RelayError::internal()),
-        });
-    if let (Err(err), DirectoryRequest::Reports(batch)) = (sent, request) {
-        worker::console_error!("stats reports failed: {err}");
-        let retry = REPORTS.with(|queue| queue.borrow_mut().put_back(batch, now_ms()));
-        if let Some(delay_ms) = retry {
-            spawn_local(Box::pin(send_reports(env, delay_ms)));
-        }
-    }
-}
 
 impl Room {
     /// A backend's event (or a feed update), persisted like a publish with `from: null`; the

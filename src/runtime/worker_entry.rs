@@ -157,8 +157,21 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
         Route::Preflight(shape) => preflight(&incoming, env, shape),
         Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
         Route::Ready => ready(env).await,
+        Route::DevToken => dev_token(&incoming, env).await,
+        Route::Page(page) => http::page(page.body, page.content_type).map_err(internal("page")),
+        Route::RoomHistory { .. } | Route::RoomPublish { .. } | Route::RoomPresence { .. } => {
+            user_route(&incoming, env, route).await
+        }
+        backend_or_admin => backend_route(&incoming, env, backend_or_admin).await,
+    };
+    response.map(JsValue::from)
+}
+
+/// The routes users call with their token: history, HTTP publish, presence (also admin).
+async fn user_route(incoming: &Incoming, env: &Env, route: Route) -> RelayResult<Response> {
+    match route {
         Route::RoomHistory { room } => {
-            let identity = authenticate(&incoming, env).await?;
+            let identity = authenticate(incoming, env).await?;
             identity.check_access(&room)?;
             let query = HistoryQuery::from_pairs(
                 incoming.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -167,15 +180,29 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
             call_room(env, &room, &RoomRequest::History { caller, query }).await
         }
         Route::RoomPublish { room } => {
-            let identity = authenticate(&incoming, env).await?;
+            let identity = authenticate(incoming, env).await?;
             identity.check_access(&room)?;
             let body = read_body(&incoming.req).await?;
             let caller = caller(&identity);
             call_room(env, &room, &RoomRequest::Publish { caller, body }).await
         }
+        Route::RoomPresence { room } => {
+            if !is_admin(incoming, env) {
+                let identity = authenticate(incoming, env).await?;
+                identity.check_access(&room)?;
+            }
+            call_room(env, &room, &RoomRequest::Presence).await
+        }
+        _ => Err(RelayError::not_found("no such route")),
+    }
+}
+
+/// The routes of backends (webhook secret or signature) and of admins (stats).
+async fn backend_route(incoming: &Incoming, env: &Env, route: Route) -> RelayResult<Response> {
+    match route {
         Route::RoomMembers { room } => {
             // The path names the room: only a signature bound to it (v2) may authorise this.
-            let (body, _) = backend_request(&incoming, env, false).await?;
+            let (body, _) = backend_request(incoming, env, false).await?;
             let request = if incoming.method == "PUT" {
                 RoomRequest::SetMembers(feed::parse_members(&body)?)
             } else {
@@ -183,49 +210,43 @@ async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
             };
             call_room(env, &room, &request).await
         }
-        Route::RoomPresence { room } => {
-            if !is_admin(&incoming, env) {
-                let identity = authenticate(&incoming, env).await?;
-                identity.check_access(&room)?;
-            }
-            call_room(env, &room, &RoomRequest::Presence).await
-        }
         Route::UserDisconnect { user } => {
             // The path names the user: only a signature bound to it (v2) may authorise this.
-            let (body, _) = backend_request(&incoming, env, false).await?;
+            let (body, _) = backend_request(incoming, env, false).await?;
             let reason = disconnect::parse_reason(&body)?;
             disconnect_user(env, UserDisconnect { user, reason }).await
         }
         Route::Broadcast => {
-            let (body, proof) = backend_request(&incoming, env, true).await?;
+            let (body, proof) = backend_request(incoming, env, true).await?;
             broadcast(env, Broadcast::parse(&body)?, &proof).await
         }
-        Route::LegacyBroadcast { kind } => {
-            let body = read_body(&incoming.req).await?;
-            let (broadcast_request, body_token) = match webhook::parse_legacy(&kind, &body) {
-                Ok(parsed) => parsed,
-                // Credentials are checked before the body is judged, as on every backend route.
-                Err(err) => {
-                    authenticate_backend(&incoming, env, body.as_bytes(), true, None)?;
-                    return Err(err);
-                }
-            };
-            let proof =
-                authenticate_backend(&incoming, env, body.as_bytes(), true, body_token.as_deref())?;
-            broadcast(env, broadcast_request, &proof).await
-        }
+        Route::LegacyBroadcast { kind } => legacy_broadcast(incoming, env, &kind).await,
         Route::Stats | Route::LegacyStatsConnections => {
-            require_admin(&incoming, env)?;
+            require_admin(incoming, env)?;
             call_directory(env, &DirectoryRequest::Totals).await
         }
         Route::StatsRooms | Route::LegacyStatsRooms => {
-            require_admin(&incoming, env)?;
+            require_admin(incoming, env)?;
             call_directory(env, &DirectoryRequest::Rooms).await
         }
-        Route::DevToken => dev_token(&incoming, env).await,
-        Route::Page(page) => http::page(page.body, page.content_type).map_err(internal("page")),
+        _ => Err(RelayError::not_found("no such route")),
+    }
+}
+
+/// `POST /api/v1/broadcast/{kind}`: the existing service's broadcast, whose body may carry
+/// its own token.
+async fn legacy_broadcast(incoming: &Incoming, env: &Env, kind: &str) -> RelayResult<Response> {
+    let body = read_body(&incoming.req).await?;
+    let (broadcast_request, body_token) = match webhook::parse_legacy(kind, &body) {
+        Ok(parsed) => parsed,
+        // Credentials are checked before the body is judged, as on every backend route.
+        Err(err) => {
+            authenticate_backend(incoming, env, body.as_bytes(), true, None)?;
+            return Err(err);
+        }
     };
-    response.map(JsValue::from)
+    let proof = authenticate_backend(incoming, env, body.as_bytes(), true, body_token.as_deref())?;
+    broadcast(env, broadcast_request, &proof).await
 }
 
 fn ok_json(value: serde_json::Value) -> RelayResult<Response> {
