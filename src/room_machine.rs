@@ -532,9 +532,13 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         out.push(Effect::SetAlarm(at));
     }
 
-    /// The alarm fired: it is no longer set.
-    pub fn on_alarm(&mut self) {
+    /// The alarm fired: it is no longer set, so the next token expiry needs it again (an
+    /// expiry already due is the alarm's look at the connections, [`RoomMachine::expire`]).
+    pub fn on_alarm(&mut self, out: &mut Vec<Effect>) {
         self.alarm_at = None;
+        if let Some(at) = self.next_expiry_ms.filter(|at| *at >= self.clock.now_ms()) {
+            self.set_alarm(at.saturating_add(1), out);
+        }
     }
 
     fn schedule_archive(&mut self, out: &mut Vec<Effect>) {
@@ -909,7 +913,7 @@ mod tests {
         clock.0.set(T0 + 10);
         let second = frame(&mut m, &alice, r#"{"type":"publish","cid":"b","data":1}"#);
         assert!(!second.iter().any(|e| matches!(e, Effect::SetAlarm(_))));
-        m.on_alarm();
+        m.on_alarm(&mut Vec::new());
         let third = frame(&mut m, &alice, r#"{"type":"publish","cid":"c","data":1}"#);
         assert!(third.iter().any(|e| matches!(e, Effect::SetAlarm(_))));
     }
@@ -1204,9 +1208,12 @@ mod tests {
         m.on_connected(&early, &mut out);
         assert!(out.contains(&Effect::SetAlarm(early.exp * 1000 + 1)));
 
-        m.on_alarm();
         assert!(!m.expiry_due());
+        // The expiry's alarm fires: nothing is set before the look at the connections.
         clock.0.set(early.exp * 1000 + 1);
+        let mut out = Vec::new();
+        m.on_alarm(&mut out);
+        assert!(out.is_empty(), "{out:?}");
         assert!(m.expiry_due());
         let mut out = Vec::new();
         m.expire([&early, &late], &mut out);
@@ -1241,7 +1248,7 @@ mod tests {
         assert!(!publish
             .iter()
             .any(|e| matches!(e, Effect::SetAlarm(at) if *at < retry_at)));
-        m.on_alarm();
+        m.on_alarm(&mut Vec::new());
         let mut out = Vec::new();
         assert!(!m.archive_may_write(&mut out));
         assert_eq!(out, vec![Effect::SetAlarm(retry_at)]);
@@ -1425,5 +1432,19 @@ mod tests {
         assert_eq!(replies(&out)[0]["code"], "forbidden");
         // Refusals are not protocol violations.
         assert!(m.violations.is_empty());
+    }
+
+    #[test]
+    fn an_alarm_for_other_work_leaves_the_expiry_watched() {
+        let (mut m, _) = machine();
+        m.restore([]);
+        let alice = conn("c1", "alice");
+        m.on_connected(&alice, &mut Vec::new());
+        // A publish brings the alarm forward to the archive write...
+        frame(&mut m, &alice, r#"{"type":"publish","cid":"a","data":1}"#);
+        // ...and when that alarm has fired, the expiry needs the alarm again.
+        let mut out = Vec::new();
+        m.on_alarm(&mut out);
+        assert_eq!(out, vec![Effect::SetAlarm(alice.exp * 1000 + 1)]);
     }
 }

@@ -197,8 +197,8 @@ impl RoomEntry {
     pub fn alarm(&self) -> JsValue {
         let room = Rc::clone(&self.room);
         settle(async move {
-            let _ = room.machine(None, |m| {
-                m.on_alarm();
+            let _ = room.run(None, None, |m, out| {
+                m.on_alarm(out);
                 Ok(())
             });
             room.expire_tokens();
