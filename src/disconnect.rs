@@ -159,4 +159,37 @@ mod tests {
             assert_eq!(err.code, ErrorCode::BadRequest, "{bad}");
         }
     }
+
+    /// The browser client's table of close codes (`CLOSE_CODES` in `client/relay.js`) names,
+    /// for every code the relay closes with, the error code whose close code it is. 4010 is
+    /// absent on purpose: the client reconnects silently.
+    #[test]
+    fn the_browser_client_knows_every_close_code() {
+        let client = include_str!("../client/relay.js");
+        let table = client
+            .lines()
+            .find_map(|line| line.strip_prefix("const CLOSE_CODES = {"))
+            .and_then(|rest| rest.split('}').next())
+            .expect("client/relay.js defines CLOSE_CODES on one line");
+        let entries: Vec<(u16, String)> = table
+            .split(',')
+            .map(|entry| {
+                let (code, name) = entry.split_once(':').expect("code: 'name'");
+                let name = name.trim().trim_matches('\'').to_string();
+                (code.trim().parse().expect("a numeric close code"), name)
+            })
+            .collect();
+        for (code, name) in &entries {
+            if let Some(error) = ErrorCode::ALL.iter().find(|e| e.as_str() == name) {
+                assert_eq!(error.close_code(), *code, "client maps {code} to {name}");
+            }
+        }
+        for disconnect in ALL.iter().filter(|d| d.code != SLOW_CONSUMER.code) {
+            assert!(
+                entries.iter().any(|(code, _)| *code == disconnect.code),
+                "client/relay.js does not know close code {}",
+                disconnect.code
+            );
+        }
+    }
 }
