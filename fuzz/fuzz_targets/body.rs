@@ -122,12 +122,16 @@ fn check_members(text: &str) {
     }
 }
 
-/// A publish has a valid cid and event; an error names the frame's cid only when it is valid.
+/// A publish has a valid cid and event, an auth frame a token of 1..=8 KiB; an error names the
+/// frame's cid only when it is valid.
 fn check_client_frame(text: &str) {
     match protocol::parse_client_frame(text) {
         Ok(ClientFrame::Publish(publish)) => {
             protocol::validate_cid(publish.cid.as_deref().expect("a publish needs a cid")).unwrap();
             protocol::validate_event_name(publish.event_name()).unwrap();
+        }
+        Ok(ClientFrame::Auth { token }) => {
+            assert!((1..=protocol::MAX_TOKEN_BYTES).contains(&token.len()));
         }
         Ok(ClientFrame::Typing { .. } | ClientFrame::Read { .. } | ClientFrame::Ping) => {}
         Err(failure) => {
