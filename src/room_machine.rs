@@ -87,6 +87,8 @@ pub enum Effect {
     WakeForLeaves { after_ms: i64 },
     /// Queue the room's counts for the isolate's next stats batch.
     Report(RoomReport),
+    /// A failure the room carries on after, for the log (never a secret: errors carry none).
+    LogError(String),
 }
 
 /// Storage the machine needs beyond the sequencer's [`RoomStore`].
@@ -705,7 +707,9 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             }
             Ok(false) => {}
             // The message is committed; a lost feed update is only a late unread count.
-            Err(_) => {}
+            Err(err) => out.push(Effect::LogError(format!(
+                "could not queue feed updates: {err}"
+            ))),
         }
     }
 
@@ -748,6 +752,7 @@ mod tests {
         inner: MemoryRoomStore,
         members: Cell<bool>,
         member_ids: RefCell<Vec<String>>,
+        feed_fails: Cell<bool>,
         queued: RefCell<Vec<(Option<String>, i64)>>,
     }
 
@@ -786,6 +791,9 @@ mod tests {
             Ok(self.member_ids.borrow().iter().any(|id| id == user_id))
         }
         fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()> {
+            if self.feed_fails.get() {
+                return Err(RelayError::internal());
+            }
             self.queued
                 .borrow_mut()
                 .push((only.map(str::to_string), version));
@@ -1446,5 +1454,22 @@ mod tests {
         let mut out = Vec::new();
         m.on_alarm(&mut out);
         assert_eq!(out, vec![Effect::SetAlarm(alice.exp * 1000 + 1)]);
+    }
+
+    #[test]
+    fn a_feed_that_cannot_be_queued_is_logged_and_the_publish_stands() {
+        let (mut m, _) = machine();
+        m.core().store().members.set(true);
+        m.core().store().feed_fails.set(true);
+        let out = frame(
+            &mut m,
+            &conn("c1", "alice"),
+            r#"{"type":"publish","cid":"a","data":1}"#,
+        );
+        assert_eq!(replies(&out)[0]["type"], "ack");
+        assert_eq!(broadcasts(&out).len(), 1);
+        assert!(out.iter().any(
+            |e| matches!(e, Effect::LogError(line) if line.starts_with("could not queue feed"))
+        ));
     }
 }

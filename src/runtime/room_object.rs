@@ -344,6 +344,7 @@ impl Room {
                 Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),
                 Effect::WakeForLeaves { after_ms } => wake_for_leaves = Some(after_ms),
                 Effect::Report(report) => super::reports::queue_report(&self.env, report),
+                Effect::LogError(line) => worker::console_error!("{line}"),
             }
         }
         wake_for_leaves
