@@ -126,7 +126,10 @@ pub enum RoomRequest {
     Broadcast(RoomBroadcast),
     Members,
     SetMembers(Vec<Member>),
-    Presence,
+    /// Who is online; `caller` is the user asking (`None`: an admin).
+    Presence {
+        caller: Option<Caller>,
+    },
     /// A backend disconnects a user: their sockets in the room close (4003, `reason`).
     Disconnect(UserDisconnect),
 }
@@ -178,7 +181,12 @@ impl RoomRequest {
             }
             RoomRequest::Members => Wire::new("GET", MEMBERS),
             RoomRequest::SetMembers(members) => Wire::new("PUT", MEMBERS).json_body(members)?,
-            RoomRequest::Presence => Wire::new("GET", PRESENCE),
+            RoomRequest::Presence { caller } => match caller {
+                Some(caller) => {
+                    Wire::new("GET", PRESENCE).header(CALLER_HEADER, caller.to_header()?)
+                }
+                None => Wire::new("GET", PRESENCE),
+            },
             RoomRequest::Disconnect(disconnect) => {
                 Wire::new("POST", DISCONNECT).json_body(disconnect)?
             }
@@ -223,7 +231,12 @@ impl RoomRequest {
             ),
             ("GET", MEMBERS) => RoomRequest::Members,
             ("PUT", MEMBERS) => RoomRequest::SetMembers(json_body(body)?),
-            ("GET", PRESENCE) => RoomRequest::Presence,
+            ("GET", PRESENCE) => RoomRequest::Presence {
+                caller: match header(CALLER_HEADER) {
+                    Some(_) => Some(caller()?),
+                    None => None,
+                },
+            },
             ("POST", DISCONNECT) => RoomRequest::Disconnect(json_body(body)?),
             _ => return Err(RelayError::not_found("no such room route")),
         })
@@ -479,7 +492,10 @@ mod tests {
             RoomRequest::Members,
             RoomRequest::SetMembers(members),
             RoomRequest::SetMembers(Vec::new()),
-            RoomRequest::Presence,
+            RoomRequest::Presence { caller: None },
+            RoomRequest::Presence {
+                caller: Some(caller()),
+            },
             RoomRequest::Disconnect(UserDisconnect {
                 user: "боб \"b\"".into(),
                 reason: "account suspended".into(),

@@ -30,16 +30,32 @@ async fn a_grant_without_membership_is_refused_everywhere() {
     let history = http::history(&room, "", &ReqAuth::Bearer(token.clone())).await;
     history.assert_error(403, "forbidden");
     assert!(history.body.contains("not a member"), "{}", history.body);
-    let publish = http::publish(&room, &ReqAuth::Bearer(token), &json!({"data": 1})).await;
+    let publish = http::publish(&room, &ReqAuth::Bearer(token.clone()), &json!({"data": 1})).await;
     publish.assert_error(403, "forbidden");
+    // Nor may the outsider see who is in the room.
+    let presence = http::get(&room_path(&room, "presence"), &ReqAuth::Bearer(token)).await;
+    presence.assert_error(403, "forbidden");
 
     // The member with the same kind of grant gets in, reads and publishes.
     let member_token = member.token(&[grant.as_str()]);
     let (mut c, _) = Client::join(&room, &member_token).await;
     c.publish_acked("m1", None, &json!("hello")).await;
-    http::history(&room, "", &ReqAuth::Bearer(member_token))
+    http::history(&room, "", &ReqAuth::Bearer(member_token.clone()))
         .await
         .assert_status(200);
+    let presence = http::get(
+        &room_path(&room, "presence"),
+        &ReqAuth::Bearer(member_token),
+    )
+    .await;
+    presence.assert_status(200);
+    // An admin lists any room.
+    let listed = http::get(
+        &room_path(&room, "presence"),
+        &relay_e2e::backend::admin_auth(),
+    )
+    .await;
+    listed.assert_status(200);
 }
 
 #[tokio::test]

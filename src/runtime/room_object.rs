@@ -426,7 +426,12 @@ impl Room {
             RoomRequest::Broadcast(broadcast) => self.backend_publish(broadcast, &room),
             RoomRequest::Members => self.members(None, &room),
             RoomRequest::SetMembers(members) => self.members(Some(members), &room),
-            RoomRequest::Presence => self.presence_list(&room),
+            RoomRequest::Presence { caller } => {
+                if let Some(caller) = caller {
+                    self.machine(Some(&room), |m| m.check_member(&caller.user))?;
+                }
+                self.presence_list(&room)
+            }
             RoomRequest::Disconnect(disconnect) => {
                 self.run(Some(&room), None, |m, out| {
                     m.disconnect_user(&disconnect.user, &disconnect.reason, out);

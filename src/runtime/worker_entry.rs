@@ -187,11 +187,15 @@ async fn user_route(incoming: &Incoming, env: &Env, route: Route) -> RelayResult
             call_room(env, &room, &RoomRequest::Publish { caller, body }).await
         }
         Route::RoomPresence { room } => {
-            if !is_admin(incoming, env) {
+            // Admins list any room; a user needs the grant (and, where asked, membership).
+            let caller = if is_admin(incoming, env) {
+                None
+            } else {
                 let identity = authenticate(incoming, env).await?;
                 identity.check_access(&room)?;
-            }
-            call_room(env, &room, &RoomRequest::Presence).await
+                Some(caller(&identity))
+            };
+            call_room(env, &room, &RoomRequest::Presence { caller }).await
         }
         _ => Err(RelayError::not_found("no such route")),
     }
