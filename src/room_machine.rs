@@ -179,18 +179,6 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         &self.core
     }
 
-    pub fn core_mut(&mut self) -> &mut RoomCore<S> {
-        &mut self.core
-    }
-
-    pub fn clock(&self) -> &C {
-        &self.clock
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Whether presence must be rebuilt from the open sockets before the next event.
     pub fn needs_connections(&self) -> bool {
         self.presence.is_none()
@@ -965,7 +953,7 @@ mod tests {
         let (mut m, _) = machine();
         let big = format!(
             r#"{{"type":"publish","cid":"a","data":"{}"}}"#,
-            "x".repeat(m.limits().max_frame_bytes)
+            "x".repeat(limits().max_frame_bytes)
         );
         let out = frame(&mut m, &conn("c1", "alice"), &big);
         assert_eq!(out, vec![Effect::Close(disconnect::FRAME_TOO_LARGE)]);
@@ -1293,15 +1281,18 @@ mod tests {
         }
     }
 
+    /// A members-only room whose list holds `members`.
+    fn members_only_machine(members: &[&str]) -> RoomMachine<Store, Clock> {
+        let (m, _) = machine();
+        let m = m.members_only(true);
+        let ids = members.iter().map(|id| id.to_string());
+        m.core().store().member_ids.borrow_mut().extend(ids);
+        m
+    }
+
     #[test]
     fn a_members_only_room_admits_members_only() {
-        let (m, _) = machine();
-        let mut m = m.members_only(true);
-        m.core()
-            .store()
-            .member_ids
-            .borrow_mut()
-            .push("alice".into());
+        let mut m = members_only_machine(&["alice"]);
         m.admit(&user("alice")).unwrap();
         let publish: Publish = serde_json::from_str(r#"{"cid":"a","data":1}"#).unwrap();
         m.publish_as_user(&user("alice"), &publish, &mut Vec::new())
@@ -1329,8 +1320,7 @@ mod tests {
     fn removed_members_lose_their_sockets_in_members_only_rooms() {
         let before = [member("alice"), member("bob")];
         let after = [member("bob"), member("carol")];
-        let (m, _) = machine();
-        let mut m = m.members_only(true);
+        let mut m = members_only_machine(&[]);
         let mut out = Vec::new();
         m.members_replaced(&before, &after, &mut out);
         assert_eq!(
@@ -1409,13 +1399,7 @@ mod tests {
 
     #[test]
     fn a_refused_renewal_is_an_error_frame_and_changes_nothing() {
-        let (m, _) = machine();
-        let mut m = m.members_only(true);
-        m.core()
-            .store()
-            .member_ids
-            .borrow_mut()
-            .push("alice".into());
+        let mut m = members_only_machine(&["alice"]);
         let alice = conn("c1", "alice");
         let exp = alice.exp + 7200;
         let cases = [
