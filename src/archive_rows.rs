@@ -1,12 +1,40 @@
-//! A batch of messages for the D1 archive as JSON arrays of rows, each inserted by one
-//! statement (`json_each`) instead of one statement per message.
+//! What one archive run of a room writes to D1 in one call, and its messages as JSON arrays
+//! of rows, each inserted by one statement (`json_each`) instead of one statement per message.
 
 use serde::Serialize;
 
-use crate::room::StoredMessage;
+use crate::room::{ReadMarker, StoredMessage};
 
 /// Largest JSON text one insert statement binds (D1 takes values up to about 2 MB).
 pub const MAX_ROWS_JSON_BYTES: usize = 512 * 1024;
+/// A run takes messages until it holds this many ...
+pub const MAX_RUN_MESSAGES: usize = 1_000;
+/// ... or this many bytes of bodies (plus the last page read).
+pub const MAX_RUN_BODY_BYTES: usize = 1 << 20;
+
+/// The messages and read markers of one archive run, written to D1 in one call.
+pub struct ArchiveRun {
+    pub messages: Vec<StoredMessage>,
+    pub reads: Vec<ReadMarker>,
+}
+
+impl ArchiveRun {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.reads.is_empty()
+    }
+
+    /// Whether `messages` reached a run's bound.
+    pub fn full(messages: &[StoredMessage]) -> bool {
+        messages.len() >= MAX_RUN_MESSAGES
+            || messages.iter().map(|m| m.body.len()).sum::<usize>() >= MAX_RUN_BODY_BYTES
+    }
+
+    /// Whether the run stopped at a bound (of its messages, or `read_page` markers), so that
+    /// more may wait that no publish has scheduled a run for.
+    pub fn left_more_behind(&self, read_page: u32) -> bool {
+        Self::full(&self.messages) || self.reads.len() >= read_page as usize
+    }
+}
 
 /// One row as the insert reads it: `[seq, id, event, sender_key, cid, ts, body]`.
 #[derive(Serialize)]
@@ -84,6 +112,27 @@ mod tests {
             "the body stays a string, byte for byte"
         );
         assert!(rows_json(&[], MAX_ROWS_JSON_BYTES).is_empty());
+    }
+
+    #[test]
+    fn a_run_is_bounded_in_messages_and_bytes() {
+        let small: Vec<StoredMessage> = (1..=999).map(|s| message(s, 10)).collect();
+        assert!(!ArchiveRun::full(&small));
+        let run = ArchiveRun {
+            messages: small,
+            reads: Vec::new(),
+        };
+        assert!(!run.left_more_behind(100));
+        assert!(!run.is_empty());
+        let thousand: Vec<StoredMessage> = (1..=1_000).map(|s| message(s, 10)).collect();
+        assert!(ArchiveRun::full(&thousand));
+        let large: Vec<StoredMessage> = (1..=20).map(|s| message(s, 60_000)).collect();
+        assert!(ArchiveRun::full(&large), "1.2 MB of bodies");
+        let empty = ArchiveRun {
+            messages: Vec::new(),
+            reads: Vec::new(),
+        };
+        assert!(empty.is_empty() && !empty.left_more_behind(100));
     }
 
     #[test]

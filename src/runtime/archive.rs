@@ -4,10 +4,9 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
-use crate::archive_rows;
+use crate::archive_rows::{self, ArchiveRun};
 use crate::error::{RelayError, RelayResult};
 use crate::paging::{Direction, SeqRange};
-use crate::room::{ReadMarker, StoredMessage};
 
 /// Inserts the rows of one JSON array (see [`archive_rows`]); `WHERE true` tells SQLite's parser
 /// that `ON CONFLICT` belongs to the insert, not to a join.
@@ -43,23 +42,29 @@ impl Archive {
         Archive { db }
     }
 
-    /// Writes a batch in one round trip, one statement per chunk of rows (a statement per
-    /// message cost a crossing per value here and a statement each in D1); rows already
-    /// present are left as they are.
-    pub async fn write(&self, room: &str, messages: &[StoredMessage]) -> RelayResult<()> {
-        let statements = archive_rows::rows_json(messages, archive_rows::MAX_ROWS_JSON_BYTES)
-            .iter()
-            .map(|rows| {
-                self.db
-                    .prepare(INSERT_ROWS)
-                    .bind(&[JsValue::from_str(room), JsValue::from_str(rows)])
-            })
-            .collect::<Result<Vec<_>, _>>()
+    /// Writes a run's messages and read markers in one round trip (one D1 transaction): one
+    /// statement per chunk of rows (a statement per message cost a crossing per value here
+    /// and a statement each in D1), one per marker. Rows already present are left as they
+    /// are; a marker never moves backwards, whatever order runs land in.
+    pub async fn write(&self, room: &str, run: &ArchiveRun) -> RelayResult<()> {
+        let rows = archive_rows::rows_json(&run.messages, archive_rows::MAX_ROWS_JSON_BYTES);
+        let inserts = rows.iter().map(|rows| {
+            self.db
+                .prepare(INSERT_ROWS)
+                .bind(&[JsValue::from_str(room), JsValue::from_str(rows)])
+        });
+        let reads = run.reads.iter().map(|m| {
+            self.db.prepare(UPSERT_READ).bind(&[
+                JsValue::from_str(room),
+                JsValue::from_str(&m.user.id),
+                JsValue::from_f64(m.seq as f64),
+                JsValue::from_str(&m.at),
+            ])
+        });
+        let statements = inserts
+            .chain(reads)
+            .collect::<Result<Vec<D1PreparedStatement>, _>>()
             .map_err(archive_error("bind"))?;
-        self.run_batch(statements).await
-    }
-
-    async fn run_batch(&self, statements: Vec<D1PreparedStatement>) -> RelayResult<()> {
         let results = self
             .db
             .batch(statements)
@@ -71,23 +76,6 @@ impl Archive {
             worker::console_error!("archive batch reported a failed statement");
             Err(RelayError::internal())
         }
-    }
-
-    /// Writes read markers; a marker never moves backwards, whatever order batches land in.
-    pub async fn write_reads(&self, room: &str, markers: &[ReadMarker]) -> RelayResult<()> {
-        let statements = markers
-            .iter()
-            .map(|m| {
-                self.db.prepare(UPSERT_READ).bind(&[
-                    JsValue::from_str(room),
-                    JsValue::from_str(&m.user.id),
-                    JsValue::from_f64(m.seq as f64),
-                    JsValue::from_str(&m.at),
-                ])
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(archive_error("bind"))?;
-        self.run_batch(statements).await
     }
 
     /// The rows of `range` for `room`, fetched like a room's own store does.

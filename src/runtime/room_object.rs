@@ -20,6 +20,7 @@ use super::settings::{settings, verify_token};
 use super::settle::{settle, sleep};
 use super::sql_store::SqlRoomStore;
 use super::{internal, now_ms};
+use crate::archive_rows;
 use crate::config::Limits;
 use crate::disconnect::{self, Disconnect};
 use crate::error::{RelayError, RelayResult};
@@ -27,7 +28,7 @@ use crate::paging::{HistoryQuery, SeqRange};
 use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
 use crate::replay::{self, Replay};
-use crate::room::{self, ResumePlan, RoomCore, Stamps, MAX_REPLAY_MESSAGES};
+use crate::room::{self, ResumePlan, RoomCore, Stamps, StoredMessage, MAX_REPLAY_MESSAGES};
 use crate::room_api::{self, Caller, Connect, RoomRequest, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::room_machine::{Connection, Effect, MachineStore, RoomMachine};
 use crate::room_name;
@@ -50,8 +51,8 @@ const META_ARCHIVE_FAILURES: &str = "archive_failures";
 /// When the archive may next try D1 after a failure (ms since the epoch; 0 when not failing).
 const META_ARCHIVE_RETRY_AT: &str = "archive_retry_at";
 /// Messages written to D1 per batch, and batches per alarm run.
-const ARCHIVE_BATCH: u32 = 100;
-const ARCHIVE_BATCHES_PER_RUN: u32 = 10;
+/// Rows read from the room's storage at a time, and read markers written per run.
+const ARCHIVE_PAGE: u32 = 100;
 /// Bound of one leave sweep: rounds of waiting for the next due leave.
 const MAX_LEAVE_ROUNDS: u32 = 100_000;
 
@@ -649,58 +650,51 @@ impl Room {
         });
     }
 
-    /// Writes unarchived messages to D1 in batches; on failure, retries with backoff.
+    /// Writes unarchived messages and read markers to D1 in one call, then records it in one
+    /// commit; on failure, retries with backoff. Every D1 call and every commit here costs the
+    /// isolate a disk flush (see bench/README.md), so a run makes one of each: messages
+    /// published while it waits for D1 are written by the next run, which their publishes
+    /// scheduled; a run only continues at once when its bound left messages behind.
     async fn archive_pending(&self) -> RelayResult<()> {
         if !self.run(None, None, |m, out| Ok(m.archive_may_write(out)))? {
             return Ok(());
         }
-        let (room, mut archived_seq) = self.machine(None, |m| {
-            let archived = m
-                .core()
-                .store()
+        let (room, archived_seq, run) = self.machine(None, |m| {
+            let store = m.core().store();
+            let archived = store
                 .meta(META_ARCHIVED)?
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
-            Ok((m.core().room().to_string(), archived))
-        })?;
-        let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
-        for _ in 0..ARCHIVE_BATCHES_PER_RUN {
-            let batch = self.machine(None, |m| {
-                m.core().store().unarchived(archived_seq, ARCHIVE_BATCH)
-            })?;
-            let Some(last) = batch.last().map(|m| m.seq) else {
-                break;
+            let run = archive_rows::ArchiveRun {
+                messages: unarchived_run(store, archived)?,
+                reads: store.unarchived_reads(ARCHIVE_PAGE)?,
             };
-            if let Err(err) = archive.write(&room, &batch).await {
-                self.retry_archive_later()?;
-                return Err(err);
-            }
-            archived_seq = last;
-            self.machine(None, |m| {
-                let recovered = m.archive_succeeded();
-                let store = m.core().store();
-                store.set_meta(META_ARCHIVED, &archived_seq.to_string())?;
-                if recovered {
-                    store.set_meta(META_ARCHIVE_RETRY_AT, "0")?;
-                }
-                store.set_meta(META_ARCHIVE_FAILURES, "0")
-            })?;
-        }
-        let reads = self.machine(None, |m| m.core().store().unarchived_reads(ARCHIVE_BATCH))?;
-        if !reads.is_empty() {
-            if let Err(err) = archive.write_reads(&room, &reads).await {
-                self.retry_archive_later()?;
-                return Err(err);
-            }
-            self.machine(None, |m| m.core().store().mark_reads_archived(&reads))?;
-        }
-        let hot_window = self.limits.hot_window;
-        let (more, last_seq) = self.machine(None, |m| {
-            m.core().store().prune_bodies(archived_seq, hot_window)?;
-            Ok((m.core().last_seq() > archived_seq, m.core().last_seq()))
+            Ok((m.core().room().to_string(), archived, run))
         })?;
-        if more || reads.len() == ARCHIVE_BATCH as usize {
-            worker::console_log!("archive of {room} continues: {archived_seq} of {last_seq}");
+        if run.is_empty() {
+            return Ok(());
+        }
+        let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
+        if let Err(err) = archive.write(&room, &run).await {
+            self.retry_archive_later()?;
+            return Err(err);
+        }
+        let archived_seq = run.messages.last().map_or(archived_seq, |m| m.seq);
+        let hot_window = self.limits.hot_window;
+        let more = self.machine(None, |m| {
+            let recovered = m.archive_succeeded();
+            let store = m.core().store();
+            store.set_meta(META_ARCHIVED, &archived_seq.to_string())?;
+            if recovered {
+                store.set_meta(META_ARCHIVE_RETRY_AT, "0")?;
+            }
+            store.set_meta(META_ARCHIVE_FAILURES, "0")?;
+            store.mark_reads_archived(&run.reads)?;
+            store.prune_bodies(archived_seq, hot_window)?;
+            Ok(run.left_more_behind(ARCHIVE_PAGE))
+        })?;
+        if more {
+            worker::console_log!("archive of {room} continues after {archived_seq}");
             self.run(None, None, |m, out| {
                 m.archive_continues(out);
                 Ok(())
@@ -730,4 +724,19 @@ impl Room {
 pub(super) fn receipt_response(receipt: &Receipt) -> RelayResult<Response> {
     let receipt = serde_json::to_string(receipt).map_err(|_| RelayError::internal())?;
     http::json(receipt, 200).map_err(internal("publish response"))
+}
+
+/// The messages one archive run writes: pages after `archived` until one comes back short or
+/// the run's bound ([`archive_rows::ArchiveRun::full`]) is reached.
+fn unarchived_run(store: &SqlRoomStore, archived: u64) -> RelayResult<Vec<StoredMessage>> {
+    let mut messages: Vec<StoredMessage> = Vec::new();
+    loop {
+        let after = messages.last().map_or(archived, |m| m.seq);
+        let page = store.unarchived(after, ARCHIVE_PAGE)?;
+        let short = page.len() < ARCHIVE_PAGE as usize;
+        messages.extend(page);
+        if short || archive_rows::ArchiveRun::full(&messages) {
+            return Ok(messages);
+        }
+    }
 }
