@@ -51,6 +51,7 @@ pub mod room_access;
 pub mod room_api;
 pub mod room_machine;
 pub mod room_name;
+pub mod room_sql;
 pub mod router;
 pub mod site;
 pub mod stats;

@@ -10,7 +10,7 @@ mod room_backend;
 mod room_object;
 mod settings;
 mod settle;
-mod sql_store;
+mod sql;
 mod worker_entry;
 
 use js_sys::Promise;

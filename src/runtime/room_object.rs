@@ -18,7 +18,7 @@ use super::archive::Archive;
 use super::http::{self, header};
 use super::settings::{settings, verify_token};
 use super::settle::{settle, sleep};
-use super::sql_store::SqlRoomStore;
+use super::sql::SqlRoomStore;
 use super::{internal, now_ms};
 use crate::archive_rows;
 use crate::config::Limits;
@@ -30,7 +30,7 @@ use crate::random_ids::{random_below, random_id};
 use crate::replay::{self, Replay};
 use crate::room::{self, ResumePlan, RoomCore, Stamps, StoredMessage, MAX_REPLAY_MESSAGES};
 use crate::room_api::{self, Caller, Connect, RoomRequest, ROOM_HEADER, SUBPROTOCOL_HEADER};
-use crate::room_machine::{Connection, Effect, MachineStore, RoomMachine};
+use crate::room_machine::{Connection, Effect, RoomMachine};
 use crate::room_name;
 
 // The alarm's JavaScript side is `worker/alarm.mjs`, with its tests in `worker/test/`.
@@ -76,20 +76,6 @@ impl Stamps for RuntimeStamps {
 
     fn new_id(&self) -> String {
         random_id(now_ms())
-    }
-}
-
-impl MachineStore for SqlRoomStore {
-    fn has_members(&self) -> RelayResult<bool> {
-        Ok(!self.members()?.is_empty())
-    }
-
-    fn is_member(&self, user_id: &str) -> RelayResult<bool> {
-        SqlRoomStore::is_member(self, user_id)
-    }
-
-    fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()> {
-        SqlRoomStore::queue_feed(self, only, version)
     }
 }
 
