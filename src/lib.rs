@@ -54,6 +54,7 @@ pub mod room_name;
 pub mod room_sql;
 pub mod router;
 pub mod site;
+pub mod sql;
 pub mod stats;
 pub mod url_parts;
 pub mod webhook;

@@ -1,11 +1,12 @@
 //! Connection statistics: what rooms report to the directory, how the rooms of one isolate
-//! send their reports together, and the answers of the stats routes.
+//! send their reports together, how the directory keeps them, and the stats routes' answers.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RelayError, RelayResult};
+use crate::sql::{Sql, SqlValue};
 
 /// A room's counts as it last reported them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +117,56 @@ pub fn active_rooms(listing: &str) -> RelayResult<Vec<String>> {
         .collect())
 }
 
+/// Most rooms a stats answer lists (and the directory reads).
+const MAX_LISTED_ROOMS: u64 = 10_000;
+
+/// The directory's table of the rooms' latest reports, over any SQLite.
+pub struct DirectoryStore<E> {
+    sql: E,
+}
+
+impl<E: Sql> DirectoryStore<E> {
+    pub fn open(sql: E) -> RelayResult<Self> {
+        sql.write(
+            "CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, connections INTEGER NOT NULL,
+             users INTEGER NOT NULL, last_seq INTEGER NOT NULL)",
+            &[],
+        )?;
+        Ok(DirectoryStore { sql })
+    }
+
+    /// Keeps a room's latest report; a room without connections drops out.
+    pub fn keep(&self, report: &RoomReport) -> RelayResult<()> {
+        let room = SqlValue::Text(&report.room);
+        let count = |n: u64| SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        if report.connections == 0 {
+            self.sql
+                .write("DELETE FROM rooms WHERE room = ?", &[room])?;
+        } else {
+            self.sql.write(
+                "INSERT INTO rooms (room, connections, users, last_seq) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (room) DO UPDATE SET connections = excluded.connections,
+                 users = excluded.users, last_seq = excluded.last_seq",
+                &[
+                    room,
+                    count(report.connections),
+                    count(report.users),
+                    count(report.last_seq),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The kept reports, at most [`MAX_LISTED_ROOMS`].
+    pub fn reports(&self) -> RelayResult<Vec<RoomReport>> {
+        self.sql.rows(
+            "SELECT room, connections, users, last_seq FROM rooms LIMIT ?",
+            &[SqlValue::Integer(MAX_LISTED_ROOMS as i64)],
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +246,24 @@ mod tests {
         let listing = rooms_json(&[report("a", 2), report("b", 0), report("c", 5)]);
         assert_eq!(active_rooms(&listing).unwrap(), ["c", "a"]);
         assert!(active_rooms("{}").is_err());
+    }
+
+    #[test]
+    fn the_directory_keeps_the_latest_report_of_each_room_with_connections() {
+        let store = DirectoryStore::open(crate::sql::in_memory()).unwrap();
+        assert!(store.reports().unwrap().is_empty());
+        store.keep(&report("a", 4)).unwrap();
+        store.keep(&report("b", 2)).unwrap();
+        store.keep(&report("a", 6)).unwrap();
+        let mut kept = store.reports().unwrap();
+        kept.sort_by(|x, y| x.room.cmp(&y.room));
+        assert_eq!(kept, [report("a", 6), report("b", 2)]);
+        // A room whose last connection left drops out; reporting it again changes nothing.
+        store.keep(&report("a", 0)).unwrap();
+        store.keep(&report("a", 0)).unwrap();
+        assert_eq!(store.reports().unwrap(), [report("b", 2)]);
+        // Opening again keeps the table.
+        let store = DirectoryStore { sql: store.sql };
+        assert_eq!(store.reports().unwrap().len(), 1);
     }
 }

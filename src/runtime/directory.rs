@@ -1,17 +1,12 @@
 //! The `Directory` Durable Object: one per deployment, keeping the rooms' reports (which come in
 //! batches, one per isolate and interval) so that stats never wake every room.
 
-use std::cell::Cell;
-
-use serde::Deserialize;
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
 use super::http;
 use crate::error::{RelayError, RelayResult};
 use crate::room_api::{self, DirectoryRequest};
-use crate::stats::{self, RoomReport, MAX_BATCH_REPORTS};
+use crate::stats::{self, DirectoryStore, MAX_BATCH_REPORTS};
 
 /// The one directory instance's name.
 pub const DIRECTORY_NAME: &str = "directory";
@@ -19,24 +14,11 @@ pub const DIRECTORY_NAME: &str = "directory";
 #[durable_object]
 pub struct Directory {
     state: State,
-    /// Whether this instance has made sure its table exists (once, not per request).
-    table_ready: Cell<bool>,
-}
-
-#[derive(Deserialize)]
-struct ReportRow {
-    room: String,
-    connections: u64,
-    users: u64,
-    last_seq: u64,
 }
 
 impl DurableObject for Directory {
     fn new(state: State, _env: Env) -> Self {
-        Directory {
-            state,
-            table_ready: Cell::new(false),
-        }
+        Directory { state }
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
@@ -52,42 +34,9 @@ fn storage_error(err: worker::Error) -> RelayError {
     RelayError::internal()
 }
 
-/// Keeps a room's latest report; a room without connections drops out.
-fn store_report(sql: &SqlStorage, report: RoomReport) -> RelayResult<()> {
-    if report.connections == 0 {
-        sql.exec(
-            "DELETE FROM rooms WHERE room = ?",
-            Some(vec![report.room.into()]),
-        )
-    } else {
-        sql.exec(
-            "INSERT INTO rooms (room, connections, users, last_seq) VALUES (?, ?, ?, ?)
-             ON CONFLICT (room) DO UPDATE SET connections = excluded.connections,
-             users = excluded.users, last_seq = excluded.last_seq",
-            Some(vec![
-                report.room.into(),
-                SqlStorageValue::Integer(report.connections as i64),
-                SqlStorageValue::Integer(report.users as i64),
-                SqlStorageValue::Integer(report.last_seq as i64),
-            ]),
-        )
-    }
-    .map(|_| ())
-    .map_err(storage_error)
-}
-
 impl Directory {
     async fn handle(&self, mut req: Request) -> RelayResult<Response> {
-        let sql = self.state.storage().sql();
-        if !self.table_ready.get() {
-            sql.exec(
-                "CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, connections INTEGER NOT NULL,
-                 users INTEGER NOT NULL, last_seq INTEGER NOT NULL)",
-                None,
-            )
-            .map_err(storage_error)?;
-            self.table_ready.set(true);
-        }
+        let store = DirectoryStore::open(self.state.storage().sql())?;
         let method = req.method().to_string();
         let body = match room_api::has_body(&method) {
             true => Some(
@@ -98,36 +47,16 @@ impl Directory {
             false => None,
         };
         let request = DirectoryRequest::decode(&method, &req.inner().url(), body)?;
-        match request {
+        let body = match request {
             DirectoryRequest::Reports(reports) => {
-                for report in reports.into_iter().take(MAX_BATCH_REPORTS) {
-                    store_report(&sql, report)?;
+                for report in reports.iter().take(MAX_BATCH_REPORTS) {
+                    store.keep(report)?;
                 }
-                Response::empty().map_err(storage_error)
+                return Response::empty().map_err(storage_error);
             }
-            DirectoryRequest::Totals | DirectoryRequest::Rooms => {
-                let rows: Vec<ReportRow> = sql
-                    .exec(
-                        "SELECT room, connections, users, last_seq FROM rooms LIMIT 10000",
-                        None,
-                    )
-                    .and_then(|c| c.to_array())
-                    .map_err(storage_error)?;
-                let reports: Vec<RoomReport> = rows
-                    .into_iter()
-                    .map(|r| RoomReport {
-                        room: r.room,
-                        connections: r.connections,
-                        users: r.users,
-                        last_seq: r.last_seq,
-                    })
-                    .collect();
-                let body = match request {
-                    DirectoryRequest::Totals => stats::totals_json(&reports),
-                    _ => stats::rooms_json(&reports),
-                };
-                Ok(http::json(body, 200).map_err(storage_error)?.into())
-            }
-        }
+            DirectoryRequest::Totals => stats::totals_json(&store.reports()?),
+            DirectoryRequest::Rooms => stats::rooms_json(&store.reports()?),
+        };
+        Ok(http::json(body, 200).map_err(storage_error)?.into())
     }
 }

@@ -4,7 +4,8 @@ use serde::de::DeserializeOwned;
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::error::{RelayError, RelayResult};
-use crate::room_sql::{self, Sql, SqlValue};
+use crate::room_sql;
+use crate::sql::{Sql, SqlValue};
 
 /// The room's store over its object's storage.
 pub type SqlRoomStore = room_sql::SqlRoomStore<SqlStorage>;
