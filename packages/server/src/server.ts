@@ -344,7 +344,7 @@ export class RelayServer {
   }
 
   /** Replaces the room's members (at most 1 000); see the relay's members and update feeds. */
-  setMembers(room: string, members: readonly Member[]): Promise<MembersAnswer> {
+  async setMembers(room: string, members: readonly Member[]): Promise<MembersAnswer> {
     if (!Array.isArray(members)) throw invalid('members must be a list of {id, role?}');
     return this.#call({
       method: 'PUT',
@@ -354,7 +354,7 @@ export class RelayServer {
     });
   }
 
-  getMembers(room: string): Promise<MembersAnswer> {
+  async getMembers(room: string): Promise<MembersAnswer> {
     return this.#call({ method: 'GET', path: `/v1/rooms/${segment('room', room)}/members`, credentials: { kind: 'webhook' } });
   }
 
@@ -362,7 +362,7 @@ export class RelayServer {
    * Closes every socket of `user` in every room with 4003 and `reason` (at most 123 bytes;
    * `disconnected` by default). Takes a little over a second: the relay asks twice.
    */
-  disconnectUser(user: string, reason?: string): Promise<DisconnectAnswer> {
+  async disconnectUser(user: string, reason?: string): Promise<DisconnectAnswer> {
     return this.#call({
       method: 'POST',
       path: `/v1/users/${segment('user', user)}/disconnect`,
@@ -372,22 +372,22 @@ export class RelayServer {
   }
 
   /** Connection and room totals (admin secret). */
-  stats(): Promise<Stats> {
+  async stats(): Promise<Stats> {
     return this.#call({ method: 'GET', path: '/v1/stats', credentials: { kind: 'admin' } });
   }
 
   /** The rooms with connections, busiest first (admin secret). */
-  roomStats(): Promise<RoomStats> {
+  async roomStats(): Promise<RoomStats> {
     return this.#call({ method: 'GET', path: '/v1/stats/rooms', credentials: { kind: 'admin' } });
   }
 
   /** Who is online in a room (admin secret). */
-  presence(room: string): Promise<Presence> {
+  async presence(room: string): Promise<Presence> {
     return this.#call({ method: 'GET', path: `/v1/rooms/${segment('room', room)}/presence`, credentials: { kind: 'admin' } });
   }
 
   /** A page of the room's history, read with a user token that grants the room. */
-  history<TData = unknown>(room: string, options: HistoryOptions): Promise<HistoryPage<TData>> {
+  async history<TData = unknown>(room: string, options: HistoryOptions): Promise<HistoryPage<TData>> {
     const query = new URLSearchParams();
     for (const name of ['after', 'before', 'limit'] as const) {
       const value = options[name];
@@ -404,7 +404,7 @@ export class RelayServer {
   }
 
   /** Publishes as the token's user; idempotent by `cid` (generated when absent). */
-  publish(room: string, data: unknown, options: PublishOptions): Promise<PublishReceipt> {
+  async publish(room: string, data: unknown, options: PublishOptions): Promise<PublishReceipt> {
     if (data === undefined) throw invalid('data is required (null is a value)');
     const cid = options.cid ?? globalThis.crypto.randomUUID();
     checkId('cid', cid);
