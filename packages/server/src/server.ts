@@ -185,9 +185,18 @@ function invalid(message: string): RelayError {
 /** A room or user id as one path segment; `.` and `..` cannot be one (URLs resolve them away). */
 function segment(what: string, value: string): string {
   if (typeof value !== 'string' || value === '' || value === '.' || value === '..') {
-    throw invalid(`${what} ${JSON.stringify(value)} cannot be named in a URL path`);
+    throw invalid(`${what} ${typeof value === 'string' ? JSON.stringify(value) : typeof value} cannot be named in a URL path`);
   }
   return encodeURIComponent(value);
+}
+
+/** JSON text of a request body; a value JSON cannot carry (BigInt, cycles) is refused here. */
+function toJson(value: unknown, what: string): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    throw invalid(`${what} cannot be sent as JSON`);
+  }
 }
 
 function checkId(what: string, id: string): void {
@@ -304,13 +313,14 @@ export class RelayServer {
     const distinct = [...new Set(list)];
     const results = new Map<string, RoomResult>();
     let pending = distinct;
+    toJson(data, 'data'); // refused before the first request, not inside the retries
     const ordered = () => distinct.map((room) => results.get(room)!);
     try {
       await this.#withRetries(async (attempts) => {
         const answer = await this.#attempt<{ results?: unknown }>(attempts, {
           method: 'POST',
           path: '/v1/broadcast',
-          body: JSON.stringify({ rooms: pending, event, data, id }),
+          body: toJson({ rooms: pending, event, data, id }, 'data'),
           credentials: { kind: 'webhook' },
         });
         if ('retry' in answer) return answer;
@@ -349,7 +359,7 @@ export class RelayServer {
     return this.#call({
       method: 'PUT',
       path: `/v1/rooms/${segment('room', room)}/members`,
-      body: JSON.stringify(members),
+      body: toJson(members, 'members'),
       credentials: { kind: 'webhook' },
     });
   }
@@ -366,7 +376,7 @@ export class RelayServer {
     return this.#call({
       method: 'POST',
       path: `/v1/users/${segment('user', user)}/disconnect`,
-      body: JSON.stringify(reason === undefined ? {} : { reason }),
+      body: toJson(reason === undefined ? {} : { reason }, 'reason'),
       credentials: { kind: 'webhook' },
     });
   }
@@ -413,7 +423,7 @@ export class RelayServer {
     return this.#call({
       method: 'POST',
       path: `/v1/rooms/${segment('room', room)}/messages`,
-      body: JSON.stringify(body),
+      body: toJson(body, 'data'),
       credentials: { kind: 'user', token: options.token },
     });
   }

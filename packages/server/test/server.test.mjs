@@ -256,3 +256,14 @@ test('bearer mode, user tokens and admin calls put the right credential in Autho
   assert.throws(() => new RelayServer({ url: 'https://x', webhookSecret: WEBHOOK, maxAttempts: 0 }), (e) => e.code === 'invalid_argument');
   assert.ok(!JSON.stringify(relay).includes(WEBHOOK) && !JSON.stringify(relay).includes(ADMIN));
 });
+
+test('data that JSON cannot carry is refused as invalid_argument before anything is sent', async () => {
+  const { relay, calls } = server([]);
+  const circular = {};
+  circular.self = circular;
+  for (const data of [{ n: 1n }, circular]) {
+    await assert.rejects(relay.broadcast('a', 'e', data), (e) => RelayError.is(e) && e.code === 'invalid_argument');
+    await assert.rejects(relay.publish('a', data, { token: 't' }), (e) => RelayError.is(e) && e.code === 'invalid_argument');
+  }
+  assert.equal(calls.length, 0);
+});
