@@ -1,0 +1,30 @@
+// @edge-relay/server: the backend side of edge-relay (tokens, signed broadcasts, members).
+
+export { RelayError } from './errors.js';
+export type { RelayErrorCode, RelayErrorCodeFromRelay, RelayErrorCodeLocal, RelayErrorInit } from './errors.js';
+export type { Secret } from './hmac.js';
+export { signToken } from './token.js';
+export type { SignTokenOptions } from './token.js';
+export { signRequest, verifySignature, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SECONDS } from './signature.js';
+export type { Body, SignRequestOptions, VerifySignatureOptions } from './signature.js';
+export { RelayServer } from './server.js';
+export type {
+  BroadcastOptions,
+  BroadcastOutcome,
+  DisconnectAnswer,
+  FetchLike,
+  HistoryOptions,
+  HistoryPage,
+  Member,
+  MembersAnswer,
+  Message,
+  Presence,
+  PublishOptions,
+  PublishReceipt,
+  RelayServerOptions,
+  RequestInitLike,
+  ResponseLike,
+  RoomResult,
+  RoomStats,
+  Stats,
+} from './server.js';
