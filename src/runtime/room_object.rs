@@ -50,7 +50,6 @@ const META_ARCHIVED: &str = "archived_seq";
 const META_ARCHIVE_FAILURES: &str = "archive_failures";
 /// When the archive may next try D1 after a failure (ms since the epoch; 0 when not failing).
 const META_ARCHIVE_RETRY_AT: &str = "archive_retry_at";
-/// Messages written to D1 per batch, and batches per alarm run.
 /// Rows read from the room's storage at a time, and read markers written per run.
 const ARCHIVE_PAGE: u32 = 100;
 /// Bound of one leave sweep: rounds of waiting for the next due leave.
