@@ -1,7 +1,9 @@
 //! The `Directory` Durable Object: one per deployment, keeping the rooms' reports (which come in
 //! batches, one per isolate and interval) so that stats never wake every room.
 
-use worker::{durable_object, DurableObject, Env, Request, Response, State};
+use std::cell::OnceCell;
+
+use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
 use super::http;
 use crate::error::{RelayError, RelayResult};
@@ -14,11 +16,16 @@ pub const DIRECTORY_NAME: &str = "directory";
 #[durable_object]
 pub struct Directory {
     state: State,
+    /// Its table, made sure of once per instance (not per request).
+    store: OnceCell<DirectoryStore<SqlStorage>>,
 }
 
 impl DurableObject for Directory {
     fn new(state: State, _env: Env) -> Self {
-        Directory { state }
+        Directory {
+            state,
+            store: OnceCell::new(),
+        }
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
@@ -35,8 +42,16 @@ fn storage_error(err: worker::Error) -> RelayError {
 }
 
 impl Directory {
-    async fn handle(&self, mut req: Request) -> RelayResult<Response> {
+    fn store(&self) -> RelayResult<&DirectoryStore<SqlStorage>> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
         let store = DirectoryStore::open(self.state.storage().sql())?;
+        Ok(self.store.get_or_init(|| store))
+    }
+
+    async fn handle(&self, mut req: Request) -> RelayResult<Response> {
+        let store = self.store()?;
         let method = req.method().to_string();
         let body = match room_api::has_body(&method) {
             true => Some(
