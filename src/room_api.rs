@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::User;
+use crate::auth::{Identity, User};
 use crate::error::{RelayError, RelayResult};
 use crate::feed::Member;
 use crate::header_json;
@@ -43,6 +43,16 @@ pub struct Caller {
     /// Until when the token is accepted (its `exp` plus the clock leeway, unix seconds); the
     /// socket is closed with 4001 once it has passed.
     pub exp: i64,
+}
+
+impl From<&Identity> for Caller {
+    /// Who the Worker verified, as the room learns it.
+    fn from(identity: &Identity) -> Self {
+        Caller {
+            user: identity.user.clone(),
+            exp: identity.accepted_until,
+        }
+    }
 }
 
 impl Caller {

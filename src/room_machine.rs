@@ -179,6 +179,10 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         &self.core
     }
 
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Whether presence must be rebuilt from the open sockets before the next event.
     pub fn needs_connections(&self) -> bool {
         self.presence.is_none()

@@ -8,9 +8,8 @@ use web_sys::Response;
 use super::room_object::{receipt_response, Room};
 use super::{call_room, http, internal};
 use crate::error::{RelayError, RelayResult};
-use crate::feed::{Member, RoomUpdate, UPDATE_EVENT};
+use crate::feed::Member;
 use crate::protocol::Publish;
-use crate::room_api::RoomRequest;
 use crate::room_machine::FeedDue;
 use crate::webhook::RoomBroadcast;
 
@@ -44,13 +43,7 @@ impl Room {
         room: &str,
     ) -> RelayResult<Response> {
         if let Some(members) = new_members {
-            self.run(Some(room), None, |m, out| {
-                let store = m.core().store();
-                let before = store.members()?;
-                store.set_members(&members)?;
-                m.members_replaced(&before, &members, out);
-                Ok(())
-            })?;
+            self.run(Some(room), None, |m, out| m.replace_members(&members, out))?;
         }
         let members = self.machine(Some(room), |m| m.core().store().members())?;
         http::json(json!({"room": room, "members": members}).to_string(), 200)
@@ -90,50 +83,26 @@ impl Room {
 
     /// Sends one run's worth of the feed updates members are owed; `true` when none remain.
     async fn send_feed_updates(&self) -> RelayResult<bool> {
-        let updates = self.machine(None, |m| {
-            let store = m.core().store();
-            let pending = store.pending_feed(FEED_BATCH)?;
-            let last_seq = m.core().last_seq();
-            let newest = match store.body(last_seq)? {
-                Some(body) if last_seq > 0 => body,
-                _ => return Ok(Vec::new()),
-            };
-            let mut updates = Vec::with_capacity(pending.len());
-            for (member, version) in pending {
-                let unread = store.unread_count(&member)?;
-                let update = RoomUpdate::from_message(m.core().room(), last_seq, &newest, unread)?;
-                updates.push((member, version, update));
-            }
-            Ok(updates)
-        })?;
+        let updates = self.machine(None, |m| m.owed_feed_updates(FEED_BATCH))?;
         if updates.is_empty() {
             return Ok(true);
         }
-        let deliveries = updates.iter().map(|(member, _, update)| async move {
-            let personal_room = format!("user:{member}");
-            let broadcast = RoomBroadcast {
-                event: UPDATE_EVENT.to_string(),
-                data: serde_json::value::to_raw_value(update)
-                    .map_err(|_| RelayError::internal())?,
-                id: Some(update.key()),
-            };
-            let request = RoomRequest::Broadcast(broadcast);
-            let response = call_room(&self.env, &personal_room, &request).await?;
-            if response.status() == 200 {
-                Ok(())
-            } else {
-                Err(RelayError::internal())
+        let deliveries = updates.iter().map(|update| async move {
+            let response = call_room(&self.env, &update.personal_room, &update.request).await?;
+            match response.status() {
+                200 => Ok(()),
+                _ => Err(RelayError::internal()),
             }
         });
         let outcomes = join_all(deliveries).await;
         let mut failed = false;
-        for ((member, version, _), outcome) in updates.iter().zip(outcomes) {
+        for (update, outcome) in updates.iter().zip(outcomes) {
             match outcome {
-                Ok(()) => self.machine(None, |m| m.core().store().feed_sent(member, *version))?,
+                Ok(()) => self.machine(None, |m| m.feed_delivered(update))?,
                 Err(_) => failed = true,
             }
         }
-        let more = self.machine(None, |m| Ok(!m.core().store().pending_feed(1)?.is_empty()))?;
-        Ok(!more && !failed)
+        let owed = self.machine(None, |m| m.feed_owed())?;
+        Ok(!owed && !failed)
     }
 }

@@ -20,7 +20,6 @@ use super::settings::{settings, verify_token};
 use super::settle::{settle, sleep};
 use super::sql::SqlRoomStore;
 use super::{internal, now_ms};
-use crate::archive_rows;
 use crate::config::Limits;
 use crate::disconnect::{self, Disconnect};
 use crate::error::{RelayError, RelayResult};
@@ -28,8 +27,9 @@ use crate::paging::{HistoryQuery, SeqRange};
 use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
 use crate::replay::{self, Replay};
-use crate::room::{self, ResumePlan, RoomCore, Stamps, StoredMessage, MAX_REPLAY_MESSAGES};
+use crate::room::{self, ResumePlan, RoomCore, Stamps, MAX_REPLAY_MESSAGES};
 use crate::room_api::{self, Caller, Connect, RoomRequest, ROOM_HEADER, SUBPROTOCOL_HEADER};
+use crate::room_archive;
 use crate::room_machine::{Connection, Effect, RoomMachine};
 use crate::room_name;
 
@@ -44,14 +44,8 @@ extern "C" {
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
 
-/// Meta keys of the room's storage.
+/// The room's name in its storage's meta.
 const META_ROOM: &str = "room";
-const META_ARCHIVED: &str = "archived_seq";
-const META_ARCHIVE_FAILURES: &str = "archive_failures";
-/// When the archive may next try D1 after a failure (ms since the epoch; 0 when not failing).
-const META_ARCHIVE_RETRY_AT: &str = "archive_retry_at";
-/// Rows read from the room's storage at a time, and read markers written per run.
-const ARCHIVE_PAGE: u32 = 100;
 /// Bound of one leave sweep: rounds of waiting for the next due leave.
 const MAX_LEAVE_ROUNDS: u32 = 100_000;
 
@@ -233,10 +227,7 @@ impl Room {
             }
             (None, None) => return Err(RelayError::internal()),
         };
-        let archive_retry_at = store
-            .meta(META_ARCHIVE_RETRY_AT)?
-            .and_then(|v| v.parse::<i64>().ok())
-            .filter(|at| *at > 0);
+        let archive_retry_at = room_archive::retry_at(&store)?;
         let archive_jitter_ms = random_below(self.limits.archive_delay_ms / 2 + 1, now_ms()) as i64;
         let members_only = settings(&self.env).members_only.applies_to(&name);
         let machine = RoomMachine::new(
@@ -635,73 +626,18 @@ impl Room {
         });
     }
 
-    /// Writes unarchived messages and read markers to D1 in one call, then records it in one
-    /// commit; on failure, retries with backoff. Every D1 call and every commit here costs the
-    /// isolate a disk flush (see bench/README.md), so a run makes one of each: messages
-    /// published while it waits for D1 are written by the next run, which their publishes
-    /// scheduled; a run only continues at once when its bound left messages behind.
+    /// One archive run (see [`crate::room_archive`]): its rows to D1 in one call, then how
+    /// that ended back to the machine.
     async fn archive_pending(&self) -> RelayResult<()> {
-        if !self.run(None, None, |m, out| Ok(m.archive_may_write(out)))? {
+        let Some(run) = self.run(None, None, |m, out| m.next_archive_run(out))? else {
             return Ok(());
-        }
-        let (room, archived_seq, run) = self.machine(None, |m| {
-            let store = m.core().store();
-            let archived = store
-                .meta(META_ARCHIVED)?
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-            let run = archive_rows::ArchiveRun {
-                messages: unarchived_run(store, archived)?,
-                reads: store.unarchived_reads(ARCHIVE_PAGE)?,
-            };
-            Ok((m.core().room().to_string(), archived, run))
-        })?;
-        if run.is_empty() {
-            return Ok(());
-        }
+        };
         let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
-        if let Err(err) = archive.write(&room, &run).await {
-            self.retry_archive_later()?;
-            return Err(err);
-        }
-        let archived_seq = run.messages.last().map_or(archived_seq, |m| m.seq);
-        let hot_window = self.limits.hot_window;
-        let more = self.machine(None, |m| {
-            let recovered = m.archive_succeeded();
-            let store = m.core().store();
-            store.set_meta(META_ARCHIVED, &archived_seq.to_string())?;
-            if recovered {
-                store.set_meta(META_ARCHIVE_RETRY_AT, "0")?;
-            }
-            store.set_meta(META_ARCHIVE_FAILURES, "0")?;
-            store.mark_reads_archived(&run.reads)?;
-            store.prune_bodies(archived_seq, hot_window)?;
-            Ok(run.left_more_behind(ARCHIVE_PAGE))
-        })?;
-        if more {
-            worker::console_log!("archive of {room} continues after {archived_seq}");
-            self.run(None, None, |m, out| {
-                m.archive_continues(out);
-                Ok(())
-            })?;
-        }
-        Ok(())
-    }
-
-    fn retry_archive_later(&self) -> RelayResult<()> {
+        let written = archive.write(&run.room, &run.rows).await;
         self.run(None, None, |m, out| {
-            let failures = m
-                .core()
-                .store()
-                .meta(META_ARCHIVE_FAILURES)?
-                .and_then(|v| v.parse::<u32>().ok())
-                .unwrap_or(0)
-                .saturating_add(1);
-            let retry_at = m.archive_failed(failures, out);
-            let store = m.core().store();
-            store.set_meta(META_ARCHIVE_FAILURES, &failures.to_string())?;
-            store.set_meta(META_ARCHIVE_RETRY_AT, &retry_at.to_string())
-        })
+            m.archive_run_ended(&run, written.is_ok(), out)
+        })?;
+        written
     }
 }
 
@@ -709,19 +645,4 @@ impl Room {
 pub(super) fn receipt_response(receipt: &Receipt) -> RelayResult<Response> {
     let receipt = serde_json::to_string(receipt).map_err(|_| RelayError::internal())?;
     http::json(receipt, 200).map_err(internal("publish response"))
-}
-
-/// The messages one archive run writes: pages after `archived` until one comes back short or
-/// the run's bound ([`archive_rows::ArchiveRun::full`]) is reached.
-fn unarchived_run(store: &SqlRoomStore, archived: u64) -> RelayResult<Vec<StoredMessage>> {
-    let mut messages: Vec<StoredMessage> = Vec::new();
-    loop {
-        let after = messages.last().map_or(archived, |m| m.seq);
-        let page = store.unarchived(after, ARCHIVE_PAGE)?;
-        let short = page.len() < ARCHIVE_PAGE as usize;
-        messages.extend(page);
-        if short || archive_rows::ArchiveRun::full(&messages) {
-            return Ok(messages);
-        }
-    }
 }

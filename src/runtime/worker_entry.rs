@@ -13,22 +13,18 @@ use worker::Env;
 use super::settings::{settings, verify_token};
 use super::settle::{settle, sleep};
 use super::{call_directory, call_room, http, internal, room_upgrade, send_to_room};
-use crate::auth::{self, Identity};
+use crate::auth;
 use crate::config::MAX_HTTP_BODY_BYTES;
-use crate::cors;
 use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
 use crate::disconnect;
-use crate::error::{ErrorCode, RelayError, RelayResult};
+use crate::error::{RelayError, RelayResult};
 use crate::feed;
-use crate::paging::{self, HistoryQuery};
-use crate::protocol;
-use crate::room_api::{self, Caller, Connect, DirectoryRequest, RoomRequest, UserDisconnect, Wire};
+use crate::paging::HistoryQuery;
+use crate::request_head::{self, Finish, RequestHead};
+use crate::room_api::{self, Caller, DirectoryRequest, RoomRequest, UserDisconnect, Wire};
 use crate::router::{self, Route, Shape};
 use crate::stats::{self, REPORT_INTERVAL_MS};
-use crate::url_parts;
-use crate::webhook::{
-    self, BackendCredentials, BackendProof, Broadcast, SignedRequest, SIGNATURE_HEADER,
-};
+use crate::webhook::{self, BackendProof, Broadcast};
 
 /// Rooms asked at a time by a user-wide disconnect.
 const DISCONNECT_PARALLEL: usize = 50;
@@ -41,159 +37,90 @@ const DISCONNECT_SLACK_MS: u32 = 200;
 #[wasm_bindgen]
 pub fn fetch(req: Request, env: Env, _ctx: JsValue) -> JsValue {
     console_error_panic_hook::set_once();
-    let finish = Finish::of(&req, &env);
+    let headers = req.headers();
+    let head = RequestHead::new(req.method(), req.url(), |name| {
+        headers.get(name).ok().flatten()
+    });
+    let finish = head.finish(&settings(&env));
+    let incoming = Incoming { req, head };
     settle(async move {
-        match answer(req, &env).await {
-            Ok(answer) => Ok(finish.answer(answer)?),
-            Err(err) => Ok(finish.refusal(&err)?.into()),
+        match answer(&incoming, &env).await {
+            Ok(answer) => Ok(finished(&finish, answer)?),
+            Err(err) => Ok(refusal(&finish, &err)?.into()),
         }
     })
 }
 
-/// What every answer to a request gets on its way out, decided before the request is handled.
-struct Finish {
-    /// CORS headers of an actual answer of a route browsers call (see [`crate::cors`]); none
-    /// for `OPTIONS`, whose preflight answer is complete by itself.
-    cors: Vec<cors::Header>,
-    /// For an upgrade that offered `relay.v1`: refusals are sent on the socket (a browser
-    /// cannot read an HTTP refusal of an upgrade).
-    refuse_on_socket: bool,
-}
-
-impl Finish {
-    fn of(req: &Request, env: &Env) -> Finish {
-        let method = req.method();
-        let Some(shape) = router::shape(url_parts::path(&req.url())) else {
-            return Finish {
-                cors: Vec::new(),
-                refuse_on_socket: false,
-            };
-        };
-        let settings = settings(env);
-        let origins = &settings.allowed_origins;
-        let cors = if shape.cross_origin && method != "OPTIONS" && origins.answers_vary_by_origin()
-        {
-            origins.answer_headers(http::header(req, "origin").as_deref())
-        } else {
-            Vec::new()
-        };
-        let refuse_on_socket = shape.websocket
-            && is_upgrade(req)
-            && auth::offers_subprotocol(http::header(req, "sec-websocket-protocol").as_deref());
-        Finish {
-            cors,
-            refuse_on_socket,
+/// A handler's answer. The Promise of a room's answer to an upgrade is passed on as it is:
+/// CORS does not apply to WebSocket handshakes.
+fn finished(finish: &Finish, answer: JsValue) -> Result<JsValue, JsValue> {
+    match answer.dyn_into::<Response>() {
+        Ok(response) if !finish.cors.is_empty() => {
+            Ok(http::with_headers(&response, &finish.cors)?.into())
         }
-    }
-
-    /// A handler's answer. The Promise of a room's answer to an upgrade is passed on as it
-    /// is: CORS does not apply to WebSocket handshakes.
-    fn answer(&self, answer: JsValue) -> Result<JsValue, JsValue> {
-        match answer.dyn_into::<Response>() {
-            Ok(response) if !self.cors.is_empty() => {
-                Ok(http::with_headers(&response, &self.cors)?.into())
-            }
-            Ok(response) => Ok(response.into()),
-            Err(pending) => Ok(pending),
-        }
-    }
-
-    /// The answer to a request the Worker refuses by itself, without waking the room.
-    fn refusal(&self, err: &RelayError) -> worker::Result<Response> {
-        if self.refuse_on_socket {
-            return http::refuse_on_socket(err, auth::SUBPROTOCOL);
-        }
-        let response = http::error(err)?;
-        if self.cors.is_empty() {
-            return Ok(response);
-        }
-        http::with_headers(&response, &self.cors)
+        Ok(response) => Ok(response.into()),
+        Err(pending) => Ok(pending),
     }
 }
 
-fn is_upgrade(req: &Request) -> bool {
-    http::header(req, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+/// The answer to a request the Worker refuses by itself, without waking the room.
+fn refusal(finish: &Finish, err: &RelayError) -> worker::Result<Response> {
+    if finish.refuse_on_socket {
+        return http::refuse_on_socket(err, auth::SUBPROTOCOL);
+    }
+    let response = http::error(err)?;
+    if finish.cors.is_empty() {
+        return Ok(response);
+    }
+    http::with_headers(&response, &finish.cors)
 }
 
-/// A request's parts that the handlers read.
+/// A request: its head, read once, and the runtime's object for its body.
 struct Incoming {
     req: Request,
-    method: String,
-    /// The URL path as received (still percent-encoded): what a backend signature covers.
-    path: String,
-    query: Vec<(String, String)>,
-}
-
-impl Incoming {
-    fn header(&self, name: &str) -> Option<String> {
-        http::header(&self.req, name)
-    }
-
-    fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
+    head: RequestHead,
 }
 
 /// A `Response`, or the Promise of one.
-async fn answer(req: Request, env: &Env) -> RelayResult<JsValue> {
-    let url = req.url();
-    let method = req.method();
-    let path = url_parts::path(&url).to_string();
-    let route = router::route(&method, &path)?;
-    let query = url_parts::query_pairs(&url);
-    let incoming = Incoming {
-        req,
-        method,
-        path,
-        query,
-    };
+async fn answer(incoming: &Incoming, env: &Env) -> RelayResult<JsValue> {
+    let head = &incoming.head;
+    let route = router::route(&head.method, &head.path)?;
     let response = match route {
         Route::RoomSocket { room } => {
-            return connect(&incoming, env, &room).await.map(JsValue::from)
+            return connect(incoming, env, &room).await.map(JsValue::from)
         }
-        Route::Preflight(shape) => preflight(&incoming, env, shape),
+        Route::Preflight(shape) => preflight(head, env, shape),
         Route::Health => ok_json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
         Route::Ready => ready(env).await,
-        Route::DevToken => dev_token(&incoming, env).await,
+        Route::DevToken => dev_token(incoming, env).await,
         Route::Page(page) => http::page(page.body, page.content_type).map_err(internal("page")),
         Route::RoomHistory { .. } | Route::RoomPublish { .. } | Route::RoomPresence { .. } => {
-            user_route(&incoming, env, route).await
+            user_route(incoming, env, route).await
         }
-        backend_or_admin => backend_route(&incoming, env, backend_or_admin).await,
+        backend_or_admin => backend_route(incoming, env, backend_or_admin).await,
     };
     response.map(JsValue::from)
 }
 
 /// The routes users call with their token: history, HTTP publish, presence (also admin).
 async fn user_route(incoming: &Incoming, env: &Env, route: Route) -> RelayResult<Response> {
+    let head = &incoming.head;
     match route {
         Route::RoomHistory { room } => {
-            let identity = authenticate(incoming, env).await?;
-            identity.check_access(&room)?;
-            let query = HistoryQuery::from_pairs(
-                incoming.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            )?;
-            let caller = caller(&identity);
+            let caller = authenticate(head, env, &room).await?;
+            let query = HistoryQuery::from_pairs(head.query_pairs())?;
             call_room(env, &room, &RoomRequest::History { caller, query }).await
         }
         Route::RoomPublish { room } => {
-            let identity = authenticate(incoming, env).await?;
-            identity.check_access(&room)?;
-            let body = read_body(&incoming.req).await?;
-            let caller = caller(&identity);
+            let caller = authenticate(head, env, &room).await?;
+            let body = read_body(incoming).await?;
             call_room(env, &room, &RoomRequest::Publish { caller, body }).await
         }
         Route::RoomPresence { room } => {
             // Admins list any room; a user needs the grant (and, where asked, membership).
-            let caller = if is_admin(incoming, env) {
-                None
-            } else {
-                let identity = authenticate(incoming, env).await?;
-                identity.check_access(&room)?;
-                Some(caller(&identity))
+            let caller = match head.is_admin(&settings(env)) {
+                true => None,
+                false => Some(authenticate(head, env, &room).await?),
             };
             call_room(env, &room, &RoomRequest::Presence { caller }).await
         }
@@ -207,7 +134,7 @@ async fn backend_route(incoming: &Incoming, env: &Env, route: Route) -> RelayRes
         Route::RoomMembers { room } => {
             // The path names the room: only a signature bound to it (v2) may authorise this.
             let (body, _) = backend_request(incoming, env, false).await?;
-            let request = if incoming.method == "PUT" {
+            let request = if incoming.head.method == "PUT" {
                 RoomRequest::SetMembers(feed::parse_members(&body)?)
             } else {
                 RoomRequest::Members
@@ -226,11 +153,11 @@ async fn backend_route(incoming: &Incoming, env: &Env, route: Route) -> RelayRes
         }
         Route::LegacyBroadcast { kind } => legacy_broadcast(incoming, env, &kind).await,
         Route::Stats | Route::LegacyStatsConnections => {
-            require_admin(incoming, env)?;
+            incoming.head.require_admin(&settings(env))?;
             call_directory(env, &DirectoryRequest::Totals).await
         }
         Route::StatsRooms | Route::LegacyStatsRooms => {
-            require_admin(incoming, env)?;
+            incoming.head.require_admin(&settings(env))?;
             call_directory(env, &DirectoryRequest::Rooms).await
         }
         _ => Err(RelayError::not_found("no such route")),
@@ -240,16 +167,22 @@ async fn backend_route(incoming: &Incoming, env: &Env, route: Route) -> RelayRes
 /// `POST /api/v1/broadcast/{kind}`: the existing service's broadcast, whose body may carry
 /// its own token.
 async fn legacy_broadcast(incoming: &Incoming, env: &Env, kind: &str) -> RelayResult<Response> {
-    let body = read_body(&incoming.req).await?;
+    let body = read_body(incoming).await?;
     let (broadcast_request, body_token) = match webhook::parse_legacy(kind, &body) {
         Ok(parsed) => parsed,
         // Credentials are checked before the body is judged, as on every backend route.
         Err(err) => {
-            authenticate_backend(incoming, env, body.as_bytes(), true, None)?;
+            backend_proof(&incoming.head, env, body.as_bytes(), true, None)?;
             return Err(err);
         }
     };
-    let proof = authenticate_backend(incoming, env, body.as_bytes(), true, body_token.as_deref())?;
+    let proof = backend_proof(
+        &incoming.head,
+        env,
+        body.as_bytes(),
+        true,
+        body_token.as_deref(),
+    )?;
     broadcast(env, broadcast_request, &proof).await
 }
 
@@ -273,50 +206,22 @@ async fn ready(env: &Env) -> RelayResult<Response> {
 }
 
 /// The answer to `OPTIONS` on a route browsers call: a CORS preflight (see [`crate::cors`]).
-fn preflight(incoming: &Incoming, env: &Env, shape: Shape) -> RelayResult<Response> {
-    let headers = settings(env).allowed_origins.preflight(
-        incoming.header("origin").as_deref(),
-        shape.methods,
-        &shape.allow(),
-    )?;
+fn preflight(head: &RequestHead, env: &Env, shape: Shape) -> RelayResult<Response> {
+    let headers = head.preflight(&settings(env), shape)?;
     http::empty(204, &headers).map_err(internal("response"))
 }
 
 /// Hands the upgrade to the room; the answer is the room's own Promise of its 101 response.
-/// The browser's `Origin` is checked first: it needs no token.
 async fn connect(incoming: &Incoming, env: &Env, room: &str) -> RelayResult<Promise> {
-    settings(env)
-        .allowed_origins
-        .check_upgrade(incoming.header("origin").as_deref(), &incoming.req.url())?;
-    let identity = authenticate(incoming, env).await?;
+    let head = &incoming.head;
+    head.check_upgrade_origin(&settings(env))?;
+    let identity = verify_token(env, head.user_token()?).await?;
     identity.check_access(room)?;
-    if !is_upgrade(&incoming.req) {
-        return Err(RelayError::new(
-            ErrorCode::UpgradeRequired,
-            "this route needs a WebSocket upgrade",
-        ));
-    }
-    let since = incoming
-        .query("since")
-        .map(|since| paging::parse_number("since", since))
-        .transpose()?;
-    let batched = match incoming.query("batch") {
-        Some(batch) => protocol::parse_batch_flag(batch)?,
-        None => false,
-    };
-    let socket_protocol =
-        auth::offers_subprotocol(incoming.header("sec-websocket-protocol").as_deref())
-            .then_some(auth::SUBPROTOCOL);
-    let connect = Connect {
-        caller: caller(&identity),
-        since,
-        batched,
-        subprotocol: socket_protocol.map(str::to_string),
-    };
+    let connect = head.connect(&identity)?;
+    let socket_protocol = connect.subprotocol.is_some().then_some(auth::SUBPROTOCOL);
     let answer = room_upgrade(env, room, connect)?;
     Ok(http::or_internal_error(&answer, socket_protocol))
 }
-
 /// Delivers one event to every listed room at once; a room that fails does not stop the others.
 /// A signed broadcast without an `id` is keyed by its signature, so that a replay of the same
 /// signed request delivers nothing again.
@@ -391,7 +296,7 @@ async fn dev_token(incoming: &Incoming, env: &Env) -> RelayResult<Response> {
     if !settings.dev_mode {
         return Err(RelayError::not_found("no such route"));
     }
-    let body = read_body(&incoming.req).await?;
+    let body = read_body(incoming).await?;
     let (user, rooms) = dev_token::parse_request(&body)?;
     let secret = &settings
         .jwt
@@ -409,108 +314,55 @@ async fn dev_token(incoming: &Incoming, env: &Env) -> RelayResult<Response> {
     ok_json(json!({ "token": token, "expires_in": DEV_TOKEN_TTL_SECS }))
 }
 
-/// The identity of the user token the request carries. Waits only when the token needs a key
-/// from `JWT_JWKS_URL` that must be fetched first.
-async fn authenticate(incoming: &Incoming, env: &Env) -> RelayResult<Identity> {
-    let authorization = incoming.header("authorization");
-    let subprotocols = incoming.header("sec-websocket-protocol");
-    let token = auth::find_token(
-        authorization.as_deref(),
-        subprotocols.as_deref(),
-        incoming.query("token"),
-    )?;
-    verify_token(env, token).await
+/// The room's caller for the user token the request carries, which must grant `room`. Waits
+/// only when the token needs a key from `JWT_JWKS_URL` that must be fetched first.
+async fn authenticate(head: &RequestHead, env: &Env, room: &str) -> RelayResult<Caller> {
+    let identity = verify_token(env, head.user_token()?).await?;
+    identity.check_access(room)?;
+    Ok(Caller::from(&identity))
 }
 
 /// Reads a backend request's body and checks its credentials. A request that carries no
 /// signature is judged before its body is read: a bearer needs no body, and a request without
-/// any credential costs nothing more. `body_names_rooms`: see [`SignedRequest`].
+/// any credential costs nothing more. `body_names_rooms`: see [`webhook::SignedRequest`].
 async fn backend_request(
     incoming: &Incoming,
     env: &Env,
     body_names_rooms: bool,
 ) -> RelayResult<(String, BackendProof)> {
-    if incoming.header(SIGNATURE_HEADER).is_none() {
-        let proof = authenticate_backend(incoming, env, b"", body_names_rooms, None)?;
-        return Ok((read_body(&incoming.req).await?, proof));
+    if !incoming.head.is_signed() {
+        let proof = backend_proof(&incoming.head, env, b"", body_names_rooms, None)?;
+        return Ok((read_body(incoming).await?, proof));
     }
-    let body = read_body(&incoming.req).await?;
-    let proof = authenticate_backend(incoming, env, body.as_bytes(), body_names_rooms, None)?;
+    let body = read_body(incoming).await?;
+    let proof = backend_proof(&incoming.head, env, body.as_bytes(), body_names_rooms, None)?;
     Ok((body, proof))
 }
 
-fn authenticate_backend(
-    incoming: &Incoming,
+fn backend_proof(
+    head: &RequestHead,
     env: &Env,
     body: &[u8],
     body_names_rooms: bool,
     body_token: Option<&str>,
 ) -> RelayResult<BackendProof> {
     let settings = settings(env);
-    let Some(webhook_secret) = settings.webhook_secret.as_deref() else {
+    if settings.webhook_secret.is_none() {
         worker::console_error!("WEBHOOK_SECRET is not configured");
-        return Err(RelayError::internal());
-    };
-    let authorization = incoming.header("authorization");
-    let signature = incoming.header(SIGNATURE_HEADER);
-    let credentials = BackendCredentials {
-        authorization: authorization.as_deref(),
-        signature: signature.as_deref(),
-        body_token,
-    };
-    let request = SignedRequest {
-        method: &incoming.method,
-        path: &incoming.path,
-        body,
-        body_names_rooms,
-    };
-    webhook::authenticate_backend(
-        &credentials,
-        &request,
-        webhook_secret.as_bytes(),
-        super::now_ms() / 1000,
-    )
-}
-
-fn is_admin(incoming: &Incoming, env: &Env) -> bool {
-    let settings = settings(env);
-    let Some(admin_secret) = settings.admin_secret.as_deref() else {
-        return false;
-    };
-    incoming
-        .header("authorization")
-        .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
-        .is_some_and(|given| auth::secrets_equal(given.as_bytes(), admin_secret.as_bytes()))
-}
-
-fn require_admin(incoming: &Incoming, env: &Env) -> RelayResult<()> {
-    if is_admin(incoming, env) {
-        Ok(())
-    } else {
-        Err(RelayError::unauthorized("missing or wrong admin secret"))
     }
-}
-
-/// Who the Worker verified, as the room learns it.
-fn caller(identity: &Identity) -> Caller {
-    Caller {
-        user: identity.user.clone(),
-        exp: identity.accepted_until,
-    }
+    let now_s = super::now_ms() / 1000;
+    head.backend_proof(&settings, body, body_names_rooms, body_token, now_s)
 }
 
 /// The request body as text, at most `MAX_HTTP_BODY_BYTES`: a larger declared Content-Length is
 /// refused without reading anything, and a body without one is read only up to the limit.
-async fn read_body(req: &Request) -> RelayResult<String> {
+async fn read_body(incoming: &Incoming) -> RelayResult<String> {
     use http::BodyRefusal;
-    let declared = http::header(req, "content-length").and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_HTTP_BODY_BYTES) {
-        return Err(RelayError::too_large("request body is larger than 256 KiB"));
-    }
-    http::body_text_capped(req, MAX_HTTP_BODY_BYTES)
+    incoming.head.check_declared_length()?;
+    http::body_text_capped(&incoming.req, MAX_HTTP_BODY_BYTES)
         .await
         .map_err(|refusal| match refusal {
-            BodyRefusal::TooLarge => RelayError::too_large("request body is larger than 256 KiB"),
+            BodyRefusal::TooLarge => request_head::body_too_large(),
             BodyRefusal::NotUtf8 => RelayError::bad_request("request body is not UTF-8"),
             BodyRefusal::Unreadable => RelayError::bad_request("could not read the request body"),
         })

@@ -1,0 +1,177 @@
+//! A room's members and the `room.update`s it owes their personal rooms (`user:<id>`): built
+//! from the room's storage for the alarm to send, and recorded as they are delivered.
+
+use crate::error::{RelayError, RelayResult};
+use crate::feed::{Member, RoomUpdate, UPDATE_EVENT};
+use crate::room::Stamps;
+use crate::room_api::RoomRequest;
+use crate::room_machine::{Effect, RoomMachine};
+use crate::room_sql::SqlRoomStore;
+use crate::sql::Sql;
+use crate::webhook::RoomBroadcast;
+
+/// One member's update: a backend broadcast into their personal room.
+pub struct FeedUpdate {
+    pub personal_room: String,
+    pub request: RoomRequest,
+    member: String,
+    /// Which of the member's pending updates this is: a later change owes another one.
+    version: i64,
+}
+
+impl<E: Sql, C: Stamps> RoomMachine<SqlRoomStore<E>, C> {
+    /// Replaces the room's members: in a members-only room, those no longer on the list lose
+    /// their sockets.
+    pub fn replace_members(
+        &mut self,
+        members: &[Member],
+        out: &mut Vec<Effect>,
+    ) -> RelayResult<()> {
+        let store = self.core().store();
+        let before = store.members()?;
+        store.set_members(members)?;
+        self.members_replaced(&before, members, out);
+        Ok(())
+    }
+
+    /// Up to `limit` of the updates members are owed, each with the room's newest message and
+    /// the member's unread count; none while the room keeps no message body to preview.
+    pub fn owed_feed_updates(&self, limit: u32) -> RelayResult<Vec<FeedUpdate>> {
+        let core = self.core();
+        let store = core.store();
+        let last_seq = core.last_seq();
+        let newest = match store.body(last_seq)? {
+            Some(body) if last_seq > 0 => body,
+            _ => return Ok(Vec::new()),
+        };
+        let pending = store.pending_feed(limit)?;
+        let mut updates = Vec::with_capacity(pending.len());
+        for (member, version) in pending {
+            let unread = store.unread_count(&member)?;
+            let update = RoomUpdate::from_message(core.room(), last_seq, &newest, unread)?;
+            let broadcast = RoomBroadcast {
+                event: UPDATE_EVENT.to_string(),
+                data: serde_json::value::to_raw_value(&update)
+                    .map_err(|_| RelayError::internal())?,
+                id: Some(update.key()),
+            };
+            updates.push(FeedUpdate {
+                personal_room: format!("user:{member}"),
+                request: RoomRequest::Broadcast(broadcast),
+                member,
+                version,
+            });
+        }
+        Ok(updates)
+    }
+
+    /// The update reached the member's personal room: it is no longer owed, unless a later
+    /// change owes another.
+    pub fn feed_delivered(&self, update: &FeedUpdate) -> RelayResult<()> {
+        self.core()
+            .store()
+            .feed_sent(&update.member, update.version)
+    }
+
+    /// Whether members are still owed updates.
+    pub fn feed_owed(&self) -> RelayResult<bool> {
+        Ok(!self.core().store().pending_feed(1)?.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::auth::User;
+    use crate::config::Limits;
+    use crate::protocol::Publish;
+    use crate::room::RoomCore;
+
+    struct Clock(Rc<Cell<i64>>);
+
+    impl Stamps for Clock {
+        fn now_ms(&self) -> i64 {
+            self.0.get()
+        }
+        fn new_id(&self) -> String {
+            format!("id-{}", self.0.get())
+        }
+    }
+
+    fn machine() -> RoomMachine<SqlRoomStore<rusqlite::Connection>, Clock> {
+        let store = SqlRoomStore::open(crate::sql::in_memory()).unwrap();
+        let core = RoomCore::open(store, "order:7".into()).unwrap();
+        let clock = Clock(Rc::new(Cell::new(1_700_000_000_000)));
+        RoomMachine::new(core, clock, Limits::from_vars(|_| None), 0, None)
+    }
+
+    fn member(id: &str) -> Member {
+        Member {
+            id: id.into(),
+            role: None,
+        }
+    }
+
+    fn user(id: &str) -> User {
+        User {
+            id: id.into(),
+            name: None,
+            role: None,
+        }
+    }
+
+    fn update_json(update: &FeedUpdate) -> serde_json::Value {
+        let RoomRequest::Broadcast(broadcast) = &update.request else {
+            panic!("a feed update is a broadcast");
+        };
+        assert_eq!(broadcast.event, UPDATE_EVENT);
+        serde_json::from_str(broadcast.data.get()).unwrap()
+    }
+
+    #[test]
+    fn each_member_is_owed_the_newest_message_with_their_unread_count_until_delivered() {
+        let mut m = machine();
+        let mut out = Vec::new();
+        m.replace_members(&[member("ann"), member("bob")], &mut out)
+            .unwrap();
+        assert!(m.owed_feed_updates(10).unwrap().is_empty());
+        let publish = Publish {
+            cid: Some("c1".into()),
+            event: None,
+            data: serde_json::value::to_raw_value(&serde_json::json!({"text": "hi"})).unwrap(),
+        };
+        m.publish_as_user(&user("ann"), &publish, &mut out).unwrap();
+        let updates = m.owed_feed_updates(10).unwrap();
+        let mut seen: Vec<(String, u64)> = updates
+            .iter()
+            .map(|u| {
+                let json = update_json(u);
+                assert_eq!(json["room"], "order:7");
+                assert_eq!(json["seq"], 1);
+                assert_eq!(json["preview"], "hi");
+                (u.personal_room.clone(), json["unread"].as_u64().unwrap())
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(seen, [("user:ann".into(), 0), ("user:bob".into(), 1)]);
+        m.feed_delivered(&updates[0]).unwrap();
+        assert!(m.feed_owed().unwrap());
+        m.feed_delivered(&updates[1]).unwrap();
+        assert!(!m.feed_owed().unwrap());
+    }
+
+    #[test]
+    fn members_removed_from_a_members_only_room_lose_their_sockets() {
+        let mut m = machine().members_only(true);
+        let mut out = Vec::new();
+        m.replace_members(&[member("ann"), member("bob")], &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        m.replace_members(&[member("ann")], &mut out).unwrap();
+        assert!(matches!(&out[..], [Effect::CloseUsers { user_ids, .. }] if user_ids == &["bob"]));
+        assert_eq!(m.core().store().members().unwrap(), [member("ann")]);
+    }
+}
