@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use crate::auth::User;
+use crate::auth::{self, User};
+use crate::config::Settings;
 use crate::error::{RelayError, RelayResult};
 use crate::room_name;
 
@@ -54,9 +55,58 @@ pub fn parse_request(body: &str) -> RelayResult<(User, Vec<String>)> {
     ))
 }
 
+/// The route's answer to `body` at `now_ms`: `{"token","expires_in"}`, a token signed with
+/// `JWT_SECRET`. Not found unless `DEV_MODE` is set (production answers 404).
+pub fn issue(settings: &Settings, body: &str, now_ms: i64) -> RelayResult<String> {
+    if !settings.dev_mode {
+        return Err(RelayError::not_found("no such route"));
+    }
+    let (user, rooms) = parse_request(body)?;
+    let secret = &settings
+        .jwt
+        .as_ref()
+        .ok_or_else(RelayError::internal)?
+        .secret;
+    let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    let ttl = chrono::Duration::seconds(DEV_TOKEN_TTL_SECS);
+    let token = auth::mint(&user, &rooms, secret, now, ttl)?;
+    Ok(serde_json::json!({ "token": token, "expires_in": DEV_TOKEN_TTL_SECS }).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
+
+    fn settings(vars: &[(&str, &str)]) -> Settings {
+        Settings::from_vars(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn tokens_are_issued_in_dev_mode_only_and_verify() {
+        let body = r#"{"user":"ann","rooms":["chat:*"]}"#;
+        let now_ms = 1_700_000_000_000;
+        let off = settings(&[("JWT_SECRET", "dev-secret")]);
+        assert_eq!(
+            issue(&off, body, now_ms).unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        let on = settings(&[("JWT_SECRET", "dev-secret"), ("DEV_MODE", "1")]);
+        let answer: serde_json::Value =
+            serde_json::from_str(&issue(&on, body, now_ms).unwrap()).unwrap();
+        assert_eq!(answer["expires_in"], DEV_TOKEN_TTL_SECS);
+        let token = answer["token"].as_str().unwrap();
+        let config = on.jwt.as_ref().unwrap();
+        let now = chrono::DateTime::from_timestamp_millis(now_ms + 1_000).unwrap();
+        let identity = auth::verify(token, config, &on.public_keys, now).unwrap();
+        assert_eq!(identity.user.id, "ann");
+        assert!(identity.may_access("chat:9"));
+        assert!(!identity.may_access("other"));
+    }
 
     #[test]
     fn parses_a_request() {

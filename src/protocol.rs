@@ -47,6 +47,20 @@ impl Publish {
         self.event.as_deref().unwrap_or(DEFAULT_EVENT)
     }
 
+    /// The body of an HTTP publish (`POST /v1/rooms/{room}/messages`), held to the frame limit
+    /// a socket's publish has; its `cid` is optional.
+    pub fn from_http_body(body: &str, max_frame_bytes: usize) -> RelayResult<Publish> {
+        if body.len() > max_frame_bytes {
+            return Err(RelayError::too_large(
+                "message is larger than the frame limit",
+            ));
+        }
+        let publish: Publish = serde_json::from_str(body)
+            .map_err(|e| RelayError::bad_request(format!("invalid publish body: {e}")))?;
+        publish.validate(false)?;
+        Ok(publish)
+    }
+
     /// Checks `cid` (required over WebSocket, 1..=64 chars) and `event`.
     pub fn validate(&self, cid_required: bool) -> RelayResult<()> {
         match &self.cid {
@@ -383,6 +397,25 @@ pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+
+    #[test]
+    fn an_http_publish_body_is_held_to_the_frame_limit_and_needs_no_cid() {
+        let body = r#"{"event":"note","data":{"text":"hi"}}"#;
+        let publish = Publish::from_http_body(body, body.len()).unwrap();
+        assert_eq!(publish.cid, None);
+        assert_eq!(publish.event_name(), "note");
+        let over = Publish::from_http_body(body, body.len() - 1).unwrap_err();
+        assert_eq!(over.code, ErrorCode::TooLarge);
+        for bad in [
+            r#"{"data":1,"cid":""}"#,
+            r#"{"data":1,"event":"a b"}"#,
+            "[]",
+            "{",
+        ] {
+            let refused = Publish::from_http_body(bad, 1_000).unwrap_err();
+            assert_eq!(refused.code, ErrorCode::BadRequest, "{bad}");
+        }
+    }
 
     #[test]
     fn ack_and_join_frames_keep_their_bytes() {

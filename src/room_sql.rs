@@ -39,6 +39,8 @@ const SCHEMA: [&str; 6] = [
 
 /// Meta key: the lowest seq whose body the room still keeps.
 const KEPT_FROM: &str = "kept_from";
+/// The room's name (see [`SqlRoomStore::room_name`]).
+const ROOM_NAME: &str = "room";
 
 /// The largest integer a JavaScript number holds exactly (2^53 - 1).
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
@@ -159,6 +161,19 @@ impl<E: Sql> SqlRoomStore<E> {
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             &[key.into(), value.into()],
         )
+    }
+
+    /// The room's name: an alarm or a socket's event does not carry it, so the first request
+    /// that names the room (`given`) keeps it here. Internal when it was never given.
+    pub fn room_name(&self, given: Option<&str>) -> RelayResult<String> {
+        match (self.meta(ROOM_NAME)?, given) {
+            (Some(name), _) => Ok(name),
+            (None, Some(name)) => {
+                self.set_meta(ROOM_NAME, name)?;
+                Ok(name.to_string())
+            }
+            (None, None) => Err(RelayError::internal()),
+        }
     }
 
     /// Messages not yet written to the archive, oldest first.
@@ -607,6 +622,15 @@ mod tests {
         store.save_read(&marker("ann", 3)).unwrap();
         assert_eq!(store.unread_count("ann").unwrap(), 1);
         assert_eq!(store.unread_count("bob").unwrap(), 2);
+    }
+
+    #[test]
+    fn the_first_name_given_is_the_room_s_for_good() {
+        let store = store();
+        assert!(store.room_name(None).is_err(), "a room never named");
+        assert_eq!(store.room_name(Some("chat:1")).unwrap(), "chat:1");
+        assert_eq!(store.room_name(None).unwrap(), "chat:1");
+        assert_eq!(store.room_name(Some("other")).unwrap(), "chat:1");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::{internal, now_ms};
 use crate::config::Limits;
 use crate::disconnect::{self, Disconnect};
 use crate::error::{RelayError, RelayResult};
-use crate::paging::{HistoryQuery, SeqRange};
+use crate::paging::{self, HistoryQuery, Page, SeqRange};
 use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
 use crate::replay::{self, Replay};
@@ -44,8 +44,6 @@ extern "C" {
 /// `WebSocket.readyState` of an open socket.
 const OPEN: u16 = 1;
 
-/// The room's name in its storage's meta.
-const META_ROOM: &str = "room";
 /// Bound of one leave sweep: rounds of waiting for the next due leave.
 const MAX_LEAVE_ROUNDS: u32 = 100_000;
 
@@ -219,14 +217,7 @@ impl Room {
 
     fn open_machine(&self, room: Option<&str>) -> RelayResult<Machine> {
         let store = SqlRoomStore::open(self.state.storage().sql())?;
-        let name = match (store.meta(META_ROOM)?, room) {
-            (Some(name), _) => name,
-            (None, Some(name)) => {
-                store.set_meta(META_ROOM, name)?;
-                name.to_string()
-            }
-            (None, None) => return Err(RelayError::internal()),
-        };
+        let name = store.room_name(room)?;
         let archive_retry_at = room_archive::retry_at(&store)?;
         let archive_jitter_ms = random_below(self.limits.archive_delay_ms / 2 + 1, now_ms()) as i64;
         let members_only = settings(&self.env).members_only.applies_to(&name);
@@ -475,7 +466,7 @@ impl Room {
         let first_page = replay.next_fetch().map(|range| {
             let (rows, complete) = self.machine(None, |m| m.core().local_page(&range))?;
             if complete {
-                replay.add_rows(crate::paging::assemble(&range, rows).messages)?;
+                replay.add_rows(paging::assemble(&range, rows).messages)?;
             }
             Ok::<_, RelayError>(())
         });
@@ -525,7 +516,7 @@ impl Room {
                 return Ok(());
             }
             if let Some(range) = replay.next_fetch() {
-                replay.add_rows(self.replay_rows(&range).await?)?;
+                replay.add_rows(self.page(None, &range).await?.messages)?;
             }
             let Some(page) = replay.next_page() else {
                 return Err(RelayError::internal());
@@ -538,42 +529,27 @@ impl Room {
     }
 
     /// The stored messages of `range` from the room's own storage and, for the bodies it no
-    /// longer keeps, from the archive, as a history page reads them.
-    async fn replay_rows(&self, range: &SeqRange) -> RelayResult<Vec<(u64, String)>> {
-        let (name, local, complete) = self.machine(None, |m| {
+    /// longer keeps, from the archive: a history page, or a resume's next rows.
+    async fn page(&self, room: Option<&str>, range: &SeqRange) -> RelayResult<Page> {
+        let (name, local, complete) = self.machine(room, |m| {
             let (rows, complete) = m.core().local_page(range)?;
             Ok((m.core().room().to_string(), rows, complete))
         })?;
         if complete {
-            return Ok(crate::paging::assemble(range, local).messages);
+            return Ok(paging::assemble(range, local));
         }
         let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
         let archived = archive.page(&name, range).await?;
-        Ok(room::merge_page(range, local, archived).messages)
+        Ok(room::merge_page(range, local, archived))
     }
 
     async fn history(&self, room: &str, query: HistoryQuery) -> RelayResult<Response> {
-        let range = query.range();
-        let (local, complete) = self.machine(Some(room), |m| m.core().local_page(&range))?;
-        let page = if complete {
-            crate::paging::assemble(&range, local)
-        } else {
-            let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
-            let archived = archive.page(room, &range).await?;
-            room::merge_page(&range, local, archived)
-        };
+        let page = self.page(Some(room), &query.range()).await?;
         http::json(page.to_json(), 200).map_err(internal("history response"))
     }
 
     fn http_publish(&self, caller: &Caller, body: &str, room: &str) -> RelayResult<Response> {
-        if body.len() > self.limits.max_frame_bytes {
-            return Err(RelayError::too_large(
-                "message is larger than the frame limit",
-            ));
-        }
-        let publish: Publish = serde_json::from_str(body)
-            .map_err(|e| RelayError::bad_request(format!("invalid publish body: {e}")))?;
-        publish.validate(false)?;
+        let publish = Publish::from_http_body(body, self.limits.max_frame_bytes)?;
         let receipt = self.run(Some(room), None, |m, out| {
             m.publish_as_user(&caller.user, &publish, out)
         })?;

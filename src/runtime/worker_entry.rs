@@ -15,7 +15,7 @@ use super::settle::{settle, sleep};
 use super::{call_directory, call_room, http, internal, room_upgrade, send_to_room};
 use crate::auth;
 use crate::config::MAX_HTTP_BODY_BYTES;
-use crate::dev_token::{self, DEV_TOKEN_TTL_SECS};
+use crate::dev_token;
 use crate::disconnect;
 use crate::error::{RelayError, RelayResult};
 use crate::feed;
@@ -291,27 +291,12 @@ async fn deliver(env: &Env, room: &str, broadcast: &Wire) -> RelayResult<u64> {
 }
 
 async fn dev_token(incoming: &Incoming, env: &Env) -> RelayResult<Response> {
-    // Exists only where DEV_MODE is set (local development); production answers 404.
     let settings = settings(env);
     if !settings.dev_mode {
         return Err(RelayError::not_found("no such route"));
     }
-    let body = read_body(incoming).await?;
-    let (user, rooms) = dev_token::parse_request(&body)?;
-    let secret = &settings
-        .jwt
-        .as_ref()
-        .ok_or_else(RelayError::internal)?
-        .secret;
-    let now = chrono::DateTime::from_timestamp_millis(super::now_ms()).unwrap_or_default();
-    let token = auth::mint(
-        &user,
-        &rooms,
-        secret,
-        now,
-        chrono::Duration::seconds(DEV_TOKEN_TTL_SECS),
-    )?;
-    ok_json(json!({ "token": token, "expires_in": DEV_TOKEN_TTL_SECS }))
+    let answer = dev_token::issue(&settings, &read_body(incoming).await?, super::now_ms())?;
+    http::json(answer, 200).map_err(internal("response"))
 }
 
 /// The room's caller for the user token the request carries, which must grant `room`. Waits
