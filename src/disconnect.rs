@@ -54,6 +54,12 @@ pub const REMOVED_FROM_ROOM: Disconnect = Disconnect {
     reason: "removed from the room",
     reconnect: Reconnect::Never,
 };
+/// A backend banned the user from the room (see [`crate::bans`]).
+pub const BANNED: Disconnect = Disconnect {
+    code: 4003,
+    reason: crate::bans::BANNED,
+    reconnect: Reconnect::Never,
+};
 /// A backend disconnected the user; the reason is the backend's (this is the default).
 pub const DISCONNECTED: Disconnect = Disconnect {
     code: 4003,
@@ -91,9 +97,10 @@ pub fn parse_reason(body: &str) -> RelayResult<String> {
 }
 
 /// Every entry, for the documentation test and for clients that mirror the table.
-pub const ALL: [Disconnect; 8] = [
+pub const ALL: [Disconnect; 9] = [
     TOKEN_EXPIRED,
     REMOVED_FROM_ROOM,
+    BANNED,
     DISCONNECTED,
     PROTOCOL_VIOLATIONS,
     RATE_LIMIT_ABUSE,

@@ -31,6 +31,7 @@
 pub mod archive_rows;
 pub mod archive_schedule;
 pub mod auth;
+pub mod bans;
 pub mod config;
 pub mod cors;
 pub mod dev_token;
@@ -51,6 +52,7 @@ pub mod room;
 pub mod room_access;
 pub mod room_api;
 pub mod room_archive;
+pub mod room_bans;
 pub mod room_feeds;
 pub mod room_machine;
 pub mod room_name;

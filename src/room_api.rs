@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Identity, User};
+use crate::bans::Ban;
 use crate::error::{RelayError, RelayResult};
 use crate::feed::Member;
 use crate::header_json;
@@ -31,6 +32,8 @@ const BROADCAST: &str = "/broadcast";
 const MEMBERS: &str = "/members";
 const PRESENCE: &str = "/presence";
 const DISCONNECT: &str = "/disconnect";
+const BANS: &str = "/bans";
+const UNBAN: &str = "/unban";
 
 const REPORTS: &str = "/reports";
 const TOTALS: &str = "/stats";
@@ -142,6 +145,20 @@ pub enum RoomRequest {
     },
     /// A backend disconnects a user: their sockets in the room close (4003, `reason`).
     Disconnect(UserDisconnect),
+    /// A backend bans a user from the room (see [`crate::bans`]).
+    Ban(Ban),
+    /// A backend lifts a user's ban.
+    Unban {
+        user: String,
+    },
+    /// The room's bans that hold now.
+    Bans,
+}
+
+/// The body of [`RoomRequest::Unban`].
+#[derive(Serialize, Deserialize)]
+struct UnbanBody {
+    user: String,
 }
 
 /// Whose sockets to close, and the close reason they get.
@@ -200,6 +217,11 @@ impl RoomRequest {
             RoomRequest::Disconnect(disconnect) => {
                 Wire::new("POST", DISCONNECT).json_body(disconnect)?
             }
+            RoomRequest::Ban(ban) => Wire::new("PUT", BANS).json_body(ban)?,
+            RoomRequest::Unban { user } => {
+                Wire::new("POST", UNBAN).json_body(&UnbanBody { user: user.clone() })?
+            }
+            RoomRequest::Bans => Wire::new("GET", BANS),
         })
     }
 
@@ -248,6 +270,11 @@ impl RoomRequest {
                 },
             },
             ("POST", DISCONNECT) => RoomRequest::Disconnect(json_body(body)?),
+            ("PUT", BANS) => RoomRequest::Ban(json_body(body)?),
+            ("POST", UNBAN) => RoomRequest::Unban {
+                user: json_body::<UnbanBody>(body)?.user,
+            },
+            ("GET", BANS) => RoomRequest::Bans,
             _ => return Err(RelayError::not_found("no such room route")),
         })
     }
@@ -510,6 +537,18 @@ mod tests {
                 user: "боб \"b\"".into(),
                 reason: "account suspended".into(),
             }),
+            RoomRequest::Ban(Ban {
+                user: "боб".into(),
+                until: Some(1_800_000_000),
+            }),
+            RoomRequest::Ban(Ban {
+                user: "eve".into(),
+                until: None,
+            }),
+            RoomRequest::Unban {
+                user: "боб".into()
+            },
+            RoomRequest::Bans,
         ] {
             assert_round_trip(&request);
         }

@@ -7,12 +7,14 @@
 //! [`RoomMachine::after_publish`] and written by the object's alarm; fan-out is the
 //! [`Effect::Broadcast`] the object hands to its sockets.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::archive_schedule;
 use crate::auth::{Identity, User};
+use crate::bans;
 use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::disconnect::{self, Disconnect};
 use crate::error::{ErrorCode, RelayError, RelayResult};
@@ -93,6 +95,10 @@ pub enum Effect {
 
 /// Storage the machine needs beyond the sequencer's [`RoomStore`].
 pub trait MachineStore: RoomStore {
+    /// Whether the room has any ban, expired ones included.
+    fn has_bans(&self) -> RelayResult<bool>;
+    /// Whether a ban of this user holds at `now_s`.
+    fn is_banned(&self, user_id: &str, now_s: i64) -> RelayResult<bool>;
     /// Whether the room has members (whose feeds a new message updates).
     fn has_members(&self) -> RelayResult<bool>;
     /// Whether this user is on the room's members list.
@@ -131,6 +137,8 @@ pub struct RoomMachine<S, C> {
     leave_sweep: bool,
     /// Whether the room has members; `None` until looked up.
     has_members: Option<bool>,
+    /// Whether the room has bans; `None` until looked up (a room without any asks once).
+    has_bans: Cell<Option<bool>>,
     feed_sent_ms: Option<i64>,
     feed_pending: bool,
     /// The last seq the directory was told: an alarm run reports a newer one.
@@ -161,6 +169,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             archive_retry_at,
             leave_sweep: false,
             has_members: None,
+            has_bans: Cell::new(None),
             feed_sent_ms: None,
             feed_pending: false,
             reported_seq: None,
@@ -348,12 +357,47 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
 
     // ---- connections ---------------------------------------------------------------------
 
-    /// Whether `user` may use the room at all: in a members-only room, only its members may.
+    /// Whether `user` may use the room at all: not while banned, and in a members-only room
+    /// only as a member.
     pub fn check_member(&self, user: &User) -> RelayResult<()> {
+        if self.is_banned(&user.id)? {
+            return Err(bans::refusal());
+        }
         if !self.members_only || self.core.store().is_member(&user.id)? {
             return Ok(());
         }
         Err(RelayError::forbidden("not a member of this room"))
+    }
+
+    fn is_banned(&self, user_id: &str) -> RelayResult<bool> {
+        let has_bans = match self.has_bans.get() {
+            Some(known) => known,
+            None => {
+                let has_bans = self.core.store().has_bans()?;
+                self.has_bans.set(Some(has_bans));
+                has_bans
+            }
+        };
+        let now_s = self.clock.now_ms().div_euclid(1000);
+        Ok(has_bans && self.core.store().is_banned(user_id, now_s)?)
+    }
+
+    /// A user was banned (`Some`) or a ban lifted (`None`): a banned user's sockets close
+    /// with 4003 `banned`.
+    pub fn bans_changed(&mut self, banned: Option<&str>, out: &mut Vec<Effect>) {
+        self.has_bans.set(None);
+        if let Some(user_id) = banned {
+            self.has_bans.set(Some(true));
+            out.push(Effect::CloseUsers {
+                user_ids: vec![user_id.to_string()],
+                code: disconnect::BANNED.code,
+                reason: disconnect::BANNED.reason.to_string(),
+            });
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Admits a connection: a member where the room asks for one, and within the user's
@@ -776,6 +820,12 @@ mod tests {
     }
 
     impl MachineStore for Store {
+        fn has_bans(&self) -> RelayResult<bool> {
+            Ok(false)
+        }
+        fn is_banned(&self, _user_id: &str, _now_s: i64) -> RelayResult<bool> {
+            Ok(false)
+        }
         fn has_members(&self) -> RelayResult<bool> {
             Ok(self.members.get())
         }

@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::bans::{self, Ban, MAX_BANS};
 use crate::error::{RelayError, RelayResult};
 use crate::feed::Member;
 use crate::paging::{Direction, SeqRange};
@@ -13,7 +14,7 @@ use crate::room::{ReadMarker, RoomStore, StoredMessage};
 use crate::room_machine::MachineStore;
 use crate::sql::{Sql, SqlValue};
 
-const SCHEMA: [&str; 6] = [
+const SCHEMA: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS messages (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL,
@@ -35,6 +36,7 @@ const SCHEMA: [&str; 6] = [
     )",
     "CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, role TEXT)",
     "CREATE TABLE IF NOT EXISTS feed_pending (member_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bans (user_id TEXT PRIMARY KEY, until INTEGER)",
 ];
 
 /// Meta key: the lowest seq whose body the room still keeps.
@@ -125,6 +127,12 @@ struct MetaRow {
     value: String,
 }
 
+#[derive(Deserialize)]
+struct BanRow {
+    user_id: String,
+    until: Option<i64>,
+}
+
 impl<E: Sql> SqlRoomStore<E> {
     pub fn open(sql: E) -> RelayResult<Self> {
         for statement in SCHEMA {
@@ -174,6 +182,49 @@ impl<E: Sql> SqlRoomStore<E> {
             }
             (None, None) => Err(RelayError::internal()),
         }
+    }
+
+    /// Bans `user` (for good when `until` is `None`), replacing a ban they had. Expired bans
+    /// go first; past [`MAX_BANS`] a new one is refused.
+    pub fn ban(&self, user: &str, until: Option<i64>, now_s: i64) -> RelayResult<()> {
+        self.execute(
+            "DELETE FROM bans WHERE until <= ?",
+            &[SqlValue::Integer(now_s)],
+        )?;
+        let rows: Vec<CountRow> = self.query(
+            "SELECT COUNT(*) AS n FROM bans WHERE user_id != ?",
+            &[user.into()],
+        )?;
+        if rows.first().map_or(0, |r| r.n) >= MAX_BANS {
+            return Err(RelayError::bad_request(format!(
+                "a room keeps at most {MAX_BANS} bans"
+            )));
+        }
+        self.execute(
+            "INSERT INTO bans (user_id, until) VALUES (?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET until = excluded.until",
+            &[user.into(), until.map_or(SqlValue::Null, SqlValue::Integer)],
+        )
+    }
+
+    /// Lifts `user`'s ban; whether there was one.
+    pub fn unban(&self, user: &str) -> RelayResult<bool> {
+        self.changed("DELETE FROM bans WHERE user_id = ?", &[user.into()])
+    }
+
+    /// The bans that hold at `now_s`, by user.
+    pub fn bans(&self, now_s: i64) -> RelayResult<Vec<Ban>> {
+        let rows: Vec<BanRow> = self.query(
+            "SELECT user_id, until FROM bans WHERE until IS NULL OR until > ? ORDER BY user_id",
+            &[SqlValue::Integer(now_s)],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Ban {
+                user: row.user_id,
+                until: row.until,
+            })
+            .collect())
     }
 
     /// Messages not yet written to the archive, oldest first.
@@ -317,6 +368,21 @@ impl<E: Sql> SqlRoomStore<E> {
 }
 
 impl<E: Sql> MachineStore for SqlRoomStore<E> {
+    fn has_bans(&self) -> RelayResult<bool> {
+        let rows: Vec<CountRow> = self.query("SELECT COUNT(*) AS n FROM bans", &[])?;
+        Ok(rows.first().is_some_and(|r| r.n > 0))
+    }
+
+    fn is_banned(&self, user_id: &str, now_s: i64) -> RelayResult<bool> {
+        let rows: Vec<BanRow> = self.query(
+            "SELECT user_id, until FROM bans WHERE user_id = ?",
+            &[user_id.into()],
+        )?;
+        Ok(rows
+            .first()
+            .is_some_and(|ban| bans::holds(ban.until, now_s)))
+    }
+
     fn has_members(&self) -> RelayResult<bool> {
         Ok(!self.members()?.is_empty())
     }

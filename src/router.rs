@@ -29,6 +29,15 @@ pub enum Route {
     UserDisconnect {
         user: String,
     },
+    /// `GET /v1/rooms/{room}/bans`.
+    RoomBans {
+        room: String,
+    },
+    /// `PUT` or `DELETE /v1/rooms/{room}/bans/{user}`.
+    RoomBan {
+        room: String,
+        user: String,
+    },
     Broadcast,
     Stats,
     StatsRooms,
@@ -97,6 +106,8 @@ enum Target<'p> {
     Members(&'p str),
     Presence(&'p str),
     UserDisconnect(&'p str),
+    Bans(&'p str),
+    Ban(&'p str, &'p str),
     Broadcast,
     Stats,
     StatsRooms,
@@ -119,6 +130,10 @@ fn resolve(path: &str) -> Option<(Shape, Target<'_>)> {
         }
         ["v1", "rooms", name, "members"] => (Shape::server(&["GET", "PUT"]), Target::Members(name)),
         ["v1", "rooms", name, "presence"] => (Shape::browser(&["GET"]), Target::Presence(name)),
+        ["v1", "rooms", name, "bans"] => (Shape::server(&["GET"]), Target::Bans(name)),
+        ["v1", "rooms", name, "bans", user] => {
+            (Shape::server(&["PUT", "DELETE"]), Target::Ban(name, user))
+        }
         ["v1", "users", user, "disconnect"] => {
             (Shape::server(&["POST"]), Target::UserDisconnect(user))
         }
@@ -172,6 +187,11 @@ pub fn route(method: &str, path: &str) -> RelayResult<Route> {
         Target::Members(name) => Route::RoomMembers { room: room(name)? },
         Target::Presence(name) => Route::RoomPresence { room: room(name)? },
         Target::UserDisconnect(user) => Route::UserDisconnect {
+            user: user_id(user)?,
+        },
+        Target::Bans(name) => Route::RoomBans { room: room(name)? },
+        Target::Ban(name, user) => Route::RoomBan {
+            room: room(name)?,
             user: user_id(user)?,
         },
         Target::Broadcast => Route::Broadcast,
@@ -230,6 +250,27 @@ mod tests {
     #[test]
     fn routes_backend_and_admin_paths() {
         assert_eq!(route("POST", "/v1/broadcast").unwrap(), Route::Broadcast);
+        assert_eq!(
+            route("GET", "/v1/rooms/a/bans").unwrap(),
+            Route::RoomBans { room: "a".into() }
+        );
+        for method in ["PUT", "DELETE"] {
+            assert_eq!(
+                route(method, "/v1/rooms/a/bans/%D0%B1%20b").unwrap(),
+                Route::RoomBan {
+                    room: "a".into(),
+                    user: "б b".into()
+                }
+            );
+        }
+        assert_eq!(
+            route("POST", "/v1/rooms/a/bans/b").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(
+            route("PUT", "/v1/rooms/a/bans/").unwrap_err().code,
+            ErrorCode::BadRequest
+        );
         assert_eq!(
             route("PUT", "/v1/rooms/a/members").unwrap(),
             Route::RoomMembers { room: "a".into() }

@@ -407,6 +407,19 @@ impl Room {
                 })?;
                 Ok(http::json("{}".to_string(), 200).map_err(internal("disconnect answer"))?)
             }
+            RoomRequest::Ban(ban) => {
+                let answer =
+                    self.run(Some(&room), None, |m, out| m.ban(&ban.user, ban.until, out))?;
+                http::json(answer, 200).map_err(internal("ban answer"))
+            }
+            RoomRequest::Unban { user } => {
+                let answer = self.run(Some(&room), None, |m, out| m.unban(&user, out))?;
+                http::json(answer, 200).map_err(internal("unban answer"))
+            }
+            RoomRequest::Bans => {
+                let answer = self.machine(Some(&room), |m| m.list_bans())?;
+                http::json(answer, 200).map_err(internal("bans answer"))
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use super::settings::{settings, verify_token};
 use super::settle::{settle, sleep};
 use super::{call_directory, call_room, http, internal, room_upgrade, send_to_room};
 use crate::auth;
+use crate::bans::{self, Ban};
 use crate::config::MAX_HTTP_BODY_BYTES;
 use crate::dev_token;
 use crate::disconnect;
@@ -146,6 +147,21 @@ async fn backend_route(incoming: &Incoming, env: &Env, route: Route) -> RelayRes
             let (body, _) = backend_request(incoming, env, false).await?;
             let reason = disconnect::parse_reason(&body)?;
             disconnect_user(env, UserDisconnect { user, reason }).await
+        }
+        Route::RoomBans { room } => {
+            backend_request(incoming, env, false).await?;
+            call_room(env, &room, &RoomRequest::Bans).await
+        }
+        Route::RoomBan { room, user } => {
+            // The path names the room and the user: only a signature bound to it (v2) may.
+            let (body, _) = backend_request(incoming, env, false).await?;
+            let request = if incoming.head.method == "PUT" {
+                let until = bans::parse_until(&body, super::now_ms() / 1000)?;
+                RoomRequest::Ban(Ban { user, until })
+            } else {
+                RoomRequest::Unban { user }
+            };
+            call_room(env, &room, &request).await
         }
         Route::Broadcast => {
             let (body, proof) = backend_request(incoming, env, true).await?;

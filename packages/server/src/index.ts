@@ -9,6 +9,9 @@ export { signRequest, verifySignature, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SEC
 export type { Body, SignRequestOptions, VerifySignatureOptions } from './signature.js';
 export { RelayServer } from './server.js';
 export type {
+  Ban,
+  BanAnswer,
+  BansAnswer,
   BroadcastOptions,
   BroadcastOutcome,
   DisconnectAnswer,
@@ -27,4 +30,5 @@ export type {
   RoomResult,
   RoomStats,
   Stats,
+  UnbanAnswer,
 } from './server.js';

@@ -130,6 +130,28 @@ export interface PublishReceipt {
   duplicate: boolean;
 }
 
+export interface Ban {
+  user: string;
+  /** Unix seconds when the ban ends; `null`: for good. */
+  until: number | null;
+}
+
+export interface BanAnswer extends Ban {
+  room: string;
+}
+
+export interface UnbanAnswer {
+  room: string;
+  user: string;
+  /** Whether there was a ban to lift. */
+  lifted: boolean;
+}
+
+export interface BansAnswer {
+  room: string;
+  bans: Ban[];
+}
+
 export interface DisconnectAnswer {
   user: string;
   /** How many rooms were asked to close the user's sockets. */
@@ -154,7 +176,7 @@ export interface Presence {
 type Credentials = { kind: 'webhook' } | { kind: 'admin' } | { kind: 'user'; token: string };
 
 interface Call {
-  method: 'GET' | 'POST' | 'PUT';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   body?: string;
   credentials: Credentials;
@@ -379,6 +401,36 @@ export class RelayServer {
       body: toJson(reason === undefined ? {} : { reason }, 'reason'),
       credentials: { kind: 'webhook' },
     });
+  }
+
+  /**
+   * Bans `user` from `room`, for good or `until` a time (a `Date` or unix seconds, in the
+   * future and within ten years): their sockets there close with 4003 `banned`, and they are
+   * refused there until the ban ends or is lifted.
+   */
+  async ban(room: string, user: string, options: { until?: Date | number } = {}): Promise<BanAnswer> {
+    const until = options.until instanceof Date ? Math.floor(options.until.getTime() / 1000) : options.until;
+    if (until !== undefined && !Number.isSafeInteger(until)) throw invalid('until must be a Date or whole unix seconds');
+    return this.#call({
+      method: 'PUT',
+      path: `/v1/rooms/${segment('room', room)}/bans/${segment('user', user)}`,
+      body: toJson(until === undefined ? {} : { until }, 'until'),
+      credentials: { kind: 'webhook' },
+    });
+  }
+
+  /** Lifts `user`'s ban in `room` (idempotent: `lifted` is false when there was none). */
+  async unban(room: string, user: string): Promise<UnbanAnswer> {
+    return this.#call({
+      method: 'DELETE',
+      path: `/v1/rooms/${segment('room', room)}/bans/${segment('user', user)}`,
+      credentials: { kind: 'webhook' },
+    });
+  }
+
+  /** The bans of `room` that hold now, by user id. */
+  async bans(room: string): Promise<BansAnswer> {
+    return this.#call({ method: 'GET', path: `/v1/rooms/${segment('room', room)}/bans`, credentials: { kind: 'webhook' } });
   }
 
   /** Connection and room totals (admin secret). */

@@ -120,6 +120,24 @@ describe(`@edge-relay/server against a relay${skip ? ` (${skip})` : ''}`, () => 
     assert.deepEqual([event.code, event.reason], [4003, 'sdk test']);
   });
 
+  test('ban closes the user socket with 4003 banned and refuses them until unban', async () => {
+    const banned = `${user}-banned`;
+    const bannedRoom = `sdk-${run}:bans`;
+    const token = await signToken({ secret: JWT_SECRET, sub: banned, rooms: [bannedRoom], ttlSeconds: 300 });
+    const client = openSocket(bannedRoom, token);
+    sockets.push(client);
+    await client.frame((f) => f.type === 'welcome', 'welcome');
+    const closed = client.closedWithin();
+    const answer = await relay.ban(bannedRoom, banned, { until: new Date(Date.now() + 3600_000) });
+    assert.equal(answer.user, banned, JSON.stringify(answer));
+    const event = await closed;
+    assert.deepEqual([event.code, event.reason], [4003, 'banned']);
+    assert.deepEqual((await relay.bans(bannedRoom)).bans.map((b) => b.user), [banned]);
+    await assert.rejects(relay.history(bannedRoom, { token, after: 0 }), (e) => e.code === 'forbidden');
+    assert.equal((await relay.unban(bannedRoom, banned)).lifted, true);
+    assert.equal((await relay.history(bannedRoom, { token, after: 0 })).messages.length, 0);
+  });
+
   test('stats answer with the admin secret; a wrong webhook secret is a typed 401', async () => {
     const stats = await relay.stats();
     assert.equal(typeof stats.connections, 'number');

@@ -230,6 +230,31 @@ test('members and disconnect are signed over the percent-encoded path they are s
   await assert.rejects(relay.setMembers('a', 'ann'), (e) => e.code === 'invalid_argument');
 });
 
+test('bans are signed over their path and until is whole unix seconds', async () => {
+  const { relay, calls } = server([
+    json(200, { room: 'chat:1', user: 'eve smith', until: 1900000000 }),
+    json(200, { room: 'chat:1', user: 'eve smith', until: null }),
+    json(200, { room: 'chat:1', user: 'eve smith', lifted: true }),
+    json(200, { room: 'chat:1', bans: [] }),
+  ]);
+  await relay.ban('chat:1', 'eve smith', { until: new Date(1900000000500) });
+  await relay.ban('chat:1', 'eve smith');
+  assert.deepEqual(await relay.unban('chat:1', 'eve smith'), { room: 'chat:1', user: 'eve smith', lifted: true });
+  assert.deepEqual(await relay.bans('chat:1'), { room: 'chat:1', bans: [] });
+  const paths = calls.map((c) => `${c.method} ${new URL(c.url).pathname}`);
+  assert.deepEqual(paths, [
+    'PUT /v1/rooms/chat%3A1/bans/eve%20smith',
+    'PUT /v1/rooms/chat%3A1/bans/eve%20smith',
+    'DELETE /v1/rooms/chat%3A1/bans/eve%20smith',
+    'GET /v1/rooms/chat%3A1/bans',
+  ]);
+  for (const call of calls) assert.equal(call.headers['X-Relay-Signature'], expectedSignature(call));
+  assert.deepEqual(calls[0].json, { until: 1900000000 });
+  assert.deepEqual(calls[1].json, {});
+  await assert.rejects(relay.ban('chat:1', 'eve', { until: 1.5 }), (e) => e.code === 'invalid_argument');
+  assert.equal(calls.length, 4, 'an invalid until sends nothing');
+});
+
 test('bearer mode, user tokens and admin calls put the right credential in Authorization', async () => {
   const { relay, calls } = server(
     [
