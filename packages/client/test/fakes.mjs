@@ -1,5 +1,5 @@
 // Fakes for the client's unit tests: a manual clock, a scripted WebSocket and fetch.
-import { RelayClient } from '../relay.js';
+import { RelayClient } from '../dist/index.js';
 
 /** Runs every pending microtask and I/O callback (promise chains of fake fetch/getToken). */
 export const settle = () => new Promise((resolve) => setImmediate(resolve));
