@@ -30,6 +30,13 @@ var jwtClaims = (token) => {
     return {};
   }
 };
+var storageGet = (s, key) => {
+  try {
+    return "getItem" in s ? s.getItem(key) : s.get(key);
+  } catch {
+    return null;
+  }
+};
 var tokenError = (e) => e instanceof RelayError ? e : new RelayError("token", String(e && e.message || e));
 async function request(fetchFn, url, room, token, method, path, body, signal) {
   const res = await fetchFn(roomPath(url, room) + path, {
@@ -111,6 +118,7 @@ var RelayClient = class _RelayClient {
       // ms for the relay to answer an in-band token renewal
       batch: true,
       // ask for batched delivery: a burst of frames may arrive as one JSON array
+      iteratorBuffer: 1e3,
       ...options
     };
     if (!o.url || !o.room) throw new TypeError("url and room are required");
@@ -159,6 +167,60 @@ var RelayClient = class _RelayClient {
   off(type, fn) {
     const set = this._on.get(type);
     if (set) set.delete(fn);
+  }
+  once(type, fn) {
+    if (fn) {
+      const off = this.on(type, (v) => (off(), fn(v)));
+      return off;
+    }
+    return new Promise((resolve, reject) => {
+      const offs = [this.on(type, (v) => (stop(), resolve(v))), this.on("status", (s) => s === "closed" && fail())];
+      const stop = () => offs.forEach((off) => off());
+      const fail = () => (stop(), reject(new RelayError("closed", "client is closed")));
+      if (this.status === "closed") fail();
+    });
+  }
+  /**
+   * `for await (const m of room)`: the messages delivered from now on, in order. Up to
+   * `iteratorBuffer` (1000) may wait for a slow loop; one more ends the loop with a RelayError
+   * `overflow` (after the waiting ones, its `seq` the last one the loop got), so that nothing is
+   * skipped silently. The loop ends when the client is closed; leaving it unsubscribes.
+   */
+  [Symbol.asyncIterator]() {
+    const waiting = [];
+    let wake = null;
+    let overflow = null;
+    let ended = false;
+    const offs = [
+      this.on("message", (m) => {
+        if (overflow) return;
+        if (waiting.length < this._o.iteratorBuffer) waiting.push(m);
+        else overflow = new RelayError("overflow", "the for-await loop fell more than " + this._o.iteratorBuffer + " messages behind", { seq: waiting[waiting.length - 1].seq });
+        wake && wake();
+      }),
+      this.on("status", (s) => s === "closed" && wake && wake())
+    ];
+    const end = () => {
+      ended = true;
+      offs.forEach((off) => off());
+      return { value: void 0, done: true };
+    };
+    return {
+      next: async () => {
+        for (; ; ) {
+          if (ended) return end();
+          if (waiting.length) return { value: waiting.shift(), done: false };
+          if (overflow) throw end(), overflow;
+          if (this.status === "closed") return end();
+          await new Promise((resolve) => wake = resolve);
+          wake = null;
+        }
+      },
+      return: async () => end(),
+      [Symbol.asyncIterator]() {
+        return this;
+      }
+    };
   }
   _emit(type, value) {
     for (const fn of [...this._on.get(type) || []]) {
@@ -240,6 +302,23 @@ var RelayClient = class _RelayClient {
   async history({ after, before, limit } = {}) {
     return _RelayClient.history({ url: this.url, room: this.room, token: this._token(), after, before, limit, fetch: this._o.fetch });
   }
+  /**
+   * The page of history just before everything delivered so far (`message` events and earlier
+   * loadOlder pages), in ascending order, newest `limit` first: prepended to what the app shows,
+   * the pages and the `message` events make one ordered run without duplicates. Before the first
+   * welcome it learns the room's newest seq over HTTP, so that a fresh room client can show the
+   * latest page and then live messages. `has_more` tells that older ones exist.
+   */
+  async loadOlder(limit = 50) {
+    if (this.lastSeq == null) await this._catchUp();
+    if (this.lastSeq == null) throw new RelayError("unavailable", "the room's history could not be reached");
+    const floor = () => this._floor ?? this.lastSeq + 1;
+    if (floor() <= 1) return { messages: [], has_more: false };
+    const page = await this._http("GET", "/messages?before=" + floor() + "&limit=" + limit);
+    const messages = page.messages.filter((m) => m.seq < floor());
+    if (messages.length) this._floor = messages[0].seq;
+    return { messages, has_more: page.has_more };
+  }
   /** Drops the socket (if any) and reconnects now, without waiting out the backoff. */
   reconnect() {
     if (this.status === "closed") return;
@@ -301,7 +380,9 @@ var RelayClient = class _RelayClient {
       return this._stop(new RelayError("unauthorized", refused && refused.reason || "no token to connect with", { closeCode: refused ? 4001 : void 0, reason: refused && refused.reason }));
     }
     this._sockToken = token;
+    if (this._key == null && this._o.storage) this._restore(token);
     if (this.status === "offline") this._status(this._sockets ? "reconnecting" : "connecting");
+    this._wsSince = this.lastSeq;
     const query = [this.lastSeq == null ? "" : "since=" + this.lastSeq, this._o.batch ? "batch=1" : ""].filter(Boolean).join("&");
     const u = roomPath(this.url, this.room).replace(/^http/, "ws") + "/ws" + (query && "?" + query);
     let ws;
@@ -470,6 +551,8 @@ var RelayClient = class _RelayClient {
     this._heard = true;
     this.user = f.user;
     if (this.lastSeq == null) this.lastSeq = f.seq;
+    else if (this._wsSince == null && f.seq > this.lastSeq) this._catchUp();
+    this._save();
     this.presence = f.presence || [];
     this.reads = new Map((f.reads || []).map((r) => [r.user.id, r]));
     this._timer("stable", () => this._attempt = 0, this._o.stableAfter);
@@ -486,6 +569,25 @@ var RelayClient = class _RelayClient {
     if (this._typingOn) this._frame({ type: "typing", active: true });
     this._flush();
   }
+  // ---- resume across reloads (the storage option)
+  /** Resumes after the seq stored for this room and the token's user, unless one was delivered. */
+  _restore(token) {
+    const sub = jwtClaims(token).sub;
+    const key = this._key = typeof sub === "string" ? "edge-relay:" + this.url + ":" + this.room + ":" + sub : "";
+    const stored = key ? Number(storageGet(this._o.storage, key) ?? NaN) : NaN;
+    if (Number.isSafeInteger(stored) && stored >= 0 && this._floor == null) this.lastSeq = this._saved = stored;
+  }
+  _save() {
+    const seq = this.lastSeq;
+    if (this._key && seq != null && seq !== this._saved) {
+      this._saved = seq;
+      const s = this._o.storage;
+      try {
+        "setItem" in s ? s.setItem(this._key, String(seq)) : s.set(this._key, String(seq));
+      } catch {
+      }
+    }
+  }
   // ---- messages, in order and once
   _deliver(m) {
     if (this.lastSeq == null) this.lastSeq = m.seq - 1;
@@ -496,13 +598,16 @@ var RelayClient = class _RelayClient {
       const n = next;
       const p = n.cid && n.from && this.user && n.from.id === this.user.id && this._q.find((q) => q.cid === n.cid);
       if (p) this._settle(p, null, { seq: n.seq, id: n.id, ts: n.ts, duplicate: true });
+      if (this._floor == null) this._floor = n.seq;
       this._emit("message", n);
     }
+    this._save();
     if (this._buf.size) this._catchUp();
   }
   /** Continues from `seq` without delivering what lies before it. */
   _jump(seq) {
     this.lastSeq = seq;
+    this._save();
     for (const s of this._buf.keys()) if (s <= seq) this._buf.delete(s);
     const [m] = this._buf.values();
     if (m) {
@@ -662,9 +767,110 @@ var RelayClient = class _RelayClient {
     for (const p of [...this._q]) this._settle(p, err);
   }
 };
+
+// src/inbox.ts
+var inbox = (options) => new Inbox(options);
+var Inbox = class {
+  /** The client of the feed room; close the inbox rather than it. */
+  feed;
+  /** Resolves once the latest `limit` updates of the feed have been read (rejects if they could not be). */
+  ready;
+  _rooms = /* @__PURE__ */ new Map();
+  /** Room -> seq marked read here, for updates that were on their way before the read. */
+  _read = /* @__PURE__ */ new Map();
+  _limit;
+  _on = /* @__PURE__ */ new Map();
+  constructor({ user, limit = 200, ...options }) {
+    this._limit = limit;
+    this.feed = RelayClient.connect({ ...options, room: "user:" + user });
+    this.feed.on("message", (m) => this._apply(m) && this._changed());
+    this.feed.on("error", (e) => this._emit("error", e));
+    this.ready = this.feed.loadOlder(limit).then(
+      (page) => {
+        if (page.messages.map((m) => this._apply(m)).some(Boolean)) this._changed();
+      },
+      (e) => {
+        this._emit("error", e);
+        throw e;
+      }
+    );
+    this.ready.catch(() => {
+    });
+  }
+  /** The rooms, the most recently updated first. */
+  get rooms() {
+    return [...this._rooms.values()].sort((a, b) => b.updated - a.updated);
+  }
+  /** The total of unread messages over the rooms. */
+  get unread() {
+    let total = 0;
+    for (const r of this._rooms.values()) total += r.unread;
+    return total;
+  }
+  on(type, fn) {
+    if (!this._on.has(type)) this._on.set(type, /* @__PURE__ */ new Set());
+    this._on.get(type).add(fn);
+    return () => void this._on.get(type).delete(fn);
+  }
+  /**
+   * Marks `room` read up to `seq` (default: the room client's lastSeq, or the inbox's newest seq
+   * of that room). Given the room's RelayClient, sends its read marker too (`room.markRead`),
+   * which makes the relay send the feed an update with the new unread count. Its entry shows 0
+   * unread at once, and an update the relay computed before it saw the read does not bring the
+   * count back.
+   */
+  markRead(room, seq) {
+    const name = typeof room === "string" ? room : room.room;
+    const entry = this._rooms.get(name);
+    const upTo = seq ?? (typeof room === "string" ? null : room.lastSeq) ?? entry?.seq;
+    if (upTo == null) return;
+    if (typeof room !== "string") room.markRead(upTo);
+    if (!((this._read.get(name) ?? -1) >= upTo)) this._read.set(name, upTo);
+    if (entry && entry.unread && entry.seq <= upTo) {
+      this._rooms.set(name, { ...entry, unread: 0 });
+      this._changed();
+    }
+  }
+  /** Stops the feed's client. */
+  close() {
+    this.feed.close();
+  }
+  /** Takes a feed message in; says whether the list changed. Older updates than the one kept lose. */
+  _apply(m) {
+    const d = m.data;
+    if (m.event !== "room.update" || !d || typeof d.room !== "string") return false;
+    const known = this._rooms.get(d.room);
+    if (known && known.updated >= m.seq) return false;
+    const read = this._read.get(d.room);
+    const unread = read != null && d.seq <= read ? 0 : Number(d.unread) || 0;
+    this._rooms.set(d.room, { room: d.room, seq: d.seq, event: d.event, from: d.from ?? null, preview: d.preview ?? null, unread, updated: m.seq });
+    if (this._rooms.size > this._limit) {
+      const oldest = this.rooms.pop().room;
+      this._rooms.delete(oldest);
+      this._read.delete(oldest);
+    }
+    return true;
+  }
+  _changed() {
+    this._emit("change", this.rooms);
+  }
+  _emit(type, value) {
+    for (const fn of [...this._on.get(type) || []]) {
+      try {
+        fn(value);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+};
 export {
+  Inbox,
   RelayClient,
   RelayError,
   backoffDelay,
-  RelayClient as default
+  RelayClient as default,
+  inbox
 };

@@ -24,9 +24,13 @@ echo "== tests"
 grep -E '^# (pass|fail|skipped) ' "$scratch/tests.tap"
 
 echo "== size budget"
-gzipped=$("$esbuild" --minify --log-level=warning < "$package/dist/index.js" | gzip -9 | wc -c)
-echo "   dist/index.js: $(wc -c < "$package/dist/index.js") bytes, minified+gzipped: $gzipped bytes (budget $budget_bytes)"
-[ "$gzipped" -le "$budget_bytes" ] || { echo "the core client is over its size budget"; exit 1; }
+# The core client is what an app importing RelayClient bundles (the package has no side effects,
+# so a bundler leaves inbox() out); the whole ESM build is printed next to it.
+core=$(echo "export { RelayClient } from '$package/dist/index.js';" |
+  "$esbuild" --bundle --format=esm --minify --log-level=warning | gzip -9 | wc -c)
+whole=$("$esbuild" --minify --log-level=warning < "$package/dist/index.js" | gzip -9 | wc -c)
+echo "   RelayClient: $core bytes minified+gzipped (budget $budget_bytes); all of dist/index.js: $whole bytes ($(wc -c < "$package/dist/index.js") bytes unminified)"
+[ "$core" -le "$budget_bytes" ] || { echo "the core client is over its size budget"; exit 1; }
 
 echo "== pack"
 tarball=$(cd "$package" && npm pack --silent --pack-destination "$scratch" | tail -n 1)

@@ -3,6 +3,7 @@
 // time- or network-related can be injected through the options, so tests run with fakes.
 import type {
   AuthRenewed,
+  SeqStorage,
   ConnectOptions,
   HistoryPage,
   Message,
@@ -23,6 +24,7 @@ export interface RelayErrorExtra {
   retryAfter?: number | undefined;
   closeCode?: number | undefined;
   reason?: string | undefined;
+  seq?: number | undefined;
 }
 
 /** An error from the relay (`code` as in the protocol) or from the client itself. */
@@ -42,6 +44,8 @@ export class RelayError extends Error {
   declare closeCode?: number;
   /** The relay's close reason, for errors from a close (e.g. `origin not allowed`); also the message. */
   declare reason?: string;
+  /** For `overflow`: the seq of the last message the loop got. */
+  declare seq?: number;
 
   constructor(code: string, message?: string, extra?: RelayErrorExtra) {
     super(message || code);
@@ -80,6 +84,15 @@ const jwtClaims = (token: string | null | undefined): Claims => {
     return JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) || {};
   } catch {
     return {};
+  }
+};
+
+/** The stored value, or null where the storage is denied (a browser's privacy settings). */
+const storageGet = (s: SeqStorage, key: string) => {
+  try {
+    return 'getItem' in s ? s.getItem(key) : s.get(key);
+  } catch {
+    return null;
   }
 };
 
@@ -141,8 +154,8 @@ export interface SendOptions {
   cid?: string | undefined;
 }
 
-type Options = Required<Omit<ConnectOptions, 'token' | 'getToken' | 'since' | 'events' | 'navigator'>> &
-  Pick<ConnectOptions, 'token' | 'getToken' | 'since' | 'events' | 'navigator'>;
+type Optional = 'token' | 'getToken' | 'since' | 'events' | 'navigator' | 'storage';
+type Options = Required<Omit<ConnectOptions, Optional>> & Pick<ConnectOptions, Optional>;
 
 interface PublishFrame {
   type: 'publish';
@@ -231,6 +244,13 @@ export class RelayClient<TData = unknown> {
   declare private _heard?: boolean;
   declare private _catching?: Promise<void> | null;
   declare private _posting?: boolean;
+  /** The lowest seq delivered (as a `message` or by loadOlder), once there is one. */
+  declare private _floor?: number;
+  /** The storage key of this room and user, '' when the token has no `sub`. */
+  declare private _key?: string;
+  declare private _saved?: number;
+  /** The `since` the current socket was opened with. */
+  declare private _wsSince?: number | null;
 
   constructor(options: ConnectOptions) {
     const o = (this._o = {
@@ -253,6 +273,7 @@ export class RelayClient<TData = unknown> {
       maxFrameBytes: 65536,
       authTimeout: 10000, // ms for the relay to answer an in-band token renewal
       batch: true, // ask for batched delivery: a burst of frames may arrive as one JSON array
+      iteratorBuffer: 1000,
       ...options,
     } as Options);
     if (!o.url || !o.room) throw new TypeError('url and room are required');
@@ -306,6 +327,69 @@ export class RelayClient<TData = unknown> {
   off<K extends keyof RelayEvents<TData>>(type: K, fn: (value: RelayEvents<TData>[K]) => void): void {
     const set = this._on.get(type);
     if (set) set.delete(fn);
+  }
+
+  /**
+   * The next `type` event only: with `fn`, calls it once (returns the unsubscribe function);
+   * without, a promise of it, rejected with `closed` if the client stops first (a promise of
+   * `status` resolves with `closed` then) or has stopped already.
+   */
+  once<K extends keyof RelayEvents<TData>>(type: K): Promise<RelayEvents<TData>[K]>;
+  once<K extends keyof RelayEvents<TData>>(type: K, fn: (value: RelayEvents<TData>[K]) => void): () => void;
+  once<K extends keyof RelayEvents<TData>>(type: K, fn?: (value: RelayEvents<TData>[K]) => void) {
+    if (fn) {
+      const off = this.on(type, (v) => (off(), fn(v)));
+      return off;
+    }
+    return new Promise((resolve, reject) => {
+      const offs = [this.on(type, (v) => (stop(), resolve(v))), this.on('status', (s) => s === 'closed' && fail())];
+      const stop = () => offs.forEach((off) => off());
+      const fail = () => (stop(), reject(new RelayError('closed', 'client is closed')));
+      if (this.status === 'closed') fail();
+    });
+  }
+
+  /**
+   * `for await (const m of room)`: the messages delivered from now on, in order. Up to
+   * `iteratorBuffer` (1000) may wait for a slow loop; one more ends the loop with a RelayError
+   * `overflow` (after the waiting ones, its `seq` the last one the loop got), so that nothing is
+   * skipped silently. The loop ends when the client is closed; leaving it unsubscribes.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message<TData>> {
+    const waiting: Message<TData>[] = [];
+    let wake: (() => void) | null = null;
+    let overflow: RelayError | null = null;
+    let ended = false;
+    const offs = [
+      this.on('message', (m) => {
+        if (overflow) return;
+        if (waiting.length < this._o.iteratorBuffer) waiting.push(m);
+        else overflow = new RelayError('overflow', 'the for-await loop fell more than ' + this._o.iteratorBuffer + ' messages behind', { seq: waiting[waiting.length - 1]!.seq });
+        wake && wake();
+      }),
+      this.on('status', (s) => s === 'closed' && wake && wake()),
+    ];
+    const end = (): IteratorResult<Message<TData>> => {
+      ended = true;
+      offs.forEach((off) => off());
+      return { value: undefined, done: true };
+    };
+    return {
+      next: async () => {
+        for (;;) {
+          if (ended) return end();
+          if (waiting.length) return { value: waiting.shift()!, done: false };
+          if (overflow) throw (end(), overflow);
+          if (this.status === 'closed') return end();
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+        }
+      },
+      return: async () => end(),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   private _emit<K extends keyof RelayEvents<TData>>(type: K, value: RelayEvents<TData>[K]) {
@@ -398,6 +482,24 @@ export class RelayClient<TData = unknown> {
     return RelayClient.history<T>({ url: this.url, room: this.room, token: this._token() as Promise<string>, after, before, limit, fetch: this._o.fetch });
   }
 
+  /**
+   * The page of history just before everything delivered so far (`message` events and earlier
+   * loadOlder pages), in ascending order, newest `limit` first: prepended to what the app shows,
+   * the pages and the `message` events make one ordered run without duplicates. Before the first
+   * welcome it learns the room's newest seq over HTTP, so that a fresh room client can show the
+   * latest page and then live messages. `has_more` tells that older ones exist.
+   */
+  async loadOlder(limit = 50): Promise<HistoryPage<TData>> {
+    if (this.lastSeq == null) await this._catchUp();
+    if (this.lastSeq == null) throw new RelayError('unavailable', "the room's history could not be reached");
+    const floor = () => this._floor ?? this.lastSeq! + 1;
+    if (floor() <= 1) return { messages: [], has_more: false };
+    const page = await this._http<HistoryPage<TData>>('GET', '/messages?before=' + floor() + '&limit=' + limit);
+    const messages = page.messages.filter((m) => m.seq < floor());
+    if (messages.length) this._floor = messages[0]!.seq;
+    return { messages, has_more: page.has_more };
+  }
+
   /** Drops the socket (if any) and reconnects now, without waiting out the backoff. */
   reconnect(): void {
     if (this.status === 'closed') return;
@@ -466,10 +568,12 @@ export class RelayClient<TData = unknown> {
       return this._stop(new RelayError('unauthorized', (refused && refused.reason) || 'no token to connect with', { closeCode: refused ? 4001 : undefined, reason: (refused && refused.reason) as string | undefined }));
     }
     this._sockToken = token;
+    if (this._key == null && this._o.storage) this._restore(token);
     if (this.status === 'offline') this._status(this._sockets ? 'reconnecting' : 'connecting');
     // The token goes in the subprotocol list, never in the URL: URLs end up in consoles, logs and
     // error reporters. Offering relay.v1 also makes the relay close a refused handshake with a
     // readable code (4001, 4003, ...) instead of the browser's bare 1006.
+    this._wsSince = this.lastSeq;
     const query = [this.lastSeq == null ? '' : 'since=' + this.lastSeq, this._o.batch ? 'batch=1' : ''].filter(Boolean).join('&');
     const u = roomPath(this.url, this.room).replace(/^http/, 'ws') + '/ws' + (query && '?' + query);
     let ws: WebSocketLike;
@@ -662,6 +766,9 @@ export class RelayClient<TData = unknown> {
     this._heard = true;
     this.user = f.user;
     if (this.lastSeq == null) this.lastSeq = f.seq;
+    // Learnt over HTTP (loadOlder, polling) after this socket opened without since: fetch the rest.
+    else if (this._wsSince == null && f.seq > this.lastSeq) this._catchUp();
+    this._save();
     this.presence = f.presence || [];
     this.reads = new Map((f.reads || []).map((r) => [r.user.id, r]));
     this._timer('stable', () => (this._attempt = 0), this._o.stableAfter);
@@ -679,6 +786,26 @@ export class RelayClient<TData = unknown> {
     this._flush();
   }
 
+  // ---- resume across reloads (the storage option)
+  /** Resumes after the seq stored for this room and the token's user, unless one was delivered. */
+  private _restore(token: string) {
+    const sub = jwtClaims(token).sub;
+    const key = (this._key = typeof sub === 'string' ? 'edge-relay:' + this.url + ':' + this.room + ':' + sub : '');
+    const stored = key ? Number(storageGet(this._o.storage!, key) ?? NaN) : NaN;
+    if (Number.isSafeInteger(stored) && stored >= 0 && this._floor == null) this.lastSeq = this._saved = stored;
+  }
+
+  private _save() {
+    const seq = this.lastSeq;
+    if (this._key && seq != null && seq !== this._saved) {
+      this._saved = seq;
+      const s = this._o.storage!;
+      try {
+        'setItem' in s ? s.setItem(this._key, String(seq)) : s.set(this._key, String(seq));
+      } catch {} // full or denied (private mode): the next reload starts live, as without storage
+    }
+  }
+
   // ---- messages, in order and once
   private _deliver(m: Message<TData>) {
     if (this.lastSeq == null) this.lastSeq = m.seq - 1;
@@ -689,14 +816,17 @@ export class RelayClient<TData = unknown> {
       const n = next;
       const p = n.cid && n.from && this.user && n.from.id === this.user.id && this._q.find((q) => q.cid === n.cid);
       if (p) this._settle(p, null, { seq: n.seq, id: n.id, ts: n.ts, duplicate: true });
+      if (this._floor == null) this._floor = n.seq;
       this._emit('message', n);
     }
+    this._save();
     if (this._buf.size) this._catchUp();
   }
 
   /** Continues from `seq` without delivering what lies before it. */
   private _jump(seq: number) {
     this.lastSeq = seq;
+    this._save();
     for (const s of this._buf.keys()) if (s <= seq) this._buf.delete(s);
     const [m] = this._buf.values();
     if (m) {

@@ -90,6 +90,11 @@ export interface WebSocketLike {
 
 export type TokenSource = string | null | undefined;
 
+/** Where `storage` keeps the last seq: `sessionStorage`, `localStorage`, or an adapter. */
+export type SeqStorage =
+  | Pick<Storage, 'getItem' | 'setItem'>
+  | { get(key: string): string | null | undefined; set(key: string, value: string): void };
+
 export interface ConnectOptions {
   /** Relay base URL, `http(s)://host[:port]`. */
   url: string;
@@ -104,6 +109,14 @@ export interface ConnectOptions {
   getToken?: (() => TokenSource | Promise<TokenSource>) | undefined;
   /** Resume after this seq (messages with a greater seq are replayed). Default: live only. */
   since?: number | null | undefined;
+  /**
+   * Opt-in resume across reloads: keeps the seq of the last message delivered per relay, room
+   * and user (the token's `sub`) under `edge-relay:<url>:<room>:<sub>`; a client created later
+   * with the same storage resumes after it (it takes precedence over `since`).
+   */
+  storage?: SeqStorage | null | undefined;
+  /** Messages a `for await` loop may have waiting before it throws `overflow`; default 1000. */
+  iteratorBuffer?: number;
 
   /**
    * Default: the global `WebSocket`; the constructor throws a `TypeError` when there is none.
