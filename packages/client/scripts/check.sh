@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Checks @edge-relay/client as a user gets it: builds it (and fails when the committed browser
 # build client/relay.js differs from the fresh one), runs its tests against the build, keeps the
-# ESM build under its size budget, packs it, installs the tarball in a scratch project outside
-# the repository and there requires it (CommonJS), imports it (ESM), and compiles a typed usage
-# file with the repository's tsc under moduleResolution bundler and node16 (an ES module and a
-# CommonJS one). Removes its scratch directory and leaves the working tree as it found it.
+# core client under its size budget, packs it, lints the tarball with publint (--strict) and
+# arethetypeswrong, runs `npm publish --dry-run`, installs the tarball in a scratch project
+# outside the repository and there requires it (CommonJS), imports it (ESM), and compiles a
+# typed usage file with the repository's tsc under moduleResolution bundler and node16 (an ES
+# module and a CommonJS one). Removes its scratch directory and leaves the working tree as it
+# found it.
 set -euo pipefail
 package=$(cd "$(dirname "$0")/.." && pwd)
 repo=$(cd "$package/../.." && pwd)
@@ -39,6 +41,13 @@ tar -tzf "$tarball" | sort | sed 's/^/   /'
 if tar -tzf "$tarball" | grep -qvE '^package/(package\.json|README\.md|LICENSE|dist/.*)$'; then
   echo "the tarball holds files outside dist/"; exit 1
 fi
+
+echo "== publint and arethetypeswrong on the tarball"
+"$node" "$repo/node_modules/publint/src/cli.js" run "$tarball" --strict
+"$node" "$repo/node_modules/@arethetypeswrong/cli/dist/index.js" "$tarball" --no-emoji --no-color --format table-flipped
+
+echo "== npm publish --dry-run"
+(cd "$package" && npm publish --dry-run --silent) && echo "   ok"
 
 echo "== install in a scratch project"
 app=$scratch/app
