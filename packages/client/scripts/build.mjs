@@ -1,4 +1,5 @@
-// Builds dist/: index.js (ESM) and index.cjs (CommonJS) with esbuild, and the declarations with
+// Builds dist/: index.js (ESM) and index.cjs (CommonJS) with esbuild, the React bindings
+// react.js and react.cjs next to them, and the declarations with
 // tsc, twice: *.d.ts for `import` and *.d.cts for `require` (the package is "type": "module", so
 // a CommonJS consumer under node16 resolution needs CommonJS declarations). The ESM build is also
 // the browser build the relay serves: client/relay.js, committed, byte for byte dist/index.js.
@@ -26,12 +27,26 @@ const common = {
   sourcemap: false,
   logLevel: 'warning',
 };
-const entries = ['index'];
-for (const entry of entries) {
-  const entryPoints = [join(root, `src/${entry}.ts`)];
-  await build({ ...common, entryPoints, format: 'esm', outfile: join(dist, `${entry}.js`), banner: { js: banner } });
-  await build({ ...common, entryPoints, format: 'cjs', outfile: join(dist, `${entry}.cjs`) });
-}
+/**
+ * The React bindings import the client from dist/index.(c)js instead of bundling a copy: an app
+ * using both gets one RelayClient class (instanceof, one module state). React is the app's.
+ */
+const shareCore = (ext) => ({
+  name: 'share-core',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/index\.js$/ }, (args) =>
+      args.importer.endsWith('react.ts') ? { path: './index' + ext, external: true } : undefined,
+    );
+  },
+});
+const esm = { ...common, format: 'esm' };
+const cjs = { ...common, format: 'cjs' };
+const index = [join(root, 'src/index.ts')];
+const react = [join(root, 'src/react.ts')];
+await build({ ...esm, entryPoints: index, outfile: join(dist, 'index.js'), banner: { js: banner } });
+await build({ ...cjs, entryPoints: index, outfile: join(dist, 'index.cjs') });
+await build({ ...esm, entryPoints: react, outfile: join(dist, 'react.js'), external: ['react'], plugins: [shareCore('.js')] });
+await build({ ...cjs, entryPoints: react, outfile: join(dist, 'react.cjs'), external: ['react'], plugins: [shareCore('.cjs')] });
 
 execFileSync(process.execPath, [resolveTsc(), '-p', join(root, 'tsconfig.json'), '--emitDeclarationOnly'], {
   stdio: 'inherit',

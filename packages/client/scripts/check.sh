@@ -38,7 +38,8 @@ echo "== pack"
 tarball=$(cd "$package" && npm pack --silent --pack-destination "$scratch" | tail -n 1)
 tarball=$scratch/$tarball
 tar -tzf "$tarball" | sort | sed 's/^/   /'
-if tar -tzf "$tarball" | grep -qvE '^package/(package\.json|README\.md|LICENSE|dist/.*)$'; then
+# react/package.json points resolvers without `exports` (TypeScript's node10) at dist/react.*.
+if tar -tzf "$tarball" | grep -qvE '^package/(package\.json|README\.md|LICENSE|react/package\.json|dist/.*)$'; then
   echo "the tarball holds files outside dist/"; exit 1
 fi
 
@@ -78,7 +79,18 @@ JSON
 cat > "$app/tsconfig.node16.json" <<JSON
 { "compilerOptions": { $common, "module": "node16", "moduleResolution": "node16" }, "files": ["usage.mts", "usage.cts"] }
 JSON
-for config in bundler node16; do
+# The React bindings too, with the repository's React types (the scratch project has no React).
+cp "$package/test/usage-react.ts.txt" "$app/usage-react.ts"
+cp "$package/test/usage-react.ts.txt" "$app/usage-react.mts"
+cp "$package/test/usage-react.ts.txt" "$app/usage-react.cts"
+react_types="\"paths\": { \"react\": [\"$repo/node_modules/@types/react\"] }"
+cat > "$app/tsconfig.react-bundler.json" <<JSON
+{ "compilerOptions": { $common, $react_types, "module": "esnext", "moduleResolution": "bundler" }, "files": ["usage-react.ts"] }
+JSON
+cat > "$app/tsconfig.react-node16.json" <<JSON
+{ "compilerOptions": { $common, $react_types, "module": "node16", "moduleResolution": "node16" }, "files": ["usage-react.mts", "usage-react.cts"] }
+JSON
+for config in bundler node16 react-bundler react-node16; do
   (cd "$app" && "${tsc[@]}" -p "tsconfig.$config.json") && echo "   $config: ok"
 done
 echo "   tarball: $(wc -c < "$tarball") bytes"
