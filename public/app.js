@@ -1,10 +1,11 @@
-// The demo chat: a development token from POST /dev/token, the last 50 messages over HTTP
-// (older ones on demand with before=), then a RelayClient resuming after them; a second
-// RelayClient on the user's own feed `user:<id>` keeps the room list and its unread counts.
+// The demo chat: a development token from POST /dev/token, a RelayClient per room that keeps its
+// position in sessionStorage (a reload resumes where the page was) and shows the page of history
+// before it with loadOlder() (older ones on demand); the client's inbox() over the user's own
+// feed `user:<id>` keeps the room list and its unread counts.
 // The relay is this page's origin, or the one in `?relay=` (the page may live elsewhere: the
 // relay's ALLOWED_ORIGINS must then name this page's origin). Element ids and data-testid
 // attributes are used by tests/browser; keep them stable.
-import { RelayClient } from '/client/relay.js';
+import { RelayClient, inbox } from '/client/relay.js';
 
 const $ = (id) => document.getElementById(id);
 const STATUS_TEXT = {
@@ -26,12 +27,11 @@ const RELAY = relayBase(params.get('relay'));
 
 let room = null; // the RelayClient of the open room
 let roomName = null;
-let feed = null; // the RelayClient of `user:<me>`
+let feed = null; // the inbox of `user:<me>`
 let me = null; // user id (the name)
-let oldestSeq = null; // the oldest message shown, for before=
 const typing = new Map(); // user id -> {name, timer}
 const away = new Map(); // user id -> {user, lastSeen}, newest last
-const rooms = new Map(); // room name -> {unread, preview, feedSeq}, from the feed's room.update
+const visited = new Set(); // rooms opened here, listed below those the feed reports on
 
 const nameOf = (user) => (user ? user.name || user.id : 'system');
 const isMine = (m) => m.from && m.from.id === me;
@@ -156,7 +156,6 @@ function renderMessage(m) {
   const scroll = $('scroll');
   const atBottom = scroll.scrollHeight - scroll.scrollTop - scroll.clientHeight < 40;
   $('messages').append(messageElement(m));
-  if (oldestSeq === null) oldestSeq = m.seq;
   if (atBottom || isMine(m)) scroll.scrollTop = scroll.scrollHeight;
   if (m.cid && isMine(m)) document.querySelector(`#outbox [data-cid="${CSS.escape(m.cid)}"]`)?.remove();
 }
@@ -166,7 +165,6 @@ function prependMessages(messages) {
   const scroll = $('scroll');
   const height = scroll.scrollHeight;
   $('messages').prepend(...messages.map(messageElement));
-  if (messages.length) oldestSeq = messages[0].seq;
   scroll.scrollTop += scroll.scrollHeight - height;
 }
 
@@ -175,9 +173,9 @@ async function loadOlder() {
   const current = room;
   button.disabled = true;
   try {
-    const page = await current.history({ before: oldestSeq, limit: PAGE_SIZE });
+    const page = await current.loadOlder(PAGE_SIZE);
     if (current !== room) return;
-    prependMessages(page.messages.filter((m) => m.seq < oldestSeq));
+    prependMessages(page.messages);
     button.hidden = !page.has_more;
     renderSeen();
   } catch (err) {
@@ -203,7 +201,7 @@ let readTimer = null;
 function markReadSoon() {
   clearTimeout(readTimer);
   readTimer = setTimeout(() => {
-    if (room && document.visibilityState === 'visible' && room.lastSeq) room.markRead(room.lastSeq);
+    if (room && document.visibilityState === 'visible' && room.lastSeq) feed ? feed.markRead(room) : room.markRead(room.lastSeq);
   }, 200);
 }
 
@@ -266,9 +264,11 @@ function clearTyping() {
 
 // ---- the room list, from the user's feed
 function renderRooms() {
-  const names = [...rooms.entries()].sort((a, b) => b[1].feedSeq - a[1].feedSeq).map(([name]) => name);
+  const listed = feed ? feed.rooms : [];
+  const known = new Map(listed.map((r) => [r.room, r]));
+  const names = [...listed.map((r) => r.room), ...[...visited].filter((name) => !known.has(name))].slice(0, MAX_ROOMS);
   $('rooms').replaceChildren(...names.map((name) => {
-    const info = rooms.get(name);
+    const info = known.get(name) || { unread: 0, preview: null };
     const unread = name === roomName ? 0 : info.unread;
     const li = document.createElement('li');
     const button = document.createElement('button');
@@ -291,37 +291,19 @@ function renderRooms() {
   }));
 }
 
-function roomUpdate(m) {
-  if (m.event !== 'room.update' || !m.data || typeof m.data.room !== 'string') return;
-  const d = m.data;
-  const known = rooms.get(d.room);
-  if (known && known.feedSeq > m.seq) return;
-  rooms.delete(d.room);
-  rooms.set(d.room, { unread: Number(d.unread) || 0, preview: d.preview, feedSeq: m.seq });
-  while (rooms.size > MAX_ROOMS) rooms.delete(rooms.keys().next().value);
-}
-
-async function startFeed(first) {
-  const feedRoom = 'user:' + me;
+function startFeed(first) {
   let token = first;
-  const getToken = async () => {
-    const t = token || (await devToken(me, roomName));
-    token = null; // the next call (after a 4001 or 401) asks for a fresh one
-    return t;
-  };
-  let since;
-  try {
-    const page = await RelayClient.history({ url: RELAY, room: feedRoom, token: first, limit: PAGE_SIZE });
-    for (const m of page.messages) roomUpdate(m);
-    since = page.messages.length ? page.messages.at(-1).seq : 0;
-  } catch (err) {
-    showError(`Room list unavailable: ${describe(err)}`);
-  }
-  feed = RelayClient.connect({ url: RELAY, room: feedRoom, since, getToken });
-  feed.on('message', (m) => {
-    roomUpdate(m);
-    renderRooms();
+  feed = inbox({
+    url: RELAY,
+    user: me,
+    limit: MAX_ROOMS,
+    getToken: async () => {
+      const t = token || (await devToken(me, roomName));
+      token = null; // the next call (after a 4001 or 401) asks for a fresh one
+      return t;
+    },
   });
+  feed.on('change', renderRooms);
   feed.on('error', (err) => showError(`Room list: ${describe(err)}`));
   renderRooms();
 }
@@ -380,7 +362,7 @@ async function join(name, wanted) {
     $('join').hidden = true;
     $('chat').hidden = false;
     $('text').focus();
-    await startFeed(first);
+    startFeed(first);
   } catch (err) {
     leave();
     showError(err.message);
@@ -396,33 +378,20 @@ async function enterRoom(name, first) {
   clearTyping();
   away.clear();
   renderAway();
-  oldestSeq = null;
   $('messages').replaceChildren();
   $('outbox').replaceChildren();
   $('online').replaceChildren();
   $('online-count').textContent = '';
   $('load-older').hidden = true;
   $('room-title').textContent = '#' + name;
-  // Rooms visited stay in the list, below those the feed reports on.
-  if (!rooms.has(name)) rooms.set(name, { unread: 0, preview: null, feedSeq: 0 });
+  visited.add(name);
   document.title = `#${name} · edge-relay`;
   renderRooms();
-  let token = first || (await devToken(me, name));
-  let since;
-  try {
-    const page = await RelayClient.history({ url: RELAY, room: name, token, limit: PAGE_SIZE });
-    if (roomName !== name) return;
-    for (const m of page.messages) renderMessage(m);
-    since = page.messages.length ? page.messages.at(-1).seq : 0;
-    $('load-older').hidden = !page.has_more;
-  } catch (err) {
-    showError(`History unavailable, showing new messages only: ${describe(err)}`);
-  }
-  if (roomName !== name) return;
+  let token = first;
   room = RelayClient.connect({
     url: RELAY,
     room: name,
-    since,
+    storage: sessionStorage, // a reload resumes after the last message this tab got
     getToken: async () => {
       const t = token || (await devToken(me, name));
       token = null; // the next call (after a 4001 or 401) asks for a fresh one
@@ -456,6 +425,15 @@ async function enterRoom(name, first) {
   room.on('reset', live((r) => showError(`history was reset (from #${r.from} to #${r.seq})`)));
   setStatus(room.status);
   renderSeen();
+  // The page of history before what the client delivers (after a reload: before where it resumed).
+  current.loadOlder(PAGE_SIZE).then(
+    live((page) => {
+      prependMessages(page.messages);
+      $('load-older').hidden = !page.has_more;
+      renderSeen();
+    }),
+    live((err) => showError(`History unavailable, showing new messages only: ${describe(err)}`)),
+  );
   const url = new URL(location.href);
   url.searchParams.set('name', me);
   url.searchParams.set('room', name);
@@ -468,7 +446,7 @@ function leave() {
   room = null;
   feed = null;
   roomName = null;
-  rooms.clear();
+  visited.clear();
   away.clear();
   clearTyping();
   $('chat').hidden = true;

@@ -167,22 +167,23 @@ mod tests {
         }
     }
 
-    /// The browser client's table of close codes (`CLOSE_CODES` in `client/relay.js`) names,
-    /// for every code the relay closes with, the error code whose close code it is. 4010 is
-    /// absent on purpose: the client reconnects silently.
+    /// The browser client's table of close codes (`CLOSE_CODES` in `client/relay.js`, the
+    /// build of packages/client/src/relay.ts) names, for every code the relay closes with, the
+    /// error code whose close code it is. 4010 is absent on purpose: the client reconnects
+    /// silently.
     #[test]
     fn the_browser_client_knows_every_close_code() {
         let client = include_str!("../client/relay.js");
         let table = client
             .lines()
-            .find_map(|line| line.strip_prefix("const CLOSE_CODES = {"))
+            .find_map(|line| line.strip_prefix("var CLOSE_CODES = {"))
             .and_then(|rest| rest.split('}').next())
             .expect("client/relay.js defines CLOSE_CODES on one line");
         let entries: Vec<(u16, String)> = table
             .split(',')
             .map(|entry| {
-                let (code, name) = entry.split_once(':').expect("code: 'name'");
-                let name = name.trim().trim_matches('\'').to_string();
+                let (code, name) = entry.split_once(':').expect("code: \"name\"");
+                let name = name.trim().trim_matches('"').to_string();
                 (code.trim().parse().expect("a numeric close code"), name)
             })
             .collect();

@@ -1,6 +1,7 @@
 // Browser tests of the demo page's own features (public/): form validation, the relay's error
-// messages kept until dismissed, scrollback, last seen, the room list with unread counts from
-// the user's feed, retry and discard of a failed send, and the phone layout. The page comes
+// messages kept until dismissed, scrollback, resuming after a reload, last seen, the room list
+// with unread counts from the user's feed, retry and discard of a failed send, and the phone
+// layout. The page comes
 // from PAGE_URL, a second origin; the relay at RELAY_URL runs with DEV_MODE and allows it.
 // WEBHOOK_SECRET (the relay's) lets the tests set a room's members, which the feed needs.
 import { test, before, afterEach, after } from 'node:test';
@@ -125,6 +126,33 @@ test('load older: the page shows the last 50 messages and pages back through bef
   await waitForTexts(page, ['new one']);
   assert.deepEqual((await shown(page)).map((m) => m.seq), Array.from({ length: 61 }, (_, i) => i + 1));
   screenshots.push(await screenshot(page, '11-scrollback'));
+  await page.close();
+  noProblems();
+});
+
+test('a reload resumes where the page was: what came meanwhile once, in order, after the history it had shown', { timeout: 90000 }, async () => {
+  const room = uniqueRoom('reload');
+  const carol = await devToken('carol', [room]);
+  for (const text of ['before 1', 'before 2', 'before 3']) await publish(carol, room, text);
+  const page = await openChat(alice, 'alice', room);
+  await waitForTexts(page, ['before 3']);
+  const key = `edge-relay:${RELAY_URL}:${room}:alice`;
+  await page.waitForFunction((k) => sessionStorage.getItem(k) === '3', key, { timeout: WAIT });
+
+  // Away (the tab keeps its sessionStorage), two messages come; back, the page resumes.
+  await page.goto('about:blank');
+  for (const text of ['meanwhile 4', 'meanwhile 5']) await publish(carol, room, text);
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  await page.goto(demoUrl('alice', room), { timeout: WAIT });
+  await waitStatus(page, 'open');
+  await waitForTexts(page, ['before 1', 'meanwhile 5']);
+  const resumed = sockets.find((url) => url.includes('/v1/rooms/' + encodeURIComponent(room) + '/ws'));
+  assert.equal(new URL(resumed).searchParams.get('since'), '3', 'the room socket resumed after the stored seq');
+  const list = await shown(page);
+  assert.deepEqual(list.map((m) => m.seq), [1, 2, 3, 4, 5], 'in order, each once');
+  assert.deepEqual(list.map((m) => m.text), ['before 1', 'before 2', 'before 3', 'meanwhile 4', 'meanwhile 5']);
+  await page.waitForFunction((k) => sessionStorage.getItem(k) === '5', key, { timeout: WAIT });
   await page.close();
   noProblems();
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay } from '../relay.js';
+import { backoffDelay } from '../dist/index.js';
 import { setup } from './fakes.mjs';
 
 test('backoffDelay stays within [0, min(cap, base * 2^n)] (full jitter)', () => {

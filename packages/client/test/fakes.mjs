@@ -1,5 +1,5 @@
 // Fakes for the client's unit tests: a manual clock, a scripted WebSocket and fetch.
-import { RelayClient } from '../relay.js';
+import { RelayClient } from '../dist/index.js';
 
 /** Runs every pending microtask and I/O callback (promise chains of fake fetch/getToken). */
 export const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -105,11 +105,12 @@ export const msg = (seq, extra = {}) => ({
  * A client wired to fakes. `http(call)` answers fetches: return `{status, body, headers}`
  * (or a promise of it); calls are recorded in `calls` as `{method, url, path, query, body, auth}`.
  */
-export function setup({ http, client: options = {}, user } = {}) {
-  const clock = new FakeClock();
-  const ws = fakeSockets(user);
-  const calls = [];
-  const fetch = async (url, init) => {
+/**
+ * A fetch that `http(call)` answers: return `{status, body, headers}` (or a promise of it);
+ * calls are recorded in `calls` as `{method, url, path, query, body, auth}`.
+ */
+export function fakeFetch(http, calls = []) {
+  return async (url, init) => {
     const u = new URL(url);
     const call = {
       method: init.method,
@@ -129,6 +130,17 @@ export function setup({ http, client: options = {}, user } = {}) {
       headers: { get: (h) => r.headers?.[h.toLowerCase()] ?? null },
     };
   };
+}
+
+/**
+ * A client wired to fakes. `http(call)` answers fetches (see fakeFetch); calls are recorded in
+ * `calls`.
+ */
+export function setup({ http, client: options = {}, user } = {}) {
+  const clock = new FakeClock();
+  const ws = fakeSockets(user);
+  const calls = [];
+  const fetch = fakeFetch(http, calls);
   const client = RelayClient.connect({
     url: 'http://relay.test',
     room: 'chat:1',
@@ -171,3 +183,13 @@ export function setup({ http, client: options = {}, user } = {}) {
     statuses: () => of('status'),
   };
 }
+
+/** Answers GET …/messages like the relay's history paging over `all` (ascending seqs). */
+export const historyOf = (all) => (call) => {
+  if (call.method !== 'GET') return undefined;
+  const { after, before, limit = '50' } = call.query;
+  const list = all.filter((m) => (after == null || m.seq > +after) && (before == null || m.seq < +before));
+  // after=: the oldest `limit`; otherwise the newest `limit`. has_more: more beyond the page.
+  const messages = after != null ? list.slice(0, +limit) : list.slice(-limit);
+  return { status: 200, body: { messages, has_more: list.length > +limit } };
+};

@@ -1,4 +1,4 @@
-// Type declarations for @edge-relay/client (edge-relay wire protocol v1).
+// The wire types of edge-relay's protocol v1 as the client sees them, and the client's options.
 
 export interface User {
   id: string;
@@ -6,13 +6,14 @@ export interface User {
   role?: string;
 }
 
-export interface Message<T = unknown> {
+/** A stored message; `TData` is the type of its `data`, as the app publishes it. */
+export interface Message<TData = unknown> {
   type: 'message';
   room: string;
   seq: number;
   id: string;
   event: string;
-  data: T;
+  data: TData;
   /** `null` for messages published by backends. */
   from: User | null;
   cid?: string;
@@ -61,8 +62,8 @@ export interface Welcome {
   reads?: ReadMarker[];
 }
 
-export interface HistoryPage<T = unknown> {
-  messages: Message<T>[];
+export interface HistoryPage<TData = unknown> {
+  messages: Message<TData>[];
   has_more: boolean;
 }
 
@@ -79,21 +80,6 @@ export interface AuthRenewed {
   exp: number;
 }
 
-export interface RelayEvents {
-  message: Message;
-  typing: TypingFrame;
-  read: ReadMarker;
-  presence: PresenceEvent;
-  status: Status;
-  error: RelayError;
-  welcome: Welcome;
-  synced: { type: 'synced'; seq: number };
-  /** The relay could not replay from `from`; the client caught up over HTTP or jumped to `seq`. */
-  reset: { seq: number; from: number | null };
-  /** An in-band token renewal was accepted. */
-  auth: AuthRenewed;
-}
-
 export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
@@ -102,20 +88,35 @@ export interface WebSocketLike {
   onerror: ((ev: any) => any) | null;
 }
 
+export type TokenSource = string | null | undefined;
+
+/** Where `storage` keeps the last seq: `sessionStorage`, `localStorage`, or an adapter. */
+export type SeqStorage =
+  | Pick<Storage, 'getItem' | 'setItem'>
+  | { get(key: string): string | null | undefined; set(key: string, value: string): void };
+
 export interface ConnectOptions {
   /** Relay base URL, `http(s)://host[:port]`. */
   url: string;
   room: string;
   /** A JWT (it travels in the WebSocket subprotocol and in `Authorization`); or give `getToken`. */
-  token?: string;
+  token?: string | undefined;
   /**
    * Called for the first token, for each in-band renewal before `exp`, after a 4001 close or
    * HTTP 401, and when the token is about to expire before a connect. Giving no token (or the
    * one just refused) after a refusal stops the client with `unauthorized`.
    */
-  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
+  getToken?: (() => TokenSource | Promise<TokenSource>) | undefined;
   /** Resume after this seq (messages with a greater seq are replayed). Default: live only. */
-  since?: number;
+  since?: number | null | undefined;
+  /**
+   * Opt-in resume across reloads: keeps the seq of the last message delivered per relay, room
+   * and user (the token's `sub`) under `edge-relay:<url>:<room>:<sub>`; a client created later
+   * with the same storage resumes after it (it takes precedence over `since`).
+   */
+  storage?: SeqStorage | null | undefined;
+  /** Messages a `for await` loop may have waiting before it throws `overflow`; default 1000. */
+  iteratorBuffer?: number;
 
   /**
    * Default: the global `WebSocket`; the constructor throws a `TypeError` when there is none.
@@ -128,9 +129,9 @@ export interface ConnectOptions {
   random?: () => number;
   now?: () => number;
   /** Target of `online`/`offline` events; default `globalThis`, `null` to ignore them. */
-  events?: EventTarget | null;
+  events?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'> | null;
   /** Its `onLine` false means `offline`; default `globalThis.navigator`, `null` to ignore it. */
-  navigator?: { onLine?: boolean } | null;
+  navigator?: { onLine?: boolean } | null | undefined;
 
   /** ms, default 500. */
   backoffBase?: number;
@@ -164,67 +165,3 @@ export interface ConnectOptions {
   /** ms for the relay to answer an in-band token renewal before it counts as failed; default 10000. */
   authTimeout?: number;
 }
-
-export declare class RelayError extends Error {
-  /**
-   * Protocol error code (`unauthorized`, `forbidden`, `bad_request`, `rate_limited`, ...);
-   * or the client's own: `closed`, `token` (getToken threw), `timeout` (a renewal got no answer).
-   */
-  code: string;
-  cid?: string;
-  /** HTTP status, for errors from HTTP calls. */
-  status?: number;
-  /** Retry-After in seconds, for HTTP 429. */
-  retryAfter?: number;
-  /** WebSocket close code, for errors from a close (4001, 4003, 4008, 4009, 4400, ...). */
-  closeCode?: number;
-  /** The relay's close reason, for errors from a close (e.g. `origin not allowed`); also the message. */
-  reason?: string;
-  constructor(code: string, message?: string, extra?: object);
-}
-
-/** Full-jitter backoff: uniform in [0, min(cap, base * 2^attempt)]. */
-export declare function backoffDelay(attempt: number, base?: number, cap?: number, random?: () => number): number;
-
-export declare class RelayClient {
-  static connect(options: ConnectOptions): RelayClient;
-  static history<T = unknown>(options: {
-    url: string;
-    room: string;
-    token: string | Promise<string>;
-    after?: number;
-    before?: number;
-    limit?: number;
-    fetch?: typeof fetch;
-  }): Promise<HistoryPage<T>>;
-
-  constructor(options: ConnectOptions);
-
-  readonly url: string;
-  readonly room: string;
-  readonly status: Status;
-  /** Seq of the last message delivered (or the room's seq at the first welcome). */
-  readonly lastSeq: number | null;
-  /** This connection's user, from the welcome. */
-  readonly user: User | null;
-  /** Users online. */
-  readonly presence: User[];
-  /** Latest read marker per user id. */
-  readonly reads: Map<string, ReadMarker>;
-  /** The open WebSocket, or null. */
-  readonly socket: WebSocketLike | null;
-  /** Number of sends not yet acknowledged. */
-  readonly pending: number;
-
-  on<K extends keyof RelayEvents>(type: K, fn: (value: RelayEvents[K]) => void): () => void;
-  off<K extends keyof RelayEvents>(type: K, fn: (value: RelayEvents[K]) => void): void;
-
-  send(data: unknown, options?: { event?: string; cid?: string }): Promise<Receipt> & { cid: string };
-  typing(active?: boolean): void;
-  markRead(seq?: number): void;
-  history<T = unknown>(options?: { after?: number; before?: number; limit?: number }): Promise<HistoryPage<T>>;
-  reconnect(): void;
-  close(): void;
-}
-
-export default RelayClient;
