@@ -13,7 +13,7 @@ use crate::room::{ReadMarker, RoomStore, StoredMessage};
 use crate::room_machine::MachineStore;
 use crate::sql::{Sql, SqlValue};
 
-const SCHEMA: [&str; 6] = [
+const SCHEMA: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS messages (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL,
@@ -35,6 +35,7 @@ const SCHEMA: [&str; 6] = [
     )",
     "CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, role TEXT)",
     "CREATE TABLE IF NOT EXISTS feed_pending (member_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    crate::events_outbox::SCHEMA,
 ];
 
 /// Meta key: the lowest seq whose body the room still keeps.
@@ -131,7 +132,7 @@ impl<E: Sql> SqlRoomStore<E> {
         Ok(SqlRoomStore { sql })
     }
 
-    fn query<T: DeserializeOwned>(
+    pub(crate) fn query<T: DeserializeOwned>(
         &self,
         statement: &str,
         bindings: &[SqlValue<'_>],
@@ -139,7 +140,7 @@ impl<E: Sql> SqlRoomStore<E> {
         self.sql.rows(statement, bindings)
     }
 
-    fn execute(&self, statement: &str, bindings: &[SqlValue<'_>]) -> RelayResult<()> {
+    pub(crate) fn execute(&self, statement: &str, bindings: &[SqlValue<'_>]) -> RelayResult<()> {
         self.sql.write(statement, bindings).map(|_| ())
     }
 
@@ -312,6 +313,14 @@ impl<E: Sql> MachineStore for SqlRoomStore<E> {
 
     fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()> {
         SqlRoomStore::queue_feed(self, only, version)
+    }
+
+    fn record_event(&self, event: &str) -> RelayResult<()> {
+        SqlRoomStore::record_event(self, event)
+    }
+
+    fn event_count(&self) -> RelayResult<u64> {
+        SqlRoomStore::event_count(self)
     }
 }
 
