@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
+use crate::events::BatchSettled;
 use crate::feed::Member;
 use crate::header_json;
 use crate::paging::HistoryQuery;
@@ -31,6 +32,7 @@ const BROADCAST: &str = "/broadcast";
 const MEMBERS: &str = "/members";
 const PRESENCE: &str = "/presence";
 const DISCONNECT: &str = "/disconnect";
+const EVENTS_SETTLED: &str = "/events/settled";
 
 const REPORTS: &str = "/reports";
 const TOTALS: &str = "/stats";
@@ -132,6 +134,8 @@ pub enum RoomRequest {
     },
     /// A backend disconnects a user: their sockets in the room close (4003, `reason`).
     Disconnect(UserDisconnect),
+    /// The events queue's consumer is done with one of the room's batches: the next may go.
+    EventsSettled(BatchSettled),
 }
 
 /// Whose sockets to close, and the close reason they get.
@@ -190,6 +194,9 @@ impl RoomRequest {
             RoomRequest::Disconnect(disconnect) => {
                 Wire::new("POST", DISCONNECT).json_body(disconnect)?
             }
+            RoomRequest::EventsSettled(settled) => {
+                Wire::new("POST", EVENTS_SETTLED).json_body(settled)?
+            }
         })
     }
 
@@ -238,6 +245,7 @@ impl RoomRequest {
                 },
             },
             ("POST", DISCONNECT) => RoomRequest::Disconnect(json_body(body)?),
+            ("POST", EVENTS_SETTLED) => RoomRequest::EventsSettled(json_body(body)?),
             _ => return Err(RelayError::not_found("no such room route")),
         })
     }
@@ -499,6 +507,10 @@ mod tests {
             RoomRequest::Disconnect(UserDisconnect {
                 user: "боб \"b\"".into(),
                 reason: "account suspended".into(),
+            }),
+            RoomRequest::EventsSettled(BatchSettled {
+                batch: "b1".into(),
+                dropped: true,
             }),
         ] {
             assert_round_trip(&request);
