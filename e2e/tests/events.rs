@@ -243,6 +243,16 @@ fn assert_in_order(events: &[Value]) {
     }
 }
 
+/// At least once allows repeats, but here nothing causes one: the sink answers every delivery
+/// at once and the room keeps one batch in flight, so each event arrives exactly once.
+fn assert_no_repeats(events: &[Value]) {
+    let mut seen = HashSet::new();
+    for event in events {
+        let id = event["id"].as_str().expect("id");
+        assert!(seen.insert(id), "event {id} arrived twice: {events:?}");
+    }
+}
+
 fn events_room(name: &str) -> String {
     unique_room(&format!("e2e-events:{name}"))
 }
@@ -274,6 +284,7 @@ async fn every_event_arrives_signed_and_in_order_despite_failed_deliveries() {
         "the first two deliveries failed and were retried"
     );
     assert_in_order(&events);
+    assert_no_repeats(&events);
     assert_eq!(first_message_seqs(&events), (1..=31).collect::<Vec<_>>());
 
     let firsts: Vec<&Value> = {
@@ -332,6 +343,7 @@ async fn nothing_is_lost_while_the_backend_is_down() {
         "deliveries were refused while the backend was down"
     );
     assert_in_order(&events);
+    assert_no_repeats(&events);
     assert_eq!(first_message_seqs(&events), (1..=20).collect::<Vec<_>>());
 }
 
