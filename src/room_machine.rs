@@ -133,6 +133,9 @@ pub struct RoomMachine<S, C> {
     archive_jitter_ms: i64,
     /// Until when a failing D1 is left alone (see [`archive_schedule`]).
     archive_retry_at: Option<i64>,
+    /// When the pending archive write is due, when known: an alarm that fires earlier for
+    /// something else (outgoing events, a feed update) leaves the write to its batch.
+    archive_due_at: Option<i64>,
     /// Whether a wake-up for pending leaves is already on its way.
     leave_sweep: bool,
     /// Whether the room has members; `None` until looked up.
@@ -167,6 +170,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             alarm_at: None,
             archive_jitter_ms,
             archive_retry_at,
+            archive_due_at: None,
             leave_sweep: false,
             has_members: None,
             feed_sent_ms: None,
@@ -553,12 +557,17 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         let delay_ms = self.limits.archive_delay_ms as i64 + self.archive_jitter_ms;
         let due =
             archive_schedule::due_after_write(self.clock.now_ms(), delay_ms, self.archive_retry_at);
+        self.archive_due_at = Some(self.archive_due_at.map_or(due, |at| at.min(due)));
         self.set_alarm(due, out);
     }
 
     /// Whether the archive may write to D1 now; when a failing D1 is left alone, the alarm is
     /// set for the retry instead.
     pub fn archive_may_write(&mut self, out: &mut Vec<Effect>) -> bool {
+        if let Some(due) = self.archive_due_at.filter(|due| *due > self.clock.now_ms()) {
+            self.set_alarm(due, out);
+            return false;
+        }
         if archive_schedule::may_write(self.clock.now_ms(), self.archive_retry_at) {
             return true;
         }
@@ -573,12 +582,14 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     pub fn archive_failed(&mut self, failures: u32, out: &mut Vec<Effect>) -> i64 {
         let retry_at = self.clock.now_ms() + archive_schedule::backoff_ms(failures) as i64;
         self.archive_retry_at = Some(retry_at);
+        self.archive_due_at = Some(retry_at);
         self.set_alarm(retry_at, out);
         retry_at
     }
 
     /// An archive write succeeded; true when the room was backing off until now.
     pub fn archive_succeeded(&mut self) -> bool {
+        self.archive_due_at = None;
         self.archive_retry_at.take().is_some()
     }
 
@@ -1252,6 +1263,30 @@ mod tests {
     fn after_a_wake_the_alarm_must_look_at_the_connections() {
         let (m, _) = machine();
         assert!(m.expiry_due());
+    }
+
+    #[test]
+    fn an_alarm_for_events_does_not_bring_the_archive_write_forward() {
+        let (m, clock) = machine();
+        let mut m = m.events(true);
+        frame(
+            &mut m,
+            &conn("c1", "alice"),
+            r#"{"type":"publish","cid":"a","data":1}"#,
+        );
+        let due = T0 + limits().archive_delay_ms as i64;
+        clock.0.set(T0 + crate::events::SEND_DELAY_MS);
+        let mut out = Vec::new();
+        m.on_alarm(&mut out);
+        assert!(!m.archive_may_write(&mut out));
+        assert_eq!(out, vec![Effect::SetAlarm(due)]);
+        clock.0.set(due);
+        m.on_alarm(&mut Vec::new());
+        assert!(m.archive_may_write(&mut Vec::new()));
+        m.archive_succeeded();
+        // Unknown (as after a wake): the alarm writes what there is.
+        clock.0.set(due + 1);
+        assert!(m.archive_may_write(&mut Vec::new()));
     }
 
     #[test]
