@@ -30,8 +30,11 @@ pub const MAX_OUTBOX_EVENTS: u64 = 10_000;
 pub const SEND_DELAY_MS: i64 = 50;
 /// After the queue refused a batch, the room tries again this much later.
 pub const QUEUE_RETRY_MS: i64 = 5_000;
-/// Longest wait for the backend's answer to one delivery.
-pub const DELIVERY_TIMEOUT_MS: u32 = 10_000;
+/// Longest wait for the backend's answer to one delivery, unless `EVENTS_TIMEOUT_MS` says
+/// (1 to 30 s).
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+const MIN_TIMEOUT_MS: u32 = 1_000;
+const MAX_TIMEOUT_MS: u32 = 30_000;
 /// Longest backoff between two deliveries of a batch.
 pub const MAX_RETRY_DELAY_S: u32 = 300;
 /// Deliveries of a batch before it is dead-lettered, unless `EVENTS_MAX_ATTEMPTS` says.
@@ -48,8 +51,8 @@ const MAX_PREFIX_BYTES: usize = 128;
 /// The queue whose messages are dead letters: its name ends so (see `wrangler.toml`).
 pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
 
-/// `EVENTS_URL`, `EVENTS_SECRET`, `EVENTS_PREFIXES`, `EVENTS_MAX_ATTEMPTS`. Not `Debug`: it
-/// holds the signing secret.
+/// `EVENTS_URL`, `EVENTS_SECRET`, `EVENTS_PREFIXES`, `EVENTS_MAX_ATTEMPTS`,
+/// `EVENTS_TIMEOUT_MS`. Not `Debug`: it holds the signing secret.
 #[derive(Clone)]
 pub struct EventsConfig {
     pub url: String,
@@ -57,6 +60,8 @@ pub struct EventsConfig {
     /// Rooms whose names start with one of these have events; empty: every room.
     prefixes: Vec<String>,
     pub max_attempts: u32,
+    /// How long a delivery waits for the backend's answer.
+    pub timeout_ms: u32,
 }
 
 impl EventsConfig {
@@ -94,15 +99,28 @@ impl EventsConfig {
             }
             prefixes.push(prefix.to_string());
         }
-        let max_attempts = text("EVENTS_MAX_ATTEMPTS")
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(DEFAULT_MAX_ATTEMPTS)
-            .clamp(1, MAX_ATTEMPTS_LIMIT);
+        let number = |name: &str, default: u32, min: u32, max: u32| {
+            text(name)
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(default)
+                .clamp(min, max)
+        };
         let config = EventsConfig {
             url,
             secret,
             prefixes,
-            max_attempts,
+            max_attempts: number(
+                "EVENTS_MAX_ATTEMPTS",
+                DEFAULT_MAX_ATTEMPTS,
+                1,
+                MAX_ATTEMPTS_LIMIT,
+            ),
+            timeout_ms: number(
+                "EVENTS_TIMEOUT_MS",
+                DEFAULT_TIMEOUT_MS,
+                MIN_TIMEOUT_MS,
+                MAX_TIMEOUT_MS,
+            ),
         };
         (Some(config), warnings)
     }
@@ -119,7 +137,7 @@ impl EventsConfig {
         let backoffs: i64 = (1..self.max_attempts)
             .map(|attempt| i64::from(retry_delay_s(attempt)) * 1000)
             .sum();
-        let deliveries = i64::from(self.max_attempts) * i64::from(DELIVERY_TIMEOUT_MS);
+        let deliveries = i64::from(self.max_attempts) * i64::from(self.timeout_ms);
         backoffs + deliveries + RESEND_SLACK_MS
     }
 }
@@ -428,6 +446,9 @@ mod tests {
         assert!(some.applies_to("support:1") && some.applies_to("dispute:9"));
         assert!(!some.applies_to("chat:1") && !some.applies_to("user:ann"));
         assert_eq!(some.max_attempts, MAX_ATTEMPTS_LIMIT);
+        assert_eq!(every.timeout_ms, DEFAULT_TIMEOUT_MS);
+        let short = EventsConfig::from_vars(vars(&[on[0], on[1], ("EVENTS_TIMEOUT_MS", "5")]));
+        assert_eq!(short.0.unwrap().timeout_ms, MIN_TIMEOUT_MS);
     }
 
     #[test]

@@ -2,8 +2,14 @@
 //! 127.0.0.1, `EVENTS_SECRET`, `EVENTS_PREFIXES=e2e-events:` and a small `EVENTS_MAX_ATTEMPTS`,
 //! see `run_e2e` in scripts/test) delivers its rooms' events through the local queue of
 //! `wrangler dev` to the sink these tests run on that port. The sink answers per room as each
-//! test tells it: failing the first deliveries, down for a while, or refusing everything (the
-//! dead-letter path). Every event must arrive, signed, and per room in the order it happened.
+//! test tells it: failing the first deliveries, answering too late, down for a while, or
+//! refusing everything (the dead-letter path). Every event must arrive, signed, and per room
+//! in the order it happened.
+//!
+//! `EVENTS_DOWN_SECS` (default 3) sets how long the backend is down in
+//! `nothing_is_lost_while_the_backend_is_down`; it must stay within the relay's retry schedule
+//! (1 + 2 + 4 ... s over `EVENTS_MAX_ATTEMPTS` deliveries), e.g. 30 with
+//! `EVENTS_MAX_ATTEMPTS=7` (63 s).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,7 +24,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 /// Longest wait for events that should arrive (a few backoffs of the local queue).
-const ARRIVAL: Duration = Duration::from_secs(40);
+const ARRIVAL: Duration = Duration::from_secs(90);
 /// Longest request the sink reads.
 const MAX_REQUEST_BYTES: usize = 4 << 20;
 
@@ -33,6 +39,8 @@ fn env(name: &str) -> String {
 enum Rule {
     /// 500 for the first n deliveries, then 200.
     FailFirst(u32),
+    /// The first delivery is answered only after [`too_late`]; then 200.
+    HangFirst,
     /// 503 until then, then 200.
     DownUntil(Instant),
     /// 400 for every delivery.
@@ -99,19 +107,23 @@ fn serve(mut stream: std::net::TcpStream) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let status = judge(&body, signature.as_deref());
+    let (status, late) = judge(&body, signature.as_deref());
+    if late {
+        std::thread::sleep(too_late());
+    }
     let _ = write!(
         stream,
         "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     );
 }
 
-/// Records a delivery and decides its answer.
-fn judge(body: &[u8], signature: Option<&str>) -> u16 {
+/// Records a delivery and decides its answer, and whether it comes too late (such a delivery
+/// counts as failed, as the relay no longer waits for it).
+fn judge(body: &[u8], signature: Option<&str>) -> (u16, bool) {
     let mut sink = sink().lock().unwrap();
     if !signed(body, signature) {
         sink.bad_signatures += 1;
-        return 401;
+        return (401, false);
     }
     let delivery: Value = serde_json::from_slice(body).expect("a delivery is JSON");
     let events = delivery["events"].as_array().expect("events array").clone();
@@ -129,6 +141,9 @@ fn judge(body: &[u8], signature: Option<&str>) -> u16 {
         *n += 1;
         *n
     };
+    if matches!(sink.rules.get(&room), Some(Rule::HangFirst)) && attempt == 1 {
+        return (200, true);
+    }
     let status = match sink.rules.get(&room) {
         Some(Rule::FailFirst(n)) if attempt <= *n => 500,
         Some(Rule::DownUntil(until)) if Instant::now() < *until => 503,
@@ -138,7 +153,7 @@ fn judge(body: &[u8], signature: Option<&str>) -> u16 {
     if status == 200 {
         sink.accepted.entry(room).or_default().push(events);
     }
-    status
+    (status, false)
 }
 
 /// `t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` with EVENTS_SECRET, within 5 minutes.
@@ -169,6 +184,12 @@ fn signed(body: &[u8], header: Option<&str>) -> bool {
 
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Longer than the relay waits for an answer (`EVENTS_TIMEOUT_MS`).
+fn too_late() -> Duration {
+    let timeout_ms: u64 = env("EVENTS_TIMEOUT_MS").parse().expect("a number");
+    Duration::from_millis(timeout_ms + 1_000)
 }
 
 fn set_rule(room: &str, rule: Rule) {
@@ -325,8 +346,14 @@ async fn every_event_arrives_signed_and_in_order_despite_failed_deliveries() {
 #[tokio::test]
 async fn nothing_is_lost_while_the_backend_is_down() {
     let room = events_room("down");
-    let down_for = Duration::from_secs(3);
-    set_rule(&room, Rule::DownUntil(Instant::now() + down_for));
+    let down_for = Duration::from_secs(
+        std::env::var("EVENTS_DOWN_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+    );
+    let up_at = Instant::now() + down_for;
+    set_rule(&room, Rule::DownUntil(up_at));
     let bob = User::new("bob", "Bob", "agent");
     let auth = http::ReqAuth::Bearer(bob.token(&[&room]));
     for i in 1..=20u64 {
@@ -338,6 +365,7 @@ async fn nothing_is_lost_while_the_backend_is_down() {
         first_message_seqs(events).len() == 20
     })
     .await;
+    assert!(Instant::now() >= up_at, "nothing was accepted while down");
     assert!(
         attempts(&room) >= 2,
         "deliveries were refused while the backend was down"
@@ -379,4 +407,23 @@ async fn a_batch_refused_every_time_is_dead_lettered_and_the_room_moves_on() {
         max_attempts + 1,
         "no delivery after the last refused one"
     );
+}
+
+#[tokio::test]
+async fn a_delivery_answered_too_late_is_delivered_again() {
+    let room = events_room("late");
+    set_rule(&room, Rule::HangFirst);
+    let bob = User::new("bob", "Bob", "agent");
+    let auth = http::ReqAuth::Bearer(bob.token(&[&room]));
+    for i in 1..=3u64 {
+        http::publish_ok(&room, &auth, &json!({"cid": format!("l{i}"), "data": i})).await;
+    }
+    let events = wait_for(&room, "3 messages", |events| {
+        first_message_seqs(events).len() == 3
+    })
+    .await;
+    assert!(attempts(&room) >= 2, "the late delivery was retried");
+    assert_in_order(&events);
+    assert_no_repeats(&events);
+    assert_eq!(first_message_seqs(&events), [1, 2, 3]);
 }

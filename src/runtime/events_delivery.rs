@@ -9,7 +9,7 @@ use worker::Env;
 
 use super::settings::settings;
 use super::{call_room, now_ms};
-use crate::events::{self, BatchSettled, Next, QueuedBatch, DELIVERY_TIMEOUT_MS};
+use crate::events::{self, BatchSettled, Next, QueuedBatch};
 use crate::room_api::RoomRequest;
 
 /// A dead letter whose room could not be told is tried again this much later.
@@ -64,7 +64,7 @@ async fn deliver(env: &Env, queue: &str, body: &str, attempts: u32) -> Next {
         &config.url,
         &delivery,
         &signature,
-        DELIVERY_TIMEOUT_MS,
+        config.timeout_ms,
     ))
     .await;
     let status = answer
