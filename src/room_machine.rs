@@ -561,14 +561,16 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         self.set_alarm(due, out);
     }
 
-    /// Whether the archive may write to D1 now; when a failing D1 is left alone, the alarm is
-    /// set for the retry instead.
+    /// Whether the archive may write to D1 now; when its batch is not due yet, or a failing
+    /// D1 is left alone, the alarm is set for then instead. A write takes what is pending:
+    /// what comes meanwhile schedules the next one.
     pub fn archive_may_write(&mut self, out: &mut Vec<Effect>) -> bool {
         if let Some(due) = self.archive_due_at.filter(|due| *due > self.clock.now_ms()) {
             self.set_alarm(due, out);
             return false;
         }
         if archive_schedule::may_write(self.clock.now_ms(), self.archive_retry_at) {
+            self.archive_due_at = None;
             return true;
         }
         if let Some(at) = self.archive_retry_at {
@@ -589,7 +591,6 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
 
     /// An archive write succeeded; true when the room was backing off until now.
     pub fn archive_succeeded(&mut self) -> bool {
-        self.archive_due_at = None;
         self.archive_retry_at.take().is_some()
     }
 
@@ -1283,10 +1284,20 @@ mod tests {
         clock.0.set(due);
         m.on_alarm(&mut Vec::new());
         assert!(m.archive_may_write(&mut Vec::new()));
+        // A publish while D1 is written is due a delay later, not at the next events alarm.
+        frame(
+            &mut m,
+            &conn("c1", "alice"),
+            r#"{"type":"publish","cid":"b","data":1}"#,
+        );
         m.archive_succeeded();
-        // Unknown (as after a wake): the alarm writes what there is.
-        clock.0.set(due + 1);
-        assert!(m.archive_may_write(&mut Vec::new()));
+        let mut out = Vec::new();
+        m.on_alarm(&mut out);
+        assert!(!m.archive_may_write(&mut out));
+        assert_eq!(
+            out,
+            vec![Effect::SetAlarm(due + limits().archive_delay_ms as i64)]
+        );
     }
 
     #[test]
