@@ -77,8 +77,12 @@ impl EventsConfig {
         let Some(url) = text("EVENTS_URL") else {
             return (None, warnings);
         };
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            warnings.push("EVENTS_URL is not used: it must be an http(s) URL".to_string());
+        // Events carry the rooms' messages: https only, as for identity-provider keys (plain
+        // http to a loopback address is for local development and tests).
+        if !crate::jwks::url_allowed(&url) {
+            warnings.push(
+                "EVENTS_URL is not used: it must be an https URL without credentials".to_string(),
+            );
             return (None, warnings);
         }
         let Some(secret) = text("EVENTS_SECRET") else {
@@ -418,12 +422,21 @@ mod tests {
             warnings,
             ["EVENTS_URL is not used: EVENTS_SECRET is not set"]
         );
-        let (config, warnings) = EventsConfig::from_vars(vars(&[
-            ("EVENTS_URL", "ftp://b.example"),
-            ("EVENTS_SECRET", "s3cret"),
-        ]));
-        assert!(config.is_none());
-        assert!(!warnings.concat().contains("s3cret"));
+        for url in [
+            "ftp://b.example",
+            "http://b.example/e",
+            "https://u:p@b.example/e",
+        ] {
+            let (config, warnings) =
+                EventsConfig::from_vars(vars(&[("EVENTS_URL", url), ("EVENTS_SECRET", "s3cret")]));
+            assert!(config.is_none(), "{url}");
+            assert!(!warnings.concat().contains("s3cret"));
+        }
+        let local = [
+            ("EVENTS_URL", "http://127.0.0.1:9/e"),
+            ("EVENTS_SECRET", "s"),
+        ];
+        assert!(EventsConfig::from_vars(vars(&local)).0.is_some());
     }
 
     #[test]
