@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::auth::{AuthConfig, MAX_LEEWAY_SECS};
 use crate::cors::AllowedOrigins;
+use crate::events::EventsConfig;
 use crate::jwks::{self, KeySet};
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
 use crate::rate_limit::RateLimits;
@@ -102,6 +103,8 @@ pub struct Settings {
     pub allowed_origins: AllowedOrigins,
     /// `MEMBERS_ONLY_PREFIXES`: the rooms that admit their members only.
     pub members_only: MembersOnly,
+    /// `EVENTS_URL` and the rest: `None` when rooms send no events.
+    pub events: Option<EventsConfig>,
     /// What was set but not used, for the log; names variables and says why, never a value
     /// of a secret.
     pub warnings: Vec<String>,
@@ -109,8 +112,8 @@ pub struct Settings {
 
 impl Settings {
     /// Reads `JWT_SECRET`, `JWT_PUBLIC_KEYS`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `JWT_LEEWAY_SECS`, `WEBHOOK_SECRET`, `ADMIN_SECRET`, `DEV_MODE`, `ALLOWED_ORIGINS` and
-    /// `MEMBERS_ONLY_PREFIXES`.
+    /// `JWT_LEEWAY_SECS`, `WEBHOOK_SECRET`, `ADMIN_SECRET`, `DEV_MODE`, `ALLOWED_ORIGINS`,
+    /// `MEMBERS_ONLY_PREFIXES` and the `EVENTS_*` settings ([`EventsConfig`]).
     /// An empty value counts as unset; a value that cannot be used is left out with a warning.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let text = |name: &str| var(name).filter(|value| !value.is_empty());
@@ -158,8 +161,11 @@ impl Settings {
                 "MEMBERS_ONLY_PREFIXES: {ignored} entries past the bounds (32 prefixes of 128 bytes) ignored"
             ));
         }
+        let (events, events_warnings) = EventsConfig::from_vars(text);
+        warnings.extend(events_warnings);
         Settings {
             jwt,
+            events,
             public_keys: Rc::new(public_keys),
             members_only,
             jwks_url,

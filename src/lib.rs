@@ -26,6 +26,8 @@
 //! - [`stats`]: room reports and the stats answers.
 //! - [`site`]: the demo page and the browser client, embedded in the Worker.
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
+//! - [`events`]: outgoing events to a backend: settings, event JSON, batches, retries, signature.
+//! - [`events_outbox`]: the room's outbox of events in its SQLite.
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
 pub mod archive_rows;
@@ -37,6 +39,8 @@ pub mod cors;
 pub mod dev_token;
 pub mod disconnect;
 pub mod error;
+pub mod events;
+pub mod events_outbox;
 pub mod feed;
 pub mod header_json;
 pub mod jwks;

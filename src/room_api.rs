@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Identity, User};
 use crate::bans::Ban;
 use crate::error::{RelayError, RelayResult};
+use crate::events::BatchSettled;
 use crate::feed::Member;
 use crate::header_json;
 use crate::paging::HistoryQuery;
@@ -34,6 +35,7 @@ const PRESENCE: &str = "/presence";
 const DISCONNECT: &str = "/disconnect";
 const BANS: &str = "/bans";
 const UNBAN: &str = "/unban";
+const EVENTS_SETTLED: &str = "/events/settled";
 
 const REPORTS: &str = "/reports";
 const TOTALS: &str = "/stats";
@@ -153,6 +155,8 @@ pub enum RoomRequest {
     },
     /// The room's bans that hold now.
     Bans,
+    /// The events queue's consumer is done with one of the room's batches: the next may go.
+    EventsSettled(BatchSettled),
 }
 
 /// The body of [`RoomRequest::Unban`].
@@ -222,6 +226,9 @@ impl RoomRequest {
                 Wire::new("POST", UNBAN).json_body(&UnbanBody { user: user.clone() })?
             }
             RoomRequest::Bans => Wire::new("GET", BANS),
+            RoomRequest::EventsSettled(settled) => {
+                Wire::new("POST", EVENTS_SETTLED).json_body(settled)?
+            }
         })
     }
 
@@ -275,6 +282,7 @@ impl RoomRequest {
                 user: json_body::<UnbanBody>(body)?.user,
             },
             ("GET", BANS) => RoomRequest::Bans,
+            ("POST", EVENTS_SETTLED) => RoomRequest::EventsSettled(json_body(body)?),
             _ => return Err(RelayError::not_found("no such room route")),
         })
     }
@@ -549,6 +557,10 @@ mod tests {
                 user: "боб".into()
             },
             RoomRequest::Bans,
+            RoomRequest::EventsSettled(BatchSettled {
+                batch: "b1".into(),
+                dropped: true,
+            }),
         ] {
             assert_round_trip(&request);
         }

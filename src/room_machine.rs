@@ -25,6 +25,8 @@ use crate::rate_limit::{RoomLimits, Verdict};
 use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
 use crate::stats::RoomReport;
 
+mod outgoing;
+
 /// Added to a leave's due time, so that the timer never fires just before it.
 const LEAVE_SLACK_MS: i64 = 50;
 
@@ -105,6 +107,10 @@ pub trait MachineStore: RoomStore {
     fn is_member(&self, user_id: &str) -> RelayResult<bool>;
     /// Marks members (all, or `only`) as owed a `room.update` of this version.
     fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()>;
+    /// Appends an outgoing event to the room's outbox (see [`crate::events_outbox`]).
+    fn record_event(&self, event: &str) -> RelayResult<()>;
+    /// Events waiting in the outbox.
+    fn event_count(&self) -> RelayResult<u64>;
 }
 
 /// When the feed updates a room owes are next sent (see [`RoomMachine::feed_due`]).
@@ -133,6 +139,9 @@ pub struct RoomMachine<S, C> {
     archive_jitter_ms: i64,
     /// Until when a failing D1 is left alone (see [`archive_schedule`]).
     archive_retry_at: Option<i64>,
+    /// When the pending archive write is due, when known: an alarm that fires earlier for
+    /// something else (outgoing events, a feed update) leaves the write to its batch.
+    archive_due_at: Option<i64>,
     /// Whether a wake-up for pending leaves is already on its way.
     leave_sweep: bool,
     /// Whether the room has members; `None` until looked up.
@@ -147,6 +156,8 @@ pub struct RoomMachine<S, C> {
     next_expiry_ms: Option<i64>,
     /// Whether only the room's members may connect, read and publish (`MEMBERS_ONLY_PREFIXES`).
     members_only: bool,
+    /// Outgoing events (see [`outgoing`]).
+    events: outgoing::Outgoing,
 }
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
@@ -167,6 +178,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             alarm_at: None,
             archive_jitter_ms,
             archive_retry_at,
+            archive_due_at: None,
             leave_sweep: false,
             has_members: None,
             has_bans: Cell::new(None),
@@ -175,6 +187,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             reported_seq: None,
             next_expiry_ms: None,
             members_only: false,
+            events: outgoing::Outgoing::default(),
         }
     }
 
@@ -292,7 +305,8 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         {
             Ok(published) => {
                 out.push(Effect::Reply(protocol::ack_frame(cid, published.receipt())));
-                if let Published::New { frame, .. } = published {
+                if let Published::New { receipt, frame } = published {
+                    self.message_created(Some(&conn.user), &receipt, &frame, out);
                     out.push(Effect::Broadcast {
                         frame,
                         skip_origin: true,
@@ -323,6 +337,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     fn on_read(&mut self, conn: &Connection, seq: u64, out: &mut Vec<Effect>) {
         match self.core.mark_read(&conn.user, seq, &self.clock) {
             Ok(Some(marker)) => {
+                self.read_updated(&marker, out);
                 out.push(Effect::Broadcast {
                     frame: protocol::read_frame(&marker),
                     skip_origin: true,
@@ -440,6 +455,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 skip_origin: true,
                 pace: Pace::Presence,
             });
+            self.presence_joined(&conn.user, out);
         }
         let expiry = conn.exp.saturating_mul(1000);
         if self.next_expiry_ms.is_none_or(|at| expiry < at) {
@@ -481,6 +497,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 skip_origin: false,
                 pace: Pace::Presence,
             });
+            self.presence_left(&departure.user, &last_seen, out);
         }
         self.wake_for_next_leave(out);
     }
@@ -540,6 +557,11 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     ) -> RelayResult<Receipt> {
         match self.core.publish(sender, publish, &self.clock)? {
             Published::New { receipt, frame } => {
+                let user = match sender {
+                    Sender::User(user) => Some(user),
+                    Sender::Backend => None,
+                };
+                self.message_created(user, &receipt, &frame, out);
                 out.push(Effect::Broadcast {
                     frame,
                     skip_origin: false,
@@ -583,13 +605,20 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         let delay_ms = self.limits.archive_delay_ms as i64 + self.archive_jitter_ms;
         let due =
             archive_schedule::due_after_write(self.clock.now_ms(), delay_ms, self.archive_retry_at);
+        self.archive_due_at = Some(self.archive_due_at.map_or(due, |at| at.min(due)));
         self.set_alarm(due, out);
     }
 
-    /// Whether the archive may write to D1 now; when a failing D1 is left alone, the alarm is
-    /// set for the retry instead.
+    /// Whether the archive may write to D1 now; when its batch is not due yet, or a failing
+    /// D1 is left alone, the alarm is set for then instead. A write takes what is pending:
+    /// what comes meanwhile schedules the next one.
     pub fn archive_may_write(&mut self, out: &mut Vec<Effect>) -> bool {
+        if let Some(due) = self.archive_due_at.filter(|due| *due > self.clock.now_ms()) {
+            self.set_alarm(due, out);
+            return false;
+        }
         if archive_schedule::may_write(self.clock.now_ms(), self.archive_retry_at) {
+            self.archive_due_at = None;
             return true;
         }
         if let Some(at) = self.archive_retry_at {
@@ -603,6 +632,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     pub fn archive_failed(&mut self, failures: u32, out: &mut Vec<Effect>) -> i64 {
         let retry_at = self.clock.now_ms() + archive_schedule::backoff_ms(failures) as i64;
         self.archive_retry_at = Some(retry_at);
+        self.archive_due_at = Some(retry_at);
         self.set_alarm(retry_at, out);
         retry_at
     }
@@ -790,6 +820,8 @@ mod tests {
         member_ids: RefCell<Vec<String>>,
         feed_fails: Cell<bool>,
         queued: RefCell<Vec<(Option<String>, i64)>>,
+        /// The outbox: events recorded and not yet settled.
+        events: RefCell<Vec<String>>,
     }
 
     impl RoomStore for Store {
@@ -840,6 +872,13 @@ mod tests {
                 .borrow_mut()
                 .push((only.map(str::to_string), version));
             Ok(())
+        }
+        fn record_event(&self, event: &str) -> RelayResult<()> {
+            self.events.borrow_mut().push(event.to_string());
+            Ok(())
+        }
+        fn event_count(&self) -> RelayResult<u64> {
+            Ok(self.events.borrow().len() as u64)
         }
     }
 
@@ -1282,6 +1321,40 @@ mod tests {
     }
 
     #[test]
+    fn an_alarm_for_events_does_not_bring_the_archive_write_forward() {
+        let (m, clock) = machine();
+        let mut m = m.events(true);
+        frame(
+            &mut m,
+            &conn("c1", "alice"),
+            r#"{"type":"publish","cid":"a","data":1}"#,
+        );
+        let due = T0 + limits().archive_delay_ms as i64;
+        clock.0.set(T0 + crate::events::SEND_DELAY_MS);
+        let mut out = Vec::new();
+        m.on_alarm(&mut out);
+        assert!(!m.archive_may_write(&mut out));
+        assert_eq!(out, vec![Effect::SetAlarm(due)]);
+        clock.0.set(due);
+        m.on_alarm(&mut Vec::new());
+        assert!(m.archive_may_write(&mut Vec::new()));
+        // A publish while D1 is written is due a delay later, not at the next events alarm.
+        frame(
+            &mut m,
+            &conn("c1", "alice"),
+            r#"{"type":"publish","cid":"b","data":1}"#,
+        );
+        m.archive_succeeded();
+        let mut out = Vec::new();
+        m.on_alarm(&mut out);
+        assert!(!m.archive_may_write(&mut out));
+        assert_eq!(
+            out,
+            vec![Effect::SetAlarm(due + limits().archive_delay_ms as i64)]
+        );
+    }
+
+    #[test]
     fn a_failing_archive_backs_off_and_recovers() {
         let (mut m, clock) = machine();
         let mut out = Vec::new();
@@ -1509,5 +1582,134 @@ mod tests {
         assert!(out.iter().any(
             |e| matches!(e, Effect::LogError(line) if line.starts_with("could not queue feed"))
         ));
+    }
+
+    // ---- outgoing events -----------------------------------------------------------------
+
+    fn recorded(m: &RoomMachine<Store, Clock>) -> Vec<serde_json::Value> {
+        m.core()
+            .store()
+            .events
+            .borrow()
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn without_events_nothing_is_recorded() {
+        let (mut m, _) = machine();
+        frame(
+            &mut m,
+            &conn("c1", "alice"),
+            r#"{"type":"publish","cid":"a","data":1}"#,
+        );
+        m.on_connected(&conn("c2", "bob"), &mut Vec::new());
+        assert!(recorded(&m).is_empty());
+    }
+
+    #[test]
+    fn publishes_joins_reads_and_leaves_are_recorded_in_the_order_they_happen() {
+        let (m, clock) = machine();
+        let mut m = m.events(true);
+        let alice = conn("c1", "alice");
+        m.on_connected(&alice, &mut Vec::new());
+        m.on_connected(&conn("c1b", "alice"), &mut Vec::new());
+        frame(
+            &mut m,
+            &alice,
+            r#"{"type":"publish","cid":"a","data":{"t":1}}"#,
+        );
+        let backend = Publish {
+            cid: Some("b1".into()),
+            event: Some("order".into()),
+            data: serde_json::value::to_raw_value(&2).unwrap(),
+        };
+        m.publish_as_backend(&backend, &mut Vec::new()).unwrap();
+        // A repeat is no new message, and no new event.
+        m.publish_as_backend(&backend, &mut Vec::new()).unwrap();
+        frame(&mut m, &alice, r#"{"type":"read","seq":2}"#);
+        m.on_gone(&alice, &mut Vec::new());
+        m.on_gone(&conn("c1b", "alice"), &mut Vec::new());
+        clock.0.set(T0 + LEAVE_GRACE_MS + LEAVE_SLACK_MS);
+        m.on_leaves_due(&mut Vec::new());
+
+        let events = recorded(&m);
+        let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "presence.joined",
+                "message.created",
+                "message.created",
+                "read.updated",
+                "presence.left"
+            ]
+        );
+        assert_eq!(events[1]["seq"], 1);
+        assert_eq!(events[1]["user"]["id"], "alice");
+        assert_eq!(events[1]["message"]["data"]["t"], 1);
+        assert_eq!(events[2]["seq"], 2);
+        assert_eq!(events[2]["user"], serde_json::Value::Null);
+        assert_eq!(events[3]["seq"], 2);
+        assert!(events
+            .iter()
+            .all(|e| e["room"] == "chat:1" && e["id"].is_string()));
+    }
+
+    #[test]
+    fn events_are_sent_soon_unless_a_batch_is_queued_and_settling_sends_the_rest() {
+        let (m, _) = machine();
+        let mut m = m.events(true);
+        let alice = conn("c1", "alice");
+        let out = frame(&mut m, &alice, r#"{"type":"publish","cid":"a","data":1}"#);
+        assert!(out.contains(&Effect::SetAlarm(T0 + crate::events::SEND_DELAY_MS)));
+
+        let mut out = Vec::new();
+        m.on_alarm(&mut out);
+        m.events_queued(T0 + 60_000, &mut out);
+        assert_eq!(out, vec![Effect::SetAlarm(T0 + 60_000)]);
+        let out = frame(&mut m, &alice, r#"{"type":"publish","cid":"b","data":1}"#);
+        assert!(!out.contains(&Effect::SetAlarm(T0 + crate::events::SEND_DELAY_MS)));
+
+        let mut out = Vec::new();
+        m.events_settled(false, 1, &mut out);
+        assert_eq!(out, vec![Effect::SetAlarm(T0)]);
+        let mut out = Vec::new();
+        m.on_alarm(&mut out);
+        m.events_settled(true, 0, &mut out);
+        assert!(matches!(&out[..], [Effect::LogError(line)] if line.contains("dead-lettered")));
+    }
+
+    #[test]
+    fn a_full_outbox_drops_new_events_and_says_so_once() {
+        let (m, _) = machine();
+        let mut m = m.events(true);
+        for n in 0..crate::events::MAX_OUTBOX_EVENTS {
+            m.core().store().record_event(&n.to_string()).unwrap();
+        }
+        let alice = conn("c1", "alice");
+        let first = frame(&mut m, &alice, r#"{"type":"publish","cid":"a","data":1}"#);
+        let second = frame(&mut m, &alice, r#"{"type":"publish","cid":"b","data":1}"#);
+        assert_eq!(
+            broadcasts(&second).len(),
+            1,
+            "the message itself is not refused"
+        );
+        let logs = |out: &[Effect]| {
+            out.iter()
+                .filter(|e| matches!(e, Effect::LogError(_)))
+                .count()
+        };
+        assert_eq!((logs(&first), logs(&second)), (1, 0));
+        assert_eq!(
+            m.core().store().event_count().unwrap(),
+            crate::events::MAX_OUTBOX_EVENTS
+        );
+        let mut out = Vec::new();
+        m.events_settled(false, 0, &mut out);
+        assert!(out
+            .iter()
+            .any(|e| matches!(e, Effect::LogError(l) if l.starts_with("2 events"))));
     }
 }

@@ -14,7 +14,7 @@ use crate::room::{ReadMarker, RoomStore, StoredMessage};
 use crate::room_machine::MachineStore;
 use crate::sql::{Sql, SqlValue};
 
-const SCHEMA: [&str; 7] = [
+const SCHEMA: [&str; 8] = [
     "CREATE TABLE IF NOT EXISTS messages (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL,
@@ -37,6 +37,7 @@ const SCHEMA: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, role TEXT)",
     "CREATE TABLE IF NOT EXISTS feed_pending (member_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS bans (user_id TEXT PRIMARY KEY, until INTEGER)",
+    crate::events_outbox::SCHEMA,
 ];
 
 /// Meta key: the lowest seq whose body the room still keeps.
@@ -141,7 +142,7 @@ impl<E: Sql> SqlRoomStore<E> {
         Ok(SqlRoomStore { sql })
     }
 
-    fn query<T: DeserializeOwned>(
+    pub(crate) fn query<T: DeserializeOwned>(
         &self,
         statement: &str,
         bindings: &[SqlValue<'_>],
@@ -149,7 +150,7 @@ impl<E: Sql> SqlRoomStore<E> {
         self.sql.rows(statement, bindings)
     }
 
-    fn execute(&self, statement: &str, bindings: &[SqlValue<'_>]) -> RelayResult<()> {
+    pub(crate) fn execute(&self, statement: &str, bindings: &[SqlValue<'_>]) -> RelayResult<()> {
         self.sql.write(statement, bindings).map(|_| ())
     }
 
@@ -393,6 +394,14 @@ impl<E: Sql> MachineStore for SqlRoomStore<E> {
 
     fn queue_feed(&self, only: Option<&str>, version: i64) -> RelayResult<()> {
         SqlRoomStore::queue_feed(self, only, version)
+    }
+
+    fn record_event(&self, event: &str) -> RelayResult<()> {
+        SqlRoomStore::record_event(self, event)
+    }
+
+    fn event_count(&self) -> RelayResult<u64> {
+        SqlRoomStore::event_count(self)
     }
 }
 

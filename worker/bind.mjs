@@ -6,12 +6,14 @@
 // a Rust panic aborts the instance, the next event resets the module, and each Durable Object
 // rebuilds its Rust side (its state lives in storage and socket attachments).
 
+import { settleEventBatch } from "./queue.mjs";
+
 /** The Durable Object entry points the runtime calls. */
 const OBJECT_METHODS = ["fetch", "alarm", "webSocketMessage", "webSocketClose", "webSocketError"];
 
 /**
- * `relay`: the wasm-bindgen module (`fetch`, `Room`, `Directory`, `__worker_init_state`,
- * `__wbg_reset_state`). `scope`: where uncaught errors and rejections are reported.
+ * `relay`: the wasm-bindgen module (`fetch`, `deliverEvents`, `Room`, `Directory`,
+ * `__worker_init_state`, `__wbg_reset_state`). `scope`: where uncaught errors and rejections are reported.
  */
 export function bindRelay(relay, scope) {
   const initState = relay.__worker_init_state();
@@ -50,6 +52,18 @@ export function bindRelay(relay, scope) {
         noteTrap(error);
         throw error;
       }
+    },
+    // The events queue and its dead-letter queue (see queue.mjs).
+    queue(batch, env) {
+      return settleEventBatch(batch, env, (queue, body, attempts) => {
+        recoverAfterTrap();
+        try {
+          return watched(relay.deliverEvents(env, queue, body, attempts));
+        } catch (error) {
+          noteTrap(error);
+          throw error;
+        }
+      });
     },
   };
 

@@ -2,11 +2,13 @@
 
 mod archive;
 mod directory;
+mod events_delivery;
 mod fanout;
 mod http;
 mod jwks_fetch;
 mod reports;
 mod room_backend;
+mod room_events;
 mod room_object;
 mod settings;
 mod settle;

@@ -186,6 +186,9 @@ impl RoomEntry {
             if let Err(err) = room.send_outbox().await {
                 worker::console_error!("outbox run failed: {err}");
             }
+            if let Err(err) = room.send_events().await {
+                worker::console_error!("events run failed: {err}");
+            }
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -220,7 +223,12 @@ impl Room {
         let name = store.room_name(room)?;
         let archive_retry_at = room_archive::retry_at(&store)?;
         let archive_jitter_ms = random_below(self.limits.archive_delay_ms / 2 + 1, now_ms()) as i64;
-        let members_only = settings(&self.env).members_only.applies_to(&name);
+        let settings = settings(&self.env);
+        let members_only = settings.members_only.applies_to(&name);
+        let events = settings
+            .events
+            .as_ref()
+            .is_some_and(|e| e.applies_to(&name));
         let machine = RoomMachine::new(
             RoomCore::open(store, name)?,
             RuntimeStamps,
@@ -228,7 +236,7 @@ impl Room {
             archive_jitter_ms,
             archive_retry_at,
         );
-        Ok(machine.members_only(members_only))
+        Ok(machine.members_only(members_only).events(events))
     }
 
     /// Runs one event through the machine (borrowed once), then applies its effects, for the
@@ -420,6 +428,7 @@ impl Room {
                 let answer = self.machine(Some(&room), |m| m.list_bans())?;
                 http::json(answer, 200).map_err(internal("bans answer"))
             }
+            RoomRequest::EventsSettled(settled) => self.events_settled(settled, &room),
         }
     }
 

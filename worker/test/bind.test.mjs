@@ -13,6 +13,7 @@ function fakeRelay() {
       relay.resets++;
     },
     fetch: (request) => relay.behaviour(request),
+    deliverEvents: async (env, queue, body, attempts) => relay.behaviour([queue, body, attempts]),
   };
   class Room {
     constructor(state, env) {
@@ -107,4 +108,18 @@ test('a trap reported to the global scope leads to a reset', (t) => {
   scope.listeners.unhandledrejection({ reason: new Error('not a trap') });
   assert.equal(bound.handler.fetch('req'), 'ok');
   assert.equal(relay.resets, 1);
+});
+
+test('the queue handler hands each message to deliverEvents and applies its answer', async () => {
+  const relay = fakeRelay();
+  const seen = [];
+  relay.behaviour = (args) => {
+    seen.push(args);
+    return '{"action":"ack"}';
+  };
+  const bound = bindRelay(relay, fakeScope());
+  const message = { body: '{"room":"r"}', attempts: 2, acked: 0, ack: () => message.acked++ };
+  await bound.handler.queue({ queue: 'edge-relay-events', messages: [message] }, {});
+  assert.deepEqual(seen, [['edge-relay-events', '{"room":"r"}', 2]]);
+  assert.equal(message.acked, 1);
 });

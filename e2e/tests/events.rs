@@ -1,0 +1,429 @@
+//! Outgoing events end to end: the relay (started with `EVENTS_URL` pointing at a port on
+//! 127.0.0.1, `EVENTS_SECRET`, `EVENTS_PREFIXES=e2e-events:` and a small `EVENTS_MAX_ATTEMPTS`,
+//! see `run_e2e` in scripts/test) delivers its rooms' events through the local queue of
+//! `wrangler dev` to the sink these tests run on that port. The sink answers per room as each
+//! test tells it: failing the first deliveries, answering too late, down for a while, or
+//! refusing everything (the dead-letter path). Every event must arrive, signed, and per room
+//! in the order it happened.
+//!
+//! `EVENTS_DOWN_SECS` (default 3) sets how long the backend is down in
+//! `nothing_is_lost_while_the_backend_is_down`; it must stay within the relay's retry schedule
+//! (1 + 2 + 4 ... s over `EVENTS_MAX_ATTEMPTS` deliveries), e.g. 30 with
+//! `EVENTS_MAX_ATTEMPTS=7` (63 s).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use relay_e2e::backend::broadcast_ok;
+use relay_e2e::*;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// Longest wait for events that should arrive (a few backoffs of the local queue).
+const ARRIVAL: Duration = Duration::from_secs(90);
+/// Longest request the sink reads.
+const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: the events tests need the relay's EVENTS_URL, EVENTS_SECRET and EVENTS_MAX_ATTEMPTS (scripts/test sets them)")
+    })
+}
+
+/// How the sink answers a room's deliveries.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// 500 for the first n deliveries, then 200.
+    FailFirst(u32),
+    /// The first delivery is answered only after [`too_late`]; then 200.
+    HangFirst,
+    /// 503 until then, then 200.
+    DownUntil(Instant),
+    /// 400 for every delivery.
+    Refuse,
+}
+
+#[derive(Default)]
+struct Sink {
+    rules: HashMap<String, Rule>,
+    /// Deliveries per room, answered or not.
+    attempts: HashMap<String, u32>,
+    /// Accepted deliveries per room, in arrival order: their events.
+    accepted: HashMap<String, Vec<Vec<Value>>>,
+    /// Deliveries whose signature did not verify (they are refused with 401).
+    bad_signatures: u32,
+}
+
+fn sink() -> &'static Mutex<Sink> {
+    static SINK: OnceLock<Mutex<Sink>> = OnceLock::new();
+    SINK.get_or_init(|| {
+        let url = env("EVENTS_URL");
+        let address = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("EVENTS_URL={url:?} must be http://127.0.0.1:PORT/..."));
+        assert!(
+            address.starts_with("127.0.0.1:"),
+            "the sink listens on loopback only"
+        );
+        let listener = TcpListener::bind(address).expect("the sink's port is free");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        Mutex::new(Sink::default())
+    })
+}
+
+/// One HTTP/1.1 request per connection: read it, answer it, close.
+fn serve(mut stream: std::net::TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream.try_clone().expect("stream clones"));
+    let mut signature = None;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "x-relay-signature" => signature = Some(value.trim().to_string()),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length.min(MAX_REQUEST_BYTES)];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let (status, late) = judge(&body, signature.as_deref());
+    if late {
+        std::thread::sleep(too_late());
+    }
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+}
+
+/// Records a delivery and decides its answer, and whether it comes too late (such a delivery
+/// counts as failed, as the relay no longer waits for it).
+fn judge(body: &[u8], signature: Option<&str>) -> (u16, bool) {
+    let mut sink = sink().lock().unwrap();
+    if !signed(body, signature) {
+        sink.bad_signatures += 1;
+        return (401, false);
+    }
+    let delivery: Value = serde_json::from_slice(body).expect("a delivery is JSON");
+    let events = delivery["events"].as_array().expect("events array").clone();
+    assert!(
+        !events.is_empty() && events.len() <= 100,
+        "1..=100 events a delivery"
+    );
+    let room = events[0]["room"].as_str().expect("room").to_string();
+    assert!(
+        events.iter().all(|e| e["room"] == room.as_str()),
+        "one room a delivery"
+    );
+    let attempt = {
+        let n = sink.attempts.entry(room.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    if matches!(sink.rules.get(&room), Some(Rule::HangFirst)) && attempt == 1 {
+        return (200, true);
+    }
+    let status = match sink.rules.get(&room) {
+        Some(Rule::FailFirst(n)) if attempt <= *n => 500,
+        Some(Rule::DownUntil(until)) if Instant::now() < *until => 503,
+        Some(Rule::Refuse) => 400,
+        _ => 200,
+    };
+    if status == 200 {
+        sink.accepted.entry(room).or_default().push(events);
+    }
+    (status, false)
+}
+
+/// `t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` with EVENTS_SECRET, within 5 minutes.
+fn signed(body: &[u8], header: Option<&str>) -> bool {
+    let Some(header) = header else {
+        return false;
+    };
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    if (chrono::Utc::now().timestamp() - t).abs() > 300 {
+        return false;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(env("EVENTS_SECRET").as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    hex_lower(&mac.finalize().into_bytes()) == v1
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Longer than the relay waits for an answer (`EVENTS_TIMEOUT_MS`).
+fn too_late() -> Duration {
+    let timeout_ms: u64 = env("EVENTS_TIMEOUT_MS").parse().expect("a number");
+    Duration::from_millis(timeout_ms + 1_000)
+}
+
+fn set_rule(room: &str, rule: Rule) {
+    sink().lock().unwrap().rules.insert(room.to_string(), rule);
+}
+
+fn attempts(room: &str) -> u32 {
+    sink()
+        .lock()
+        .unwrap()
+        .attempts
+        .get(room)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Every event accepted for `room`, in arrival order (repeats included).
+fn arrived(room: &str) -> Vec<Value> {
+    let sink = sink().lock().unwrap();
+    assert_eq!(
+        sink.bad_signatures, 0,
+        "every delivery is signed with EVENTS_SECRET"
+    );
+    sink.accepted
+        .get(room)
+        .map(|deliveries| deliveries.concat())
+        .unwrap_or_default()
+}
+
+/// Waits until `done` holds for the room's arrived events; returns them.
+async fn wait_for(room: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + ARRIVAL;
+    loop {
+        let events = arrived(room);
+        if done(&events) {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not arrive within {ARRIVAL:?}; arrived: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `message.created` seqs in arrival order, each the first time its id came.
+fn first_message_seqs(events: &[Value]) -> Vec<u64> {
+    let mut seen = HashSet::new();
+    events
+        .iter()
+        .filter(|e| e["type"] == "message.created")
+        .filter(|e| seen.insert(e["id"].as_str().unwrap().to_string()))
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// Per room in order: an event is either new and after every event before it, or a repeat of
+/// one that came before (at least once), never new and out of order.
+fn assert_in_order(events: &[Value]) {
+    let mut seen = HashSet::new();
+    let mut last_seq = 0;
+    for event in events.iter().filter(|e| e["type"] == "message.created") {
+        let id = event["id"].as_str().expect("id").to_string();
+        let seq = event["seq"].as_u64().expect("seq");
+        if seen.insert(id) {
+            assert!(
+                seq > last_seq,
+                "seq {seq} arrived after {last_seq}: {events:?}"
+            );
+            last_seq = seq;
+        }
+    }
+}
+
+/// At least once allows repeats, but here nothing causes one: the sink answers every delivery
+/// at once and the room keeps one batch in flight, so each event arrives exactly once.
+fn assert_no_repeats(events: &[Value]) {
+    let mut seen = HashSet::new();
+    for event in events {
+        let id = event["id"].as_str().expect("id");
+        assert!(seen.insert(id), "event {id} arrived twice: {events:?}");
+    }
+}
+
+fn events_room(name: &str) -> String {
+    unique_room(&format!("e2e-events:{name}"))
+}
+
+#[tokio::test]
+async fn every_event_arrives_signed_and_in_order_despite_failed_deliveries() {
+    let room = events_room("order");
+    set_rule(&room, Rule::FailFirst(2));
+    let alice = User::new("alice", "Alice", "customer");
+    let (mut a, _) = Client::join_as(&room, &alice).await;
+    for i in 1..=30u64 {
+        let stamp = a
+            .publish_acked(&format!("m{i}"), None, &json!({"i": i}))
+            .await;
+        assert_eq!(stamp.seq, i);
+    }
+    let seqs = broadcast_ok(&[&room], "order:new", &json!({"id": 42}), Some("order-42")).await;
+    assert_eq!(seqs, [31]);
+    a.send_json(&json!({"type": "read", "seq": 31})).await;
+    a.close().await;
+
+    let events = wait_for(&room, "31 messages, a read and a leave", |events| {
+        first_message_seqs(events).len() == 31
+            && events.iter().any(|e| e["type"] == "presence.left")
+    })
+    .await;
+    assert!(
+        attempts(&room) >= 3,
+        "the first two deliveries failed and were retried"
+    );
+    assert_in_order(&events);
+    assert_no_repeats(&events);
+    assert_eq!(first_message_seqs(&events), (1..=31).collect::<Vec<_>>());
+
+    let firsts: Vec<&Value> = {
+        let mut seen = HashSet::new();
+        events
+            .iter()
+            .filter(|e| seen.insert(e["id"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let types: Vec<&str> = firsts.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"presence.joined"));
+    assert_eq!(&types[types.len() - 2..], ["read.updated", "presence.left"]);
+    for event in &firsts {
+        assert_eq!(event["room"], room.as_str());
+        assert_rfc3339_utc(&event["ts"], "event ts");
+        assert!(event["id"].as_str().is_some_and(|id| !id.is_empty()));
+    }
+    let first = firsts
+        .iter()
+        .find(|e| e["type"] == "message.created")
+        .unwrap();
+    assert_eq!(first["user"]["id"], alice.id.as_str());
+    assert_eq!(first["message"]["seq"], 1);
+    assert_eq!(first["message"]["data"], json!({"i": 1}));
+    let backend = firsts
+        .iter()
+        .find(|e| e["seq"] == 31 && e["type"] == "message.created");
+    let backend = backend.expect("the backend's broadcast has its event");
+    assert_eq!(backend["user"], Value::Null);
+    assert_eq!(backend["message"]["event"], "order:new");
+    let read = firsts.iter().find(|e| e["type"] == "read.updated").unwrap();
+    assert_eq!(
+        (read["seq"].as_u64(), read["user"]["id"].as_str()),
+        (Some(31), Some(alice.id.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_lost_while_the_backend_is_down() {
+    let room = events_room("down");
+    let down_for = Duration::from_secs(
+        std::env::var("EVENTS_DOWN_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+    );
+    let up_at = Instant::now() + down_for;
+    set_rule(&room, Rule::DownUntil(up_at));
+    let bob = User::new("bob", "Bob", "agent");
+    let auth = http::ReqAuth::Bearer(bob.token(&[&room]));
+    for i in 1..=20u64 {
+        let stamp =
+            http::publish_ok(&room, &auth, &json!({"cid": format!("d{i}"), "data": i})).await;
+        assert_eq!(stamp.seq, i);
+    }
+    let events = wait_for(&room, "20 messages", |events| {
+        first_message_seqs(events).len() == 20
+    })
+    .await;
+    assert!(Instant::now() >= up_at, "nothing was accepted while down");
+    assert!(
+        attempts(&room) >= 2,
+        "deliveries were refused while the backend was down"
+    );
+    assert_in_order(&events);
+    assert_no_repeats(&events);
+    assert_eq!(first_message_seqs(&events), (1..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_batch_refused_every_time_is_dead_lettered_and_the_room_moves_on() {
+    let room = events_room("dead");
+    let max_attempts: u32 = env("EVENTS_MAX_ATTEMPTS").parse().expect("a number");
+    set_rule(&room, Rule::Refuse);
+    let bob = User::new("bob", "Bob", "agent");
+    let auth = http::ReqAuth::Bearer(bob.token(&[&room]));
+    http::publish_ok(&room, &auth, &json!({"cid": "lost", "data": 1})).await;
+
+    let deadline = Instant::now() + ARRIVAL;
+    while attempts(&room) < max_attempts {
+        assert!(
+            Instant::now() < deadline,
+            "only {} deliveries",
+            attempts(&room)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every delivery of the batch was refused: it goes to the dead-letter queue, whose
+    // consumer tells the room, which sends what came after.
+    set_rule(&room, Rule::FailFirst(0));
+    http::publish_ok(&room, &auth, &json!({"cid": "next", "data": 2})).await;
+    let events = wait_for(&room, "the message after the dead letter", |events| {
+        !first_message_seqs(events).is_empty()
+    })
+    .await;
+    assert_eq!(first_message_seqs(&events), [2]);
+    assert_eq!(
+        attempts(&room),
+        max_attempts + 1,
+        "no delivery after the last refused one"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_answered_too_late_is_delivered_again() {
+    let room = events_room("late");
+    set_rule(&room, Rule::HangFirst);
+    let bob = User::new("bob", "Bob", "agent");
+    let auth = http::ReqAuth::Bearer(bob.token(&[&room]));
+    for i in 1..=3u64 {
+        http::publish_ok(&room, &auth, &json!({"cid": format!("l{i}"), "data": i})).await;
+    }
+    let events = wait_for(&room, "3 messages", |events| {
+        first_message_seqs(events).len() == 3
+    })
+    .await;
+    assert!(attempts(&room) >= 2, "the late delivery was retried");
+    assert_in_order(&events);
+    assert_no_repeats(&events);
+    assert_eq!(first_message_seqs(&events), [1, 2, 3]);
+}
