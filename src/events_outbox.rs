@@ -12,9 +12,6 @@ use crate::events::InFlight;
 use crate::room_sql::SqlRoomStore;
 use crate::sql::{Sql, SqlValue};
 
-pub const SCHEMA: &str =
-    "CREATE TABLE IF NOT EXISTS events_outbox (n INTEGER PRIMARY KEY, event TEXT NOT NULL)";
-
 /// Meta keys: the last settled position, and the batch in the queue (JSON [`InFlight`]).
 const SETTLED: &str = "events_settled";
 const IN_FLIGHT: &str = "events_in_flight";

@@ -3,7 +3,8 @@
 //! Layout (pure modules first; they never touch the Workers runtime and are tested natively):
 //! - [`error`]: the one error type, mapped to HTTP statuses, error bodies and close codes.
 //! - [`router`]: method + path to a [`router::Route`]; [`room_name`]: room name rules;
-//!   [`url_parts`]: a request URL's raw path and decoded query.
+//!   [`url_parts`]: a request URL's raw path and decoded query; [`request_head`]: what the
+//!   Worker decides from a request's head (CORS, refusal form, connect, credentials).
 //! - [`cors`]: which browser origins may call the user routes, and their CORS headers.
 //! - [`auth`]: token lookup, JWT verification (HS256, RS256, ES256, EdDSA), room grants,
 //!   constant-time secret checks; [`jwks`]: identity-provider key sets; [`jwks_refresh`]: when
@@ -13,6 +14,10 @@
 //! - [`room_api`]: the typed calls between the Worker, the rooms and the directory, and their
 //!   one encoding into internal HTTP requests.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
+//! - [`room_machine`]: the room's state and policy, events in, effects out; [`room_sql`]: its
+//!   SQLite; [`room_archive`], [`room_feeds`], [`room_bans`], [`room_events`]: its archive runs,
+//!   members' feeds, bans and outgoing event batches over that SQLite.
+//! - [`bans`]: a ban's body, when it holds, the refusal.
 //! - [`replay`]: a resume's replay in pages, checked to be gapless.
 //! - [`presence`]: who is online per user, deferred leaves, typing state.
 //! - [`rate_limit`]: token buckets and strikes for publishes and typing.
@@ -57,6 +62,7 @@ pub mod room_access;
 pub mod room_api;
 pub mod room_archive;
 pub mod room_bans;
+pub mod room_events;
 pub mod room_feeds;
 pub mod room_machine;
 pub mod room_name;

@@ -58,7 +58,8 @@ impl RequestHead {
         }
     }
 
-    /// One of [`READ_HEADERS`]; any other name is a programming error and reads as absent.
+    /// One of the headers the Worker reads (`READ_HEADERS`); any other name is a programming
+    /// error and reads as absent.
     pub fn header(&self, name: &str) -> Option<&str> {
         let index = READ_HEADERS.iter().position(|h| *h == name);
         debug_assert!(index.is_some(), "{name} is not read");

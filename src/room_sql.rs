@@ -37,7 +37,8 @@ const SCHEMA: [&str; 8] = [
     "CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, role TEXT)",
     "CREATE TABLE IF NOT EXISTS feed_pending (member_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS bans (user_id TEXT PRIMARY KEY, until INTEGER)",
-    crate::events_outbox::SCHEMA,
+    // The outbox of outgoing events (see `crate::events_outbox`).
+    "CREATE TABLE IF NOT EXISTS events_outbox (n INTEGER PRIMARY KEY, event TEXT NOT NULL)",
 ];
 
 /// Meta key: the lowest seq whose body the room still keeps.
