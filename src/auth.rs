@@ -23,11 +23,14 @@ const BEARER_SUBPROTOCOL_PREFIX: &str = "bearer.";
 
 /// Who a user is, as shown to other users of a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct User {
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[cfg_attr(test, ts(optional))]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[cfg_attr(test, ts(optional))]
     pub role: Option<String>,
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// serde name is [`ErrorCode::as_str`], so that an error crosses the boundary between the
 /// Worker and a room exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,

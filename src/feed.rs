@@ -69,6 +69,7 @@ pub fn parse_members(body: &str) -> RelayResult<Vec<Member>> {
 
 /// The `data` of a `room.update` message in a member's personal room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct RoomUpdate {
     pub room: String,
     pub seq: u64,

@@ -10,7 +10,8 @@
 //!   constant-time secret checks; [`jwks`]: identity-provider key sets; [`jwks_refresh`]: when
 //!   a fetched key set is fetched again.
 //! - [`header_json`]: JSON made ASCII-only for internal header values.
-//! - [`protocol`]: the v1 wire frames and their limits.
+//! - [`protocol`]: the v1 wire frames and their limits; `wire_types` (tests only) generates
+//!   the browser client's TypeScript wire types from them (`packages/client/src/wire.ts`).
 //! - [`room_api`]: the typed calls between the Worker, the rooms and the directory, and their
 //!   one encoding into internal HTTP requests.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
@@ -73,6 +74,8 @@ pub mod sql;
 pub mod stats;
 pub mod url_parts;
 pub mod webhook;
+#[cfg(test)]
+mod wire_types;
 
 #[cfg(target_arch = "wasm32")]
 mod runtime;

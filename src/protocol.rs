@@ -15,6 +15,8 @@ pub const DEFAULT_EVENT: &str = "message";
 
 /// A validated frame from a client.
 #[derive(Debug)]
+// Parsed by hand (`parse_client_frame`), on the `type` tag: the same shape for ts-rs.
+#[cfg_attr(test, derive(ts_rs::TS), ts(tag = "type", rename_all = "lowercase"))]
 pub enum ClientFrame {
     Publish(Publish),
     Typing {
@@ -35,10 +37,14 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// A publish request, from a WebSocket frame or an HTTP body.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Publish {
+    #[cfg_attr(test, ts(optional))]
     pub cid: Option<String>,
     #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
     pub event: Option<String>,
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub data: Box<RawValue>,
 }
 
@@ -198,22 +204,27 @@ fn truncate(text: &str, max_chars: usize) -> String {
 
 /// A message as stored, replayed and broadcast.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct MessageFrame<'a> {
     #[serde(rename = "type")]
+    #[cfg_attr(test, ts(type = r#""message""#))]
     pub kind: &'static str,
     pub room: &'a str,
     pub seq: u64,
     pub id: &'a str,
     pub event: &'a str,
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub data: &'a RawValue,
     pub from: Option<&'a User>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub cid: Option<&'a str>,
     pub ts: &'a str,
 }
 
 /// How far a user has read in a room: stored by the room, carried by `welcome` and `read` frames.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ReadMarker {
     pub user: User,
     pub seq: u64,
@@ -222,6 +233,7 @@ pub struct ReadMarker {
 
 /// What a publisher learns about its message: the `ack` frame and the HTTP publish answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Receipt {
     pub seq: u64,
     pub id: String,
@@ -231,6 +243,7 @@ pub struct Receipt {
 
 /// The first frame of a connection.
 #[derive(Debug)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Welcome<'a> {
     pub room: &'a str,
     pub conn_id: &'a str,
@@ -246,10 +259,16 @@ pub struct Welcome<'a> {
 /// [`MessageFrame`]), `error` (`RelayError::to_frame`) and the fixed [`PING_FRAME`] and
 /// [`PONG_FRAME`].
 #[derive(Debug, Clone, Copy)]
+// The Serialize impl below writes `type` first or in sorted order, and presence frames as
+// `{"type":"presence","event":"join"|"leave",…}`: ts-rs expresses the tag and the flattened
+// receipt with these attributes, but not a second constant field, so the presence frames are
+// mapped by hand in `wire_types` (skipped here).
+#[cfg_attr(test, derive(ts_rs::TS), ts(tag = "type", rename_all = "lowercase"))]
 pub enum ServerFrame<'a> {
     Welcome(&'a Welcome<'a>),
     Ack {
         cid: &'a str,
+        #[cfg_attr(test, ts(flatten))]
         receipt: &'a Receipt,
     },
     Typing {
@@ -257,7 +276,9 @@ pub enum ServerFrame<'a> {
         active: bool,
     },
     Read(&'a ReadMarker),
+    #[cfg_attr(test, ts(skip))]
     Join(&'a User),
+    #[cfg_attr(test, ts(skip))]
     Leave {
         user: &'a User,
         last_seen: &'a str,

@@ -1,8 +1,9 @@
 // Builds dist/: index.js (ESM) and index.cjs (CommonJS) with esbuild, the React bindings
-// react.js and react.cjs next to them, and the declarations with
-// tsc, twice: *.d.ts for `import` and *.d.cts for `require` (the package is "type": "module", so
-// a CommonJS consumer under node16 resolution needs CommonJS declarations). The ESM build is also
-// the browser build the relay serves: client/relay.js, committed, byte for byte dist/index.js.
+// react.js and react.cjs and the Vue bindings vue.js and vue.cjs next to them, and the
+// declarations with tsc, twice: *.d.ts for `import` and *.d.cts for `require` (the package is
+// "type": "module", so a CommonJS consumer under node16 resolution needs CommonJS declarations).
+// The ESM build is also the browser build the relay serves: client/relay.js, committed, byte for
+// byte dist/index.js.
 // `--check` leaves client/relay.js alone and fails when it differs from this build.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,14 +29,15 @@ const common = {
   logLevel: 'warning',
 };
 /**
- * The React bindings import the client from dist/index.(c)js instead of bundling a copy: an app
- * using both gets one RelayClient class (instanceof, one module state). React is the app's.
+ * The React and Vue bindings import the client from dist/index.(c)js instead of bundling a copy:
+ * an app using both gets one RelayClient class (instanceof, one module state). React and Vue are
+ * the app's.
  */
 const shareCore = (ext) => ({
   name: 'share-core',
   setup(b) {
     b.onResolve({ filter: /^\.\/index\.js$/ }, (args) =>
-      args.importer.endsWith('react.ts') ? { path: './index' + ext, external: true } : undefined,
+      /(react|vue)\.ts$/.test(args.importer) ? { path: './index' + ext, external: true } : undefined,
     );
   },
 });
@@ -43,10 +45,13 @@ const esm = { ...common, format: 'esm' };
 const cjs = { ...common, format: 'cjs' };
 const index = [join(root, 'src/index.ts')];
 const react = [join(root, 'src/react.ts')];
+const vue = [join(root, 'src/vue.ts')];
 await build({ ...esm, entryPoints: index, outfile: join(dist, 'index.js'), banner: { js: banner } });
 await build({ ...cjs, entryPoints: index, outfile: join(dist, 'index.cjs') });
 await build({ ...esm, entryPoints: react, outfile: join(dist, 'react.js'), external: ['react'], plugins: [shareCore('.js')] });
 await build({ ...cjs, entryPoints: react, outfile: join(dist, 'react.cjs'), external: ['react'], plugins: [shareCore('.cjs')] });
+await build({ ...esm, entryPoints: vue, outfile: join(dist, 'vue.js'), external: ['vue'], plugins: [shareCore('.js')] });
+await build({ ...cjs, entryPoints: vue, outfile: join(dist, 'vue.cjs'), external: ['vue'], plugins: [shareCore('.cjs')] });
 
 execFileSync(process.execPath, [resolveTsc(), '-p', join(root, 'tsconfig.json'), '--emitDeclarationOnly'], {
   stdio: 'inherit',

@@ -38,8 +38,9 @@ echo "== pack"
 tarball=$(cd "$package" && npm pack --silent --pack-destination "$scratch" | tail -n 1)
 tarball=$scratch/$tarball
 tar -tzf "$tarball" | sort | sed 's/^/   /'
-# react/package.json points resolvers without `exports` (TypeScript's node10) at dist/react.*.
-if tar -tzf "$tarball" | grep -qvE '^package/(package\.json|README\.md|LICENSE|react/package\.json|dist/.*)$'; then
+# react/package.json and vue/package.json point resolvers without `exports` (TypeScript's
+# node10) at dist/react.* and dist/vue.*.
+if tar -tzf "$tarball" | grep -qvE '^package/(package\.json|README\.md|LICENSE|(react|vue)/package\.json|dist/.*)$'; then
   echo "the tarball holds files outside dist/"; exit 1
 fi
 
@@ -90,8 +91,21 @@ JSON
 cat > "$app/tsconfig.react-node16.json" <<JSON
 { "compilerOptions": { $common, $react_types, "module": "node16", "moduleResolution": "node16" }, "files": ["usage-react.mts", "usage-react.cts"] }
 JSON
-for config in bundler node16 react-bundler react-node16; do
-  (cd "$app" && "${tsc[@]}" -p "tsconfig.$config.json") && echo "   $config: ok"
+# The Vue bindings, with the repository's Vue (it ships its declarations, resolved through its
+# package.json like an installed copy).
+ln -s "$repo/node_modules/vue" "$app/node_modules/vue"
+cp "$package/test/usage-vue.ts.txt" "$app/usage-vue.ts"
+cp "$package/test/usage-vue.ts.txt" "$app/usage-vue.mts"
+cp "$package/test/usage-vue.ts.txt" "$app/usage-vue.cts"
+cat > "$app/tsconfig.vue-bundler.json" <<JSON
+{ "compilerOptions": { $common, "module": "esnext", "moduleResolution": "bundler" }, "files": ["usage-vue.ts"] }
+JSON
+cat > "$app/tsconfig.vue-node16.json" <<JSON
+{ "compilerOptions": { $common, "module": "node16", "moduleResolution": "node16" }, "files": ["usage-vue.mts", "usage-vue.cts"] }
+JSON
+for config in bundler node16 react-bundler react-node16 vue-bundler vue-node16; do
+  (cd "$app" && "${tsc[@]}" -p "tsconfig.$config.json") || { echo "   $config: failed"; exit 1; }
+  echo "   $config: ok"
 done
 echo "   tarball: $(wc -c < "$tarball") bytes"
 

@@ -10,6 +10,9 @@ import type {
   PresenceEvent,
   ReadMarker,
   Receipt,
+  // What the relay writes on a socket (wire.ts, generated from its Rust types): `_handle` reads
+  // it; a message's `data` is the app's `TData` by contract.
+  RelayFrame,
   Status,
   TypingFrame,
   User,
@@ -668,12 +671,12 @@ export class RelayClient<TData = unknown> {
     for (const g of Array.isArray(f) ? f : [f]) if (ws === this._ws && g && typeof g === 'object') this._handle(g);
   }
 
-  private _handle(f: any) {
+  private _handle(f: RelayFrame) {
     switch (f.type) {
       case 'welcome':
         return this._welcome(f);
       case 'message':
-        return this._deliver(f);
+        return this._deliver(f as Message<TData>);
       case 'ack':
         return this._ack(f);
       case 'typing':

@@ -1,47 +1,26 @@
-// The wire types of edge-relay's protocol v1 as the client sees them, and the client's options.
+// The wire types of edge-relay's protocol v1 as the client sees them (built on wire.ts, which is
+// generated from the relay's Rust types), and the client's options.
+import type * as Wire from './wire.js';
 
-export interface User {
-  id: string;
-  name?: string;
-  role?: string;
-}
+export type { ClientFrame, ErrorCode, ErrorFrame, PresenceFrame, RelayFrame } from './wire.js';
+
+export type User = Wire.User;
 
 /** A stored message; `TData` is the type of its `data`, as the app publishes it. */
-export interface Message<TData = unknown> {
-  type: 'message';
-  room: string;
-  seq: number;
-  id: string;
-  event: string;
+export interface Message<TData = unknown> extends Omit<Wire.MessageFrame, 'data'> {
   data: TData;
-  /** `null` for messages published by backends. */
-  from: User | null;
-  cid?: string;
-  /** RFC 3339 UTC with milliseconds. */
-  ts: string;
 }
 
-export interface Receipt {
-  seq: number;
-  id: string;
-  ts: string;
-  /** The relay had this (sender, cid) already: seq/id/ts are the original ones. */
-  duplicate: boolean;
+/** `duplicate`: the relay had this (sender, cid) already: seq/id/ts are the original ones. */
+export interface Receipt extends Wire.Receipt {
   cid: string;
 }
 
-export interface ReadMarker {
+export interface ReadMarker extends Wire.ReadMarker {
   type?: 'read';
-  user: User;
-  seq: number;
-  at: string;
 }
 
-export interface TypingFrame {
-  type: 'typing';
-  user: User;
-  active: boolean;
-}
+export type TypingFrame = Extract<Wire.ServerFrame, { type: 'typing' }>;
 
 export interface PresenceEvent {
   type: 'presence';
@@ -52,13 +31,8 @@ export interface PresenceEvent {
   presence?: User[];
 }
 
-export interface Welcome {
+export interface Welcome extends Omit<Wire.Welcome, 'reads'> {
   type: 'welcome';
-  room: string;
-  conn_id: string;
-  user: User;
-  seq: number;
-  presence: User[];
   reads?: ReadMarker[];
 }
 
@@ -73,12 +47,8 @@ export interface HistoryPage<TData = unknown> {
  */
 export type Status = 'connecting' | 'open' | 'reconnecting' | 'polling' | 'offline' | 'closed';
 
-/** The relay's answer to an in-band token renewal: the connection's token now expires at `exp`. */
-export interface AuthRenewed {
-  type: 'auth';
-  /** Unix seconds. */
-  exp: number;
-}
+/** The relay's answer to an in-band token renewal: the connection's token now expires at `exp` (unix seconds). */
+export type AuthRenewed = Extract<Wire.ServerFrame, { type: 'auth' }>;
 
 export interface WebSocketLike {
   send(data: string): void;

@@ -40,7 +40,7 @@ JSON
 
 echo "== require (CommonJS) and import (ESM)"
 smoke='
-  const keys = ["signToken", "signRequest", "verifySignature", "RelayServer", "RelayError"];
+  const keys = ["signToken", "signRequest", "verifySignature", "verifyEvents", "RelayServer", "RelayError"];
   for (const key of keys) if (typeof m[key] !== "function") throw new Error(`${key} is missing`);
   const token = await m.signToken({ secret: "s", sub: "alice", rooms: ["chat:*"], ttlSeconds: 60 });
   if (token.split(".").length !== 3) throw new Error("not a JWT");
@@ -49,7 +49,7 @@ smoke='
 (cd "$app" && "$node" --input-type=module -e "import * as m from '@edge-relay/server'; $smoke console.log('   import: ok');")
 
 echo "== typed usage compiles (tsc --noEmit)"
-usage='import { RelayError, RelayServer, signToken, verifySignature, type BroadcastOutcome } from "@edge-relay/server";
+usage='import { RelayError, RelayServer, signToken, verifyEvents, verifySignature, type BroadcastOutcome, type RelayEvent } from "@edge-relay/server";
 
 const relay = new RelayServer({ url: "https://relay.example.com", webhookSecret: "s", maxAttempts: 3 });
 
@@ -68,6 +68,16 @@ export async function main(): Promise<number> {
   }
   const ok: boolean = await verifySignature({ secret: "s", header: null, method: "POST", path: "/hook", body: "{}" });
   return delivered + (ok ? 1 : 0) + token.length;
+}
+
+export async function receive(request: Request, body: Uint8Array, header: string | string[] | undefined): Promise<number> {
+  const events: RelayEvent<{ text: string }>[] = await verifyEvents<{ text: string }>(request, "s", { toleranceSeconds: 60 });
+  let total = (await verifyEvents({ body, signature: header }, new Uint8Array([1]))).length;
+  for (const event of events) {
+    if (event.type === "message.created") total += event.seq + (event.message?.data.text.length ?? 0);
+    else if (event.type === "presence.left") total += event.last_seen.length + event.user.id.length;
+  }
+  return total;
 }
 
 // @ts-expect-error rooms is a list: the declarations are really read, not "any"

@@ -7,6 +7,19 @@ export { signToken } from './token.js';
 export type { SignTokenOptions } from './token.js';
 export { signRequest, verifySignature, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SECONDS } from './signature.js';
 export type { Body, SignRequestOptions, VerifySignatureOptions } from './signature.js';
+export { verifyEvents, MAX_EVENTS_BODY_BYTES } from './events.js';
+export type {
+  EventUser,
+  MessageCreatedEvent,
+  PresenceJoinedEvent,
+  PresenceLeftEvent,
+  ReadUpdatedEvent,
+  RelayEvent,
+  RelayEventType,
+  RequestLike,
+  SignedDelivery,
+  VerifyEventsOptions,
+} from './events.js';
 export { RelayServer } from './server.js';
 export type {
   Ban,

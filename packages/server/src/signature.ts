@@ -3,17 +3,15 @@
 // and path, so the relay takes it on every backend route (broadcast, members, disconnect);
 // the older `v1` ("<t>.<body>") only where the body names the rooms, so this SDK signs `v2`.
 
-import { fromHex, hex, percentDecodeLossy, utf8 } from './encoding.js';
+import { hex, percentDecodeLossy, utf8 } from './encoding.js';
 import { RelayError } from './errors.js';
 import { hmacMatches, hmacSha256, importHmacKey, type Secret } from './hmac.js';
+import { parseSignatureHeader } from './signature_header.js';
 import { unixSeconds } from './token.js';
 
 export const SIGNATURE_HEADER = 'X-Relay-Signature';
 /** How far (seconds) a signature's timestamp may be from the verifier's clock, as in the relay. */
 export const SIGNATURE_TOLERANCE_SECONDS = 300;
-/** The relay reads at most this many comma-separated elements, and MACs of at most 32 bytes. */
-const MAX_ELEMENTS = 8;
-const MAX_MAC_HEX = 64;
 
 export type Body = string | Uint8Array | undefined;
 
@@ -29,7 +27,7 @@ export interface SignRequestOptions {
   now?: Date;
 }
 
-function bodyBytes(body: Body): Uint8Array<ArrayBuffer> {
+export function bodyBytes(body: Body): Uint8Array<ArrayBuffer> {
   if (body === undefined) return new Uint8Array(0);
   return typeof body === 'string' ? utf8(body) : new Uint8Array(body);
 }
@@ -49,7 +47,7 @@ function v2Message(timestamp: number, method: string, path: string, body: Uint8A
   return message;
 }
 
-function v1Message(timestamp: number, body: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+export function v1Message(timestamp: number, body: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
   const head = utf8(`${timestamp}.`);
   const message = new Uint8Array(head.length + body.length);
   message.set(head);
@@ -100,26 +98,10 @@ export interface VerifySignatureOptions {
  * enough; hex is exactly two digits per byte; MACs are compared in constant time.
  */
 export async function verifySignature(options: VerifySignatureOptions): Promise<boolean> {
-  const header = options.header;
-  if (typeof header !== 'string') return false;
-  let timestamp: number | undefined;
-  const v1: Uint8Array<ArrayBuffer>[] = [];
-  const v2: Uint8Array<ArrayBuffer>[] = [];
-  for (const part of header.split(',').slice(0, MAX_ELEMENTS)) {
-    const element = part.trim();
-    const at = element.indexOf('=');
-    if (at === -1) continue;
-    const name = element.slice(0, at);
-    const value = element.slice(at + 1);
-    if (name === 't') {
-      timestamp = /^[+-]?\d{1,19}$/.test(value) ? Number(value) : undefined;
-    } else if (name === 'v1' || name === 'v2') {
-      const mac = value.length <= MAX_MAC_HEX ? fromHex(value) : null;
-      if (mac === null) return false; // The relay refuses the whole header on bad hex.
-      (name === 'v1' ? v1 : v2).push(mac);
-    }
-  }
-  if (timestamp === undefined || !Number.isSafeInteger(timestamp)) return false;
+  if (typeof options.header !== 'string') return false;
+  const parsed = parseSignatureHeader(options.header);
+  if (parsed === null) return false;
+  const { timestamp, v1, v2 } = parsed;
   const tolerance = options.toleranceSeconds ?? SIGNATURE_TOLERANCE_SECONDS;
   if (!(tolerance >= 0)) {
     throw new RelayError({ code: 'invalid_argument', message: 'toleranceSeconds must be >= 0' });
