@@ -349,6 +349,8 @@ async fn a_slow_answer_holds_back_the_later_publishes_of_its_socket_only() {
     let (mut a, mut b, _) = two_in(&room).await;
     let carol = User::new("carol", "Carol", "customer");
     let (mut c, _) = Client::join_as(&room, &carol).await;
+    // Half the timeout: time for carol's publish to get through meanwhile, and far enough
+    // from the timeout that the slow answer still counts.
     let slow_ms = timeout().as_millis() as u64 / 2;
     let frames = [
         json!({"type": "publish", "cid": "m1", "data": {"n": 1, "hook": "slow", "ms": slow_ms}}),
