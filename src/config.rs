@@ -10,6 +10,7 @@ use crate::cors::AllowedOrigins;
 use crate::events::EventsConfig;
 use crate::jwks::{self, KeySet};
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
+use crate::publish_hook::HookConfig;
 use crate::rate_limit::RateLimits;
 use crate::room_access::MembersOnly;
 
@@ -105,6 +106,8 @@ pub struct Settings {
     pub members_only: MembersOnly,
     /// `EVENTS_URL` and the rest: `None` when rooms send no events.
     pub events: Option<EventsConfig>,
+    /// `PUBLISH_HOOK_URL` and the rest: `None` when no room has a before-publish hook.
+    pub publish_hook: Option<HookConfig>,
     /// What was set but not used, for the log; names variables and says why, never a value
     /// of a secret.
     pub warnings: Vec<String>,
@@ -113,7 +116,8 @@ pub struct Settings {
 impl Settings {
     /// Reads `JWT_SECRET`, `JWT_PUBLIC_KEYS`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `JWT_LEEWAY_SECS`, `WEBHOOK_SECRET`, `ADMIN_SECRET`, `DEV_MODE`, `ALLOWED_ORIGINS`,
-    /// `MEMBERS_ONLY_PREFIXES` and the `EVENTS_*` settings ([`EventsConfig`]).
+    /// `MEMBERS_ONLY_PREFIXES`, the `EVENTS_*` settings ([`EventsConfig`]) and the `PUBLISH_HOOK_*`
+    /// settings ([`HookConfig`]).
     /// An empty value counts as unset; a value that cannot be used is left out with a warning.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let text = |name: &str| var(name).filter(|value| !value.is_empty());
@@ -163,9 +167,12 @@ impl Settings {
         }
         let (events, events_warnings) = EventsConfig::from_vars(text);
         warnings.extend(events_warnings);
+        let (publish_hook, hook_warnings) = HookConfig::from_vars(text);
+        warnings.extend(hook_warnings);
         Settings {
             jwt,
             events,
+            publish_hook,
             public_keys: Rc::new(public_keys),
             members_only,
             jwks_url,

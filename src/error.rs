@@ -19,11 +19,13 @@ pub enum ErrorCode {
     TooLarge,
     UpgradeRequired,
     RateLimited,
+    /// The before-publish hook refused a publish (see [`crate::publish_hook`]).
+    Rejected,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -32,6 +34,7 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::UpgradeRequired,
         ErrorCode::RateLimited,
+        ErrorCode::Rejected,
         ErrorCode::Internal,
     ];
 
@@ -45,6 +48,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::UpgradeRequired => "upgrade_required",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Rejected => "rejected",
             ErrorCode::Internal => "internal",
         }
     }
@@ -59,6 +63,8 @@ impl ErrorCode {
             ErrorCode::TooLarge => 413,
             ErrorCode::UpgradeRequired => 426,
             ErrorCode::RateLimited => 429,
+            // Well-formed, but refused for what it says.
+            ErrorCode::Rejected => 422,
             ErrorCode::Internal => 500,
         }
     }

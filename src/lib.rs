@@ -34,6 +34,7 @@
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
 //! - [`events`]: outgoing events to a backend: settings, event JSON, batches, retries, signature.
 //! - [`events_outbox`]: the room's outbox of events in its SQLite.
+//! - [`publish_hook`]: the before-publish hook: settings, call body, answers, pending queue.
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
 pub mod archive_rows;
@@ -54,6 +55,7 @@ pub mod jwks_refresh;
 pub mod paging;
 pub mod presence;
 pub mod protocol;
+pub mod publish_hook;
 pub mod random_ids;
 pub mod rate_limit;
 pub mod replay;

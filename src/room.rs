@@ -72,7 +72,8 @@ pub enum Sender<'a> {
 }
 
 impl Sender<'_> {
-    fn key(&self) -> String {
+    /// The sender's part of the idempotency key.
+    pub fn key(&self) -> String {
         match self {
             Sender::User(user) => format!("u:{}", user.id),
             Sender::Backend => "b:".to_string(),

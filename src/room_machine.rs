@@ -26,6 +26,9 @@ use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stam
 use crate::stats::RoomReport;
 
 mod outgoing;
+mod publish_hook;
+
+pub use publish_hook::{HookCall, HookReply, UserPublish};
 
 /// Added to a leave's due time, so that the timer never fires just before it.
 const LEAVE_SLACK_MS: i64 = 50;
@@ -80,6 +83,9 @@ pub enum Effect {
         code: u16,
         reason: String,
     },
+    /// Call the before-publish hook for the event's socket, then hand the answer to
+    /// [`RoomMachine::on_hook_answer`].
+    CallHook(HookCall),
     /// Verify a token that renews the event's connection, then call
     /// [`RoomMachine::on_renewal`] with the outcome.
     VerifyToken(String),
@@ -158,6 +164,8 @@ pub struct RoomMachine<S, C> {
     members_only: bool,
     /// Outgoing events (see [`outgoing`]).
     events: outgoing::Outgoing,
+    /// The before-publish hook (see [`publish_hook`]).
+    hook: publish_hook::Hook,
 }
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
@@ -188,6 +196,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             next_expiry_ms: None,
             members_only: false,
             events: outgoing::Outgoing::default(),
+            hook: publish_hook::Hook::default(),
         }
     }
 
@@ -298,6 +307,9 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 out.push(Effect::Close(disconnect::RATE_LIMIT_ABUSE));
                 return;
             }
+        }
+        if self.publish_via_hook(&conn.conn_id, &conn.user, publish, out) {
+            return;
         }
         match self
             .core
@@ -469,6 +481,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     /// grace and announce the leave (and the end of their typing) unless they came back.
     pub fn on_gone(&mut self, conn: &Connection, out: &mut Vec<Effect>) {
         self.violations.remove(&conn.conn_id);
+        self.hooked_socket_gone(&conn.conn_id);
         let now = self.clock.now_ms();
         let departing = self.presence().disconnect(&conn.conn_id, &conn.user, now);
         out.push(Effect::Report(self.report()));
@@ -522,13 +535,14 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
 
     // ---- publishes over HTTP -------------------------------------------------------------
 
-    /// A user's publish over HTTP, limited like one over their sockets.
+    /// A user's publish over HTTP, limited like one over their sockets; in a hooked room it
+    /// waits for the hook call the runtime makes.
     pub fn publish_as_user(
         &mut self,
         user: &User,
         publish: &Publish,
         out: &mut Vec<Effect>,
-    ) -> RelayResult<Receipt> {
+    ) -> RelayResult<UserPublish> {
         self.check_member(user)?;
         match self.rates.publish(&user.id, self.clock.now_ms()) {
             Verdict::Allow => {}
@@ -537,7 +551,11 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             }
             Verdict::Close => return Err(RelayError::rate_limited(1_000)),
         }
+        if let Some(hooked) = self.http_publish_via_hook(user, publish) {
+            return hooked;
+        }
         self.publish(Sender::User(user), publish, out)
+            .map(UserPublish::Done)
     }
 
     /// A backend's broadcast, persisted like a publish with `from: null`.
@@ -1107,8 +1125,8 @@ mod tests {
         assert_eq!(err.code, ErrorCode::RateLimited);
         // Another user is not limited by alice.
         let mut out = Vec::new();
-        let receipt = m.publish_as_user(&user("bob"), &publish, &mut out).unwrap();
-        assert_eq!(receipt.seq, 2);
+        let published = m.publish_as_user(&user("bob"), &publish, &mut out);
+        assert!(matches!(published, Ok(UserPublish::Done(receipt)) if receipt.seq == 2));
         assert!(
             !broadcasts(&out)[0].1,
             "an HTTP publish reaches every socket"
@@ -1583,6 +1601,8 @@ mod tests {
             |e| matches!(e, Effect::LogError(line) if line.starts_with("could not queue feed"))
         ));
     }
+
+    mod publish_hook;
 
     // ---- outgoing events -----------------------------------------------------------------
 

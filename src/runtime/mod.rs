@@ -6,6 +6,7 @@ mod events_delivery;
 mod fanout;
 mod http;
 mod jwks_fetch;
+mod publish_hook;
 mod reports;
 mod room_backend;
 mod room_events;

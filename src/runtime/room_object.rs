@@ -30,7 +30,7 @@ use crate::replay::{self, Replay};
 use crate::room::{self, ResumePlan, RoomCore, Stamps, MAX_REPLAY_MESSAGES};
 use crate::room_api::{self, Caller, Connect, RoomRequest, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::room_archive;
-use crate::room_machine::{Connection, Effect, RoomMachine};
+use crate::room_machine::{Connection, Effect, RoomMachine, UserPublish};
 use crate::room_name;
 
 // The alarm's JavaScript side is `worker/alarm.mjs`, with its tests in `worker/test/`.
@@ -229,6 +229,11 @@ impl Room {
             .events
             .as_ref()
             .is_some_and(|e| e.applies_to(&name));
+        let publish_hook = settings
+            .publish_hook
+            .as_ref()
+            .filter(|hook| hook.applies_to(&name))
+            .map(|hook| hook.policy(self.limits.max_frame_bytes));
         let machine = RoomMachine::new(
             RoomCore::open(store, name)?,
             RuntimeStamps,
@@ -236,7 +241,10 @@ impl Room {
             archive_jitter_ms,
             archive_retry_at,
         );
-        Ok(machine.members_only(members_only).events(events))
+        Ok(machine
+            .members_only(members_only)
+            .events(events)
+            .publish_hook(publish_hook))
     }
 
     /// Runs one event through the machine (borrowed once), then applies its effects, for the
@@ -304,6 +312,11 @@ impl Room {
                         if connection_of(&ws).is_some_and(|c| user_ids.contains(&c.user.id)) {
                             let _ = ws.close(Some(code), Some(&reason));
                         }
+                    }
+                }
+                Effect::CallHook(call) => {
+                    if let Some(ws) = origin {
+                        self.call_hook_for_socket(ws.clone(), call);
                     }
                 }
                 Effect::VerifyToken(token) => {
@@ -398,7 +411,7 @@ impl Room {
                 self.machine(Some(&room), |m| m.check_member(&caller.user))?;
                 self.history(&room, query).await
             }
-            RoomRequest::Publish { caller, body } => self.http_publish(&caller, &body, &room),
+            RoomRequest::Publish { caller, body } => self.http_publish(&caller, &body, &room).await,
             RoomRequest::Broadcast(broadcast) => self.backend_publish(broadcast, &room),
             RoomRequest::Members => self.members(None, &room),
             RoomRequest::SetMembers(members) => self.members(Some(members), &room),
@@ -570,11 +583,15 @@ impl Room {
         http::json(page.to_json(), 200).map_err(internal("history response"))
     }
 
-    fn http_publish(&self, caller: &Caller, body: &str, room: &str) -> RelayResult<Response> {
+    async fn http_publish(&self, caller: &Caller, body: &str, room: &str) -> RelayResult<Response> {
         let publish = Publish::from_http_body(body, self.limits.max_frame_bytes)?;
-        let receipt = self.run(Some(room), None, |m, out| {
+        let published = self.run(Some(room), None, |m, out| {
             m.publish_as_user(&caller.user, &publish, out)
         })?;
+        let receipt = match published {
+            UserPublish::Done(receipt) => receipt,
+            UserPublish::AwaitHook(call) => self.hooked_http_publish(call).await?,
+        };
         receipt_response(&receipt)
     }
 

@@ -1,0 +1,420 @@
+//! The before-publish hook end to end: the relay (started with `PUBLISH_HOOK_URL` pointing at a
+//! port on 127.0.0.1, `PUBLISH_HOOK_SECRET`, `PUBLISH_HOOK_PREFIXES=e2e-hook:` and a short
+//! `PUBLISH_HOOK_TIMEOUT_MS`, see `run_e2e` in scripts/test) asks the hook these tests run on
+//! that port before it commits a user's publish in an `e2e-hook:` room. The hook answers as
+//! the published data tells it (`{"hook":"reject","reason":…}`, `{"hook":"replace","with":…}`,
+//! `{"hook":"slow","ms":…}`, `{"hook":"hang"}`, `{"hook":"fail"}`, anything else accepted),
+//! and records every call with whether its signature verified.
+//!
+//! The relay's `PUBLISH_HOOK_FAIL` (default `closed`) decides what the timeout test expects;
+//! scripts/test runs the suite with `closed`, and the same test passes against a relay started
+//! with `open`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::time::Instant as Deadline;
+
+use hmac::{Hmac, Mac};
+use relay_e2e::backend::{broadcast_ok, history_messages};
+use relay_e2e::http::publish;
+use relay_e2e::*;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// Longest request the hook reads.
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: the hook tests need the relay's PUBLISH_HOOK_URL, PUBLISH_HOOK_SECRET and PUBLISH_HOOK_TIMEOUT_MS (scripts/test sets them)")
+    })
+}
+
+/// One call the hook got.
+#[derive(Debug, Clone)]
+struct Call {
+    request: Value,
+    signed: bool,
+}
+
+/// The calls per room, in arrival order.
+fn calls() -> &'static Mutex<HashMap<String, Vec<Call>>> {
+    static CALLS: OnceLock<Mutex<HashMap<String, Vec<Call>>>> = OnceLock::new();
+    CALLS.get_or_init(|| {
+        let url = env("PUBLISH_HOOK_URL");
+        let address = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("PUBLISH_HOOK_URL={url:?} must be http://127.0.0.1:PORT/…"));
+        assert!(
+            address.starts_with("127.0.0.1:"),
+            "the hook listens on loopback only"
+        );
+        let listener = TcpListener::bind(address).expect("the hook's port is free");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        Mutex::new(HashMap::new())
+    })
+}
+
+/// One HTTP/1.1 request per connection: read it, record it, answer it, close.
+fn serve(mut stream: std::net::TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream.try_clone().expect("stream clones"));
+    let mut signature = None;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "x-relay-signature" => signature = Some(value.trim().to_string()),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length.min(MAX_REQUEST_BYTES)];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let request: Value = serde_json::from_slice(&body).expect("a hook call is JSON");
+    let room = request["room"].as_str().expect("room").to_string();
+    let call = Call {
+        request: request.clone(),
+        signed: signed(&body, signature.as_deref()),
+    };
+    calls().lock().unwrap().entry(room).or_default().push(call);
+    let data = &request["data"];
+    let (status, answer) = match data["hook"].as_str() {
+        Some("reject") => (
+            200,
+            json!({"action": "reject", "reason": data["reason"]}).to_string(),
+        ),
+        Some("replace") => (
+            200,
+            json!({"action": "replace", "data": data["with"]}).to_string(),
+        ),
+        Some("slow") => {
+            std::thread::sleep(Duration::from_millis(data["ms"].as_u64().unwrap_or(0)));
+            (200, json!({"action": "accept"}).to_string())
+        }
+        Some("hang") => {
+            std::thread::sleep(timeout() + Duration::from_secs(1));
+            (200, json!({"action": "accept"}).to_string())
+        }
+        Some("fail") => (500, String::new()),
+        _ => (200, json!({"action": "accept"}).to_string()),
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+}
+
+/// `t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` with PUBLISH_HOOK_SECRET, within 5 minutes.
+fn signed(body: &[u8], header: Option<&str>) -> bool {
+    let Some(header) = header else {
+        return false;
+    };
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    if (chrono::Utc::now().timestamp() - t).abs() > 300 {
+        return false;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(env("PUBLISH_HOOK_SECRET").as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    hex == v1
+}
+
+/// How long the relay waits for the hook (`PUBLISH_HOOK_TIMEOUT_MS`).
+fn timeout() -> Duration {
+    Duration::from_millis(env("PUBLISH_HOOK_TIMEOUT_MS").parse().expect("a number"))
+}
+
+fn fails_open() -> bool {
+    std::env::var("PUBLISH_HOOK_FAIL").is_ok_and(|mode| mode.trim() == "open")
+}
+
+/// The calls the hook got for `room`.
+fn calls_for(room: &str) -> Vec<Call> {
+    calls()
+        .lock()
+        .unwrap()
+        .get(room)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A room the hook watches (and starts the hook, so that it listens before the first call).
+fn hook_room(name: &str) -> String {
+    calls();
+    unique_room(&format!("e2e-hook:{name}"))
+}
+
+/// Two users in a hooked room: the publisher and someone who watches.
+async fn two_in(room: &str) -> (Client, Client, User) {
+    let alice = User::new("alice", "Alice", "customer");
+    let bob = User::new("bob", "Bob", "manager");
+    let (a, _) = Client::join_as(room, &alice).await;
+    let (b, _) = Client::join_as(room, &bob).await;
+    (a, b, alice)
+}
+
+/// The frame for `cid` (ack or error) on the publisher's socket.
+async fn reply_for(c: &mut Client, cid: &str, within: Duration) -> Value {
+    let deadline = Deadline::now() + within;
+    c.take_first(
+        |v| {
+            v.get("cid").and_then(Value::as_str) == Some(cid)
+                && (v["type"] == "ack" || v["type"] == "error")
+        },
+        deadline,
+    )
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no ack or error for {cid} within {within:?}; backlog: {:?}",
+            c.backlog()
+        )
+    })
+}
+
+fn data_of(messages: &[Value]) -> Vec<Value> {
+    messages.iter().map(|m| m["data"].clone()).collect()
+}
+
+#[tokio::test]
+async fn an_accepted_publish_is_committed_and_the_hook_was_asked_signed() {
+    let room = hook_room("accept");
+    let (mut a, mut b, alice) = two_in(&room).await;
+    let data = json!({"text": "hello", "hook": "accept"});
+    let stamp = a.publish_acked("c1", Some("chat"), &data).await;
+    assert_eq!(stamp.seq, 1);
+    let seen = b.recv_until("message").await;
+    assert_eq!((&seen["seq"], &seen["data"]), (&json!(1), &data));
+
+    let calls = calls_for(&room);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].signed,
+        "the call is signed with PUBLISH_HOOK_SECRET"
+    );
+    assert_eq!(
+        calls[0].request,
+        json!({"room": room, "user": {"id": alice.id, "name": "Alice", "role": "customer"},
+            "event": "chat", "data": data, "cid": "c1"})
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_publish_gets_the_reason_and_nobody_sees_it() {
+    let room = hook_room("reject");
+    let (mut a, mut b, alice) = two_in(&room).await;
+    let data = json!({"text": "buy now", "hook": "reject", "reason": "no ads here"});
+    a.publish("r1", None, &data).await;
+    let refusal = reply_for(&mut a, "r1", Duration::from_secs(5)).await;
+    assert_eq!(
+        refusal,
+        json!({"type": "error", "code": "rejected", "message": "no ads here", "cid": "r1"})
+    );
+    b.expect_no_message(SILENCE).await;
+
+    // Over HTTP: 422 with the code and the reason.
+    let auth = ReqAuth::Bearer(alice.token(&[&room]));
+    let r = publish(&room, &auth, &json!({"cid": "r2", "data": data})).await;
+    r.assert_error(422, "rejected");
+    assert_eq!(r.json()["error"]["message"], "no ads here");
+    b.expect_no_message(SILENCE).await;
+
+    // The socket is still open, and nothing was stored.
+    let ok = a.publish_acked("ok", None, &json!("fine")).await;
+    assert_eq!(ok.seq, 1);
+    assert_eq!(
+        data_of(&history_messages(&room, &auth).await),
+        [json!("fine")]
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_publish_reaches_everyone_and_history_with_the_new_data() {
+    let room = hook_room("replace");
+    let (mut a, mut b, alice) = two_in(&room).await;
+    let masked = json!({"text": "call me at ***"});
+    a.publish(
+        "p1",
+        None,
+        &json!({"text": "call me at 555-0100", "hook": "replace", "with": masked}),
+    )
+    .await;
+    let ack = reply_for(&mut a, "p1", Duration::from_secs(5)).await;
+    assert_eq!((&ack["type"], &ack["seq"]), (&json!("ack"), &json!(1)));
+    assert_eq!(b.recv_until("message").await["data"], masked);
+
+    let auth = ReqAuth::Bearer(alice.token(&[&room]));
+    let r = publish(
+        &room,
+        &auth,
+        &json!({"cid": "p2", "data": {"hook": "replace", "with": null}}),
+    )
+    .await;
+    r.assert_status(200);
+    assert_eq!(r.json()["seq"], 2);
+    assert_eq!(b.recv_until("message").await["data"], Value::Null);
+    assert_eq!(
+        data_of(&history_messages(&room, &auth).await),
+        [masked, Value::Null]
+    );
+}
+
+#[tokio::test]
+async fn a_hook_that_does_not_answer_in_time_or_fails_goes_by_the_fail_mode() {
+    let room = hook_room("timeout");
+    let (mut a, mut b, alice) = two_in(&room).await;
+    let auth = ReqAuth::Bearer(alice.token(&[&room]));
+    for (cid, data) in [
+        ("late", json!({"hook": "hang"})),
+        ("broken", json!({"hook": "fail"})),
+    ] {
+        let started = Instant::now();
+        a.publish(cid, None, &data).await;
+        let reply = reply_for(&mut a, cid, timeout() + Duration::from_secs(5)).await;
+        if fails_open() {
+            assert_eq!(reply["type"], "ack", "{reply}");
+            assert_eq!(b.recv_until("message").await["data"], data);
+        } else {
+            assert_eq!(
+                reply,
+                json!({"type": "error", "code": "rejected", "message": "hook unavailable", "cid": cid})
+            );
+            b.expect_no_message(SILENCE).await;
+        }
+        assert!(
+            started.elapsed() < timeout() + Duration::from_secs(3),
+            "answered {:?} after the publish, the timeout is {:?}",
+            started.elapsed(),
+            timeout()
+        );
+    }
+    let r = publish(
+        &room,
+        &auth,
+        &json!({"cid": "http-late", "data": {"hook": "hang"}}),
+    )
+    .await;
+    if fails_open() {
+        r.assert_status(200);
+    } else {
+        r.assert_error(422, "rejected");
+        assert_eq!(r.json()["error"]["message"], "hook unavailable");
+    }
+    let stored = history_messages(&room, &auth).await.len();
+    assert_eq!(stored, if fails_open() { 3 } else { 0 });
+}
+
+#[tokio::test]
+async fn a_slow_answer_holds_back_the_later_publishes_of_its_socket_only() {
+    let room = hook_room("order");
+    let (mut a, mut b, _) = two_in(&room).await;
+    let carol = User::new("carol", "Carol", "customer");
+    let (mut c, _) = Client::join_as(&room, &carol).await;
+    // Half the timeout: time for carol's publish to get through meanwhile, and far enough
+    // from the timeout that the slow answer still counts.
+    let slow_ms = timeout().as_millis() as u64 / 2;
+    let frames = [
+        json!({"type": "publish", "cid": "m1", "data": {"n": 1, "hook": "slow", "ms": slow_ms}}),
+        json!({"type": "publish", "cid": "m2", "data": {"n": 2}}),
+        json!({"type": "publish", "cid": "m3", "data": {"n": 3, "hook": "reject", "reason": "no"}}),
+        json!({"type": "publish", "cid": "m4", "data": {"n": 4}}),
+    ];
+    a.send_burst(frames.iter().map(Value::to_string)).await;
+    // Carol's publish, sent after alice's burst, is not held back by alice's slow one.
+    let carols = c.publish_acked("c1", None, &json!({"n": "carol"})).await;
+    assert_eq!(carols.seq, 1);
+
+    let mut replies = Vec::new();
+    for _ in 0..4 {
+        let deadline = Deadline::now() + Duration::from_secs(5);
+        let reply = a
+            .take_first(|v| v["type"] == "ack" || v["type"] == "error", deadline)
+            .await
+            .expect("a reply for each publish");
+        replies.push((
+            reply["cid"].clone(),
+            reply["type"].clone(),
+            reply["seq"].clone(),
+        ));
+    }
+    assert_eq!(
+        replies,
+        [
+            (json!("m1"), json!("ack"), json!(2)),
+            (json!("m2"), json!("ack"), json!(3)),
+            (json!("m3"), json!("error"), Value::Null),
+            (json!("m4"), json!("ack"), json!(4)),
+        ]
+    );
+    let seen = b.recv_messages(4, Duration::from_secs(5)).await;
+    let order: Vec<Value> = seen.iter().map(|m| m["data"]["n"].clone()).collect();
+    assert_eq!(order, [json!("carol"), json!(1), json!(2), json!(4)]);
+}
+
+#[tokio::test]
+async fn repeats_broadcasts_and_other_rooms_do_not_call_the_hook() {
+    let room = hook_room("skip");
+    let (mut a, mut b, _) = two_in(&room).await;
+    a.publish_acked("d1", None, &json!("once")).await;
+    a.publish("d1", None, &json!("once")).await;
+    let repeat = reply_for(&mut a, "d1", Duration::from_secs(5)).await;
+    assert_eq!(
+        (&repeat["seq"], &repeat["duplicate"]),
+        (&json!(1), &json!(true))
+    );
+    b.recv_until("message").await;
+
+    let seqs = broadcast_ok(&[&room], "notice", &json!({"hook": "reject"}), None).await;
+    assert_eq!(seqs, [2]);
+    assert_eq!(b.recv_until("message").await["seq"], 2);
+    assert_eq!(
+        calls_for(&room).len(),
+        1,
+        "only the first publish asked the hook"
+    );
+
+    let plain = unique_room("e2e-nohook");
+    let dave = User::anonymous("dave");
+    let (mut d, _) = Client::join_as(&plain, &dave).await;
+    d.publish_acked("x", None, &json!({"hook": "reject"})).await;
+    assert!(calls_for(&plain).is_empty());
+}
