@@ -4,7 +4,7 @@
 
 export type User = { id: string, name?: string, role?: string, };
 
-export type ErrorCode = "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "too_large" | "upgrade_required" | "rate_limited" | "internal";
+export type ErrorCode = "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "too_large" | "upgrade_required" | "rate_limited" | "rejected" | "internal";
 
 export type MessageFrame = { type: "message", room: string, seq: number, id: string, event: string, data: unknown, from: User | null, cid?: string, ts: string, };
 
