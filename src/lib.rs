@@ -23,7 +23,8 @@
 //! - [`archive_rows`]: a batch of messages as JSON rows for one D1 insert per chunk.
 //! - [`archive_schedule`]: when a room writes behind to D1 (delay, backoff while D1 fails).
 //! - [`random_ids`]: connection and message ids from pooled secure random bytes.
-//! - [`stats`]: room reports and the stats answers.
+//! - [`stats`]: room reports and the stats answers; [`directory_shards`]: which directory
+//!   shard keeps a room's reports, and the shards' answers merged.
 //! - [`site`]: the demo page and the browser client, embedded in the Worker.
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
 //! - [`events`]: outgoing events to a backend: settings, event JSON, batches, retries, signature.
@@ -37,6 +38,7 @@ pub mod bans;
 pub mod config;
 pub mod cors;
 pub mod dev_token;
+pub mod directory_shards;
 pub mod disconnect;
 pub mod error;
 pub mod events;
