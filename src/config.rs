@@ -9,6 +9,7 @@ use crate::auth::{AuthConfig, MAX_LEEWAY_SECS};
 use crate::cors::AllowedOrigins;
 use crate::events::EventsConfig;
 use crate::jwks::{self, KeySet};
+use crate::occupancy::PresenceLimits;
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
 use crate::rate_limit::RateLimits;
 use crate::room_access::MembersOnly;
@@ -105,6 +106,8 @@ pub struct Settings {
     pub members_only: MembersOnly,
     /// `EVENTS_URL` and the rest: `None` when rooms send no events.
     pub events: Option<EventsConfig>,
+    /// `PRESENCE_FULL_MAX` and `PRESENCE_FULL_MAX_PREFIXES`: where rooms switch to counts.
+    pub presence_limits: PresenceLimits,
     /// What was set but not used, for the log; names variables and says why, never a value
     /// of a secret.
     pub warnings: Vec<String>,
@@ -113,7 +116,8 @@ pub struct Settings {
 impl Settings {
     /// Reads `JWT_SECRET`, `JWT_PUBLIC_KEYS`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `JWT_LEEWAY_SECS`, `WEBHOOK_SECRET`, `ADMIN_SECRET`, `DEV_MODE`, `ALLOWED_ORIGINS`,
-    /// `MEMBERS_ONLY_PREFIXES` and the `EVENTS_*` settings ([`EventsConfig`]).
+    /// `MEMBERS_ONLY_PREFIXES`, the `EVENTS_*` settings ([`EventsConfig`]) and the
+    /// `PRESENCE_FULL_MAX*` ones ([`PresenceLimits`]).
     /// An empty value counts as unset; a value that cannot be used is left out with a warning.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let text = |name: &str| var(name).filter(|value| !value.is_empty());
@@ -163,9 +167,15 @@ impl Settings {
         }
         let (events, events_warnings) = EventsConfig::from_vars(text);
         warnings.extend(events_warnings);
+        let (presence_limits, presence_warnings) = PresenceLimits::parse(
+            text("PRESENCE_FULL_MAX").as_deref(),
+            text("PRESENCE_FULL_MAX_PREFIXES").as_deref(),
+        );
+        warnings.extend(presence_warnings);
         Settings {
             jwt,
             events,
+            presence_limits,
             public_keys: Rc::new(public_keys),
             members_only,
             jwks_url,

@@ -14,7 +14,8 @@
 //!   one encoding into internal HTTP requests.
 //! - [`room`]: the room core (sequencing, idempotency, resume) over a storage trait.
 //! - [`replay`]: a resume's replay in pages, checked to be gapless.
-//! - [`presence`]: who is online per user, deferred leaves, typing state.
+//! - [`presence`]: who is online per user, deferred leaves, typing state; [`occupancy`]:
+//!   presence in big rooms (counts instead of joins and leaves), the paged presence list.
 //! - [`rate_limit`]: token buckets and strikes for publishes and typing.
 //! - [`dev_token`]: the development token route's request rules.
 //! - [`feed`]: room members and the coalesced `room.update` feed of personal rooms.
@@ -47,6 +48,7 @@ pub mod feed;
 pub mod header_json;
 pub mod jwks;
 pub mod jwks_refresh;
+pub mod occupancy;
 pub mod paging;
 pub mod presence;
 pub mod protocol;

@@ -229,6 +229,7 @@ impl Room {
             .events
             .as_ref()
             .is_some_and(|e| e.applies_to(&name));
+        let presence_full_max = settings.presence_limits.for_room(&name);
         let machine = RoomMachine::new(
             RoomCore::open(store, name)?,
             RuntimeStamps,
@@ -236,7 +237,10 @@ impl Room {
             archive_jitter_ms,
             archive_retry_at,
         );
-        Ok(machine.members_only(members_only).events(events))
+        Ok(machine
+            .members_only(members_only)
+            .events(events)
+            .presence_full_max(presence_full_max))
     }
 
     /// Runs one event through the machine (borrowed once), then applies its effects, for the
@@ -320,6 +324,21 @@ impl Room {
                 Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),
                 Effect::WakeForLeaves { after_ms } => wake_for_leaves = Some(after_ms),
                 Effect::Report(report) => super::reports::queue_report(&self.env, report),
+                Effect::MarkCounts => {
+                    for ws in self.state.get_websockets() {
+                        let Some(conn) = connection_of(&ws).filter(|c| !c.counts) else {
+                            continue;
+                        };
+                        let marked = Connection {
+                            counts: true,
+                            ..conn
+                        };
+                        if let Ok(json) = serde_json::to_string(&marked) {
+                            let raw: &web_sys::WebSocket = ws.as_ref();
+                            let _ = raw.serialize_attachment(JsValue::from_str(&json));
+                        }
+                    }
+                }
                 Effect::LogError(line) => worker::console_error!("{line}"),
             }
         }
@@ -402,11 +421,11 @@ impl Room {
             RoomRequest::Broadcast(broadcast) => self.backend_publish(broadcast, &room),
             RoomRequest::Members => self.members(None, &room),
             RoomRequest::SetMembers(members) => self.members(Some(members), &room),
-            RoomRequest::Presence { caller } => {
+            RoomRequest::Presence { caller, page } => {
                 if let Some(caller) = caller {
                     self.machine(Some(&room), |m| m.check_member(&caller.user))?;
                 }
-                self.presence_list(&room)
+                self.presence_list(&room, &page)
             }
             RoomRequest::Disconnect(disconnect) => {
                 self.run(Some(&room), None, |m, out| {
@@ -448,6 +467,7 @@ impl Room {
             conn_id: random_id(now_ms()),
             user: caller.user,
             exp: caller.exp,
+            counts: false,
         };
         self.restore_presence(Some(room))?;
         let (plan, welcome) = self.machine(None, |m| {

@@ -20,6 +20,7 @@ use crate::dev_token;
 use crate::disconnect;
 use crate::error::{RelayError, RelayResult};
 use crate::feed;
+use crate::occupancy::PresencePage;
 use crate::paging::HistoryQuery;
 use crate::request_head::{self, Finish, RequestHead};
 use crate::room_api::{self, Caller, RoomRequest, UserDisconnect, Wire};
@@ -123,7 +124,8 @@ async fn user_route(incoming: &Incoming, env: &Env, route: Route) -> RelayResult
                 true => None,
                 false => Some(authenticate(head, env, &room).await?),
             };
-            call_room(env, &room, &RoomRequest::Presence { caller }).await
+            let page = PresencePage::from_pairs(head.query_pairs())?;
+            call_room(env, &room, &RoomRequest::Presence { caller, page }).await
         }
         _ => Err(RelayError::not_found("no such route")),
     }
