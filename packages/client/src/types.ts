@@ -52,13 +52,25 @@ export interface PresenceEvent {
   presence?: User[];
 }
 
+/** A big room's counts: past its presence limit it sends these instead of joins and leaves. */
+export interface Occupancy {
+  connections: number;
+  users: number;
+}
+
+export interface OccupancyFrame extends Occupancy {
+  type: 'occupancy';
+}
+
 export interface Welcome {
   type: 'welcome';
   room: string;
   conn_id: string;
   user: User;
   seq: number;
-  presence: User[];
+  /** The users online; absent in a room in counts mode, whose welcome has `occupancy`. */
+  presence?: User[];
+  occupancy?: Occupancy;
   reads?: ReadMarker[];
 }
 
