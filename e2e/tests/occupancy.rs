@@ -181,3 +181,32 @@ async fn other_rooms_keep_the_default_limit() {
         clients.push(c);
     }
 }
+
+#[tokio::test]
+async fn a_room_woken_from_hibernation_keeps_counts_for_the_sockets_it_told() {
+    let (room, limit) = small_room();
+    let mut clients = Vec::new();
+    for _ in 0..limit {
+        clients.push(join(&room, &User::anonymous("occ")).await.0);
+    }
+    let (over, _) = join(&room, &User::anonymous("occ")).await;
+    let mut a = clients.remove(0);
+    let n = limit as u64 + 1;
+    for _ in 1..limit {
+        let join = a.take_first(|v| ty(v) == "presence", Instant::now() + DEFAULT_TIMEOUT);
+        assert!(join.await.is_some(), "list mode: a join before the switch");
+    }
+    let switched = next_occupancy(&mut a, Duration::from_secs(5)).await;
+    assert_eq!(switched["users"], n);
+    // Back at the limit once the leave grace is over; then nothing for longer than
+    // hibernation takes.
+    over.close().await;
+    let back = next_occupancy(&mut a, Duration::from_secs(6)).await;
+    assert_eq!(back["users"], n - 1);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The woken room, now under its limit, still sends counts, not a leave.
+    let gone = clients.pop().expect("a second client");
+    gone.close().await;
+    let counted = next_occupancy(&mut a, Duration::from_secs(6)).await;
+    assert_eq!(counted["users"], n - 2, "{counted}");
+}
