@@ -87,8 +87,10 @@ var RelayClient = class _RelayClient {
   lastSeq;
   /** This connection's user, from the welcome. */
   user;
-  /** Users online. */
+  /** Users online (empty in a room in counts mode: see `occupancy`). */
   presence;
+  /** The room's counts while it is in counts mode (past its presence limit), else null. */
+  occupancy;
   /** Latest read marker per user id. */
   reads;
   constructor(options) {
@@ -134,6 +136,7 @@ var RelayClient = class _RelayClient {
     this.lastSeq = o.since == null ? null : Number(o.since);
     this.user = null;
     this.presence = [];
+    this.occupancy = null;
     this.reads = /* @__PURE__ */ new Map();
     this._on = /* @__PURE__ */ new Map();
     this._q = [];
@@ -473,6 +476,8 @@ var RelayClient = class _RelayClient {
       case "read":
         this.reads.set(f.user.id, f);
         return this._emit("read", f);
+      case "occupancy":
+        return this._occupancy(f);
       case "presence":
         this.presence = this.presence.filter((u) => u.id !== f.user.id);
         if (f.event === "join") this.presence.push(f.user);
@@ -554,6 +559,7 @@ var RelayClient = class _RelayClient {
     else if (this._wsSince == null && f.seq > this.lastSeq) this._catchUp();
     this._save();
     this.presence = f.presence || [];
+    this.occupancy = null;
     this.reads = new Map((f.reads || []).map((r) => [r.user.id, r]));
     this._timer("stable", () => this._attempt = 0, this._o.stableAfter);
     this._beat();
@@ -565,9 +571,21 @@ var RelayClient = class _RelayClient {
     this._status("open");
     this._emit("welcome", f);
     this._emit("presence", { type: "presence", event: "sync", presence: this.presence });
+    if (f.occupancy) this._occupancy({ type: "occupancy", ...f.occupancy });
     if (this._readWant) this._frame({ type: "read", seq: this._readWant });
     if (this._typingOn) this._frame({ type: "typing", active: true });
     this._flush();
+  }
+  /** Counts from the room: its first frame on a connection means the list is no longer kept. */
+  _occupancy(f) {
+    const listed = !this.occupancy && this.presence.length;
+    this.occupancy = { connections: f.connections, users: f.users };
+    if (listed) this._emit("presence", { type: "presence", event: "sync", presence: this.presence = [] });
+    this._emit("occupancy", f);
+  }
+  /** Users online, and connections in counts mode (null while the room lists its users). */
+  get counts() {
+    return this.occupancy || { users: this.presence.length, connections: null };
   }
   // ---- resume across reloads (the storage option)
   /** Resumes after the seq stored for this room and the token's user, unless one was delivered. */

@@ -214,7 +214,8 @@ function renderOnline() {
     li.textContent = nameOf(u) + (u.id === me ? ' (you)' : '');
     return li;
   }));
-  $('online-count').textContent = `(${room.presence.length})`;
+  // A big room sends counts instead of its list (room.occupancy): show how many then.
+  $('online-count').textContent = `(${room.counts.users})`;
   for (const u of room.presence) away.delete(u.id);
   renderAway();
 }
@@ -415,6 +416,7 @@ async function enterRoom(name, first) {
     }
     renderOnline();
   }));
+  room.on('occupancy', live(renderOnline));
   room.on('typing', live((f) => f.user.id !== me && setTyping(f.user, f.active)));
   room.on('read', live(renderSeen));
   room.on('welcome', live(() => {

@@ -9,6 +9,7 @@ use crate::auth::{AuthConfig, MAX_LEEWAY_SECS};
 use crate::cors::AllowedOrigins;
 use crate::events::EventsConfig;
 use crate::jwks::{self, KeySet};
+use crate::occupancy::PresenceLimits;
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
 use crate::publish_hook::HookConfig;
 use crate::rate_limit::RateLimits;
@@ -108,6 +109,8 @@ pub struct Settings {
     pub events: Option<EventsConfig>,
     /// `PUBLISH_HOOK_URL` and the rest: `None` when no room has a before-publish hook.
     pub publish_hook: Option<HookConfig>,
+    /// `PRESENCE_FULL_MAX` and `PRESENCE_FULL_MAX_PREFIXES`: where rooms switch to counts.
+    pub presence_limits: PresenceLimits,
     /// What was set but not used, for the log; names variables and says why, never a value
     /// of a secret.
     pub warnings: Vec<String>,
@@ -116,8 +119,8 @@ pub struct Settings {
 impl Settings {
     /// Reads `JWT_SECRET`, `JWT_PUBLIC_KEYS`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `JWT_LEEWAY_SECS`, `WEBHOOK_SECRET`, `ADMIN_SECRET`, `DEV_MODE`, `ALLOWED_ORIGINS`,
-    /// `MEMBERS_ONLY_PREFIXES`, the `EVENTS_*` settings ([`EventsConfig`]) and the `PUBLISH_HOOK_*`
-    /// settings ([`HookConfig`]).
+    /// `MEMBERS_ONLY_PREFIXES`, the `EVENTS_*` settings ([`EventsConfig`]), the `PUBLISH_HOOK_*`
+    /// settings ([`HookConfig`]) and the `PRESENCE_FULL_MAX*` ones ([`PresenceLimits`]).
     /// An empty value counts as unset; a value that cannot be used is left out with a warning.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let text = |name: &str| var(name).filter(|value| !value.is_empty());
@@ -169,10 +172,16 @@ impl Settings {
         warnings.extend(events_warnings);
         let (publish_hook, hook_warnings) = HookConfig::from_vars(text);
         warnings.extend(hook_warnings);
+        let (presence_limits, presence_warnings) = PresenceLimits::parse(
+            text("PRESENCE_FULL_MAX").as_deref(),
+            text("PRESENCE_FULL_MAX_PREFIXES").as_deref(),
+        );
+        warnings.extend(presence_warnings);
         Settings {
             jwt,
             events,
             publish_hook,
+            presence_limits,
             public_keys: Rc::new(public_keys),
             members_only,
             jwks_url,

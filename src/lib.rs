@@ -20,7 +20,8 @@
 //!   members' feeds, bans and outgoing event batches over that SQLite.
 //! - [`bans`]: a ban's body, when it holds, the refusal.
 //! - [`replay`]: a resume's replay in pages, checked to be gapless.
-//! - [`presence`]: who is online per user, deferred leaves, typing state.
+//! - [`presence`]: who is online per user, deferred leaves, typing state; [`occupancy`]:
+//!   presence in big rooms (counts instead of joins and leaves), the paged presence list.
 //! - [`rate_limit`]: token buckets and strikes for publishes and typing.
 //! - [`dev_token`]: the development token route's request rules.
 //! - [`feed`]: room members and the coalesced `room.update` feed of personal rooms.
@@ -29,7 +30,8 @@
 //! - [`archive_rows`]: a batch of messages as JSON rows for one D1 insert per chunk.
 //! - [`archive_schedule`]: when a room writes behind to D1 (delay, backoff while D1 fails).
 //! - [`random_ids`]: connection and message ids from pooled secure random bytes.
-//! - [`stats`]: room reports and the stats answers.
+//! - [`stats`]: room reports and the stats answers; [`directory_shards`]: which directory
+//!   shard keeps a room's reports, and the shards' answers merged.
 //! - [`site`]: the demo page and the browser client, embedded in the Worker.
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
 //! - [`events`]: outgoing events to a backend: settings, event JSON, batches, retries, signature.
@@ -44,6 +46,7 @@ pub mod bans;
 pub mod config;
 pub mod cors;
 pub mod dev_token;
+pub mod directory_shards;
 pub mod disconnect;
 pub mod error;
 pub mod events;
@@ -52,6 +55,7 @@ pub mod feed;
 pub mod header_json;
 pub mod jwks;
 pub mod jwks_refresh;
+pub mod occupancy;
 pub mod paging;
 pub mod presence;
 pub mod protocol;

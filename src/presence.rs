@@ -24,6 +24,8 @@ pub struct Departure {
 #[derive(Debug, Default)]
 pub struct Presence {
     online: BTreeMap<String, (User, BTreeSet<String>)>,
+    /// The connections in `online`, counted as they come and go: a big room asks per connect.
+    connections: usize,
     departing: BTreeMap<String, (User, i64)>,
     gone: VecDeque<String>,
     typing: BTreeSet<String>,
@@ -37,7 +39,9 @@ impl Presence {
             .online
             .entry(user.id.clone())
             .or_insert_with(|| (user.clone(), BTreeSet::new()));
-        let first = conns.insert(conn_id.to_string()) && conns.len() == 1;
+        let added = conns.insert(conn_id.to_string());
+        let first = added && conns.len() == 1;
+        self.connections += usize::from(added);
         first && !returning
     }
 
@@ -52,7 +56,7 @@ impl Presence {
         }
         self.gone.push_back(conn_id.to_string());
         if let Some((_, conns)) = self.online.get_mut(&user.id) {
-            conns.remove(conn_id);
+            self.connections -= usize::from(conns.remove(conn_id));
             if !conns.is_empty() {
                 return false;
             }
@@ -135,7 +139,56 @@ impl Presence {
     }
 
     pub fn connection_count(&self) -> usize {
-        self.online.values().map(|(_, conns)| conns.len()).sum()
+        self.connections
+    }
+
+    /// Whether nobody is online or within their leave grace.
+    pub fn is_empty(&self) -> bool {
+        self.online.is_empty() && self.departing.is_empty()
+    }
+
+    /// (connections, users online) once a connection of `newcomer` is counted, as its welcome
+    /// shows them: no list is built.
+    pub fn counts_with(&self, newcomer: &User) -> (usize, usize) {
+        let new_user = !self.online.contains_key(&newcomer.id);
+        (
+            self.connections + 1,
+            self.online.len() + usize::from(new_user),
+        )
+    }
+
+    /// One page of the present users (online or within their leave grace), by id, those after
+    /// `after` first; the id to ask after for the next page when there may be more.
+    pub fn page(&self, after: Option<&str>, limit: usize) -> (Vec<User>, Option<String>) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, |id| Excluded(id.to_string()));
+        let mut online = self
+            .online
+            .range::<String, _>((from.clone(), Unbounded))
+            .map(|(_, (user, _))| user)
+            .peekable();
+        let mut departing = self
+            .departing
+            .range::<String, _>((from, Unbounded))
+            .map(|(_, (user, _))| user)
+            .peekable();
+        let mut users = Vec::new();
+        // Both maps are ordered by id and never hold the same user: merge them.
+        while users.len() < limit {
+            let next = match (online.peek(), departing.peek()) {
+                (Some(a), Some(b)) if a.id <= b.id => online.next(),
+                (Some(_), Some(_)) => departing.next(),
+                (Some(_), None) => online.next(),
+                (None, _) => departing.next(),
+            };
+            match next {
+                Some(user) => users.push(user.clone()),
+                None => break,
+            }
+        }
+        let more = online.peek().is_some() || departing.peek().is_some();
+        let next = more.then(|| users.last().map(|u| u.id.clone())).flatten();
+        (users, next)
     }
 }
 
@@ -256,5 +309,58 @@ mod tests {
         assert_eq!(p.next_departure_at(), Some(1_500 + LEAVE_GRACE_MS));
         p.connect("c3", &user("b"));
         assert_eq!(p.next_departure_at(), None);
+    }
+
+    #[test]
+    fn connections_are_counted_as_they_come_and_go() {
+        let mut p = Presence::default();
+        p.connect("c1", &user("a"));
+        p.connect("c1", &user("a"));
+        p.connect("c2", &user("a"));
+        p.connect("c3", &user("b"));
+        assert_eq!(p.connection_count(), 3);
+        assert_eq!(p.counts_with(&user("a")), (4, 2));
+        assert_eq!(p.counts_with(&user("z")), (4, 3));
+        p.disconnect("c2", &user("a"), 0);
+        p.disconnect("c2", &user("a"), 0);
+        p.disconnect("c9", &user("a"), 0);
+        assert_eq!(p.connection_count(), 2);
+        p.disconnect("c1", &user("a"), 0);
+        p.disconnect("c3", &user("b"), 0);
+        assert_eq!(p.connection_count(), 0);
+        assert!(!p.is_empty(), "within the leave grace");
+        p.due_departures(LEAVE_GRACE_MS);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn pages_list_online_and_departing_users_in_id_order_once() {
+        let mut p = Presence::default();
+        for (i, id) in ["e", "a", "c", "d", "b"].iter().enumerate() {
+            p.connect(&format!("c{i}"), &user(id));
+        }
+        p.disconnect("c2", &user("c"), 0);
+        p.disconnect("c0", &user("e"), 0);
+        let ids = |users: Vec<User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
+        let (first, next) = p.page(None, 2);
+        assert_eq!(
+            (ids(first), next.as_deref()),
+            (vec!["a".into(), "b".into()], Some("b"))
+        );
+        let (second, next) = p.page(Some("b"), 2);
+        assert_eq!(
+            (ids(second), next.as_deref()),
+            (vec!["c".into(), "d".into()], Some("d"))
+        );
+        let (last, next) = p.page(Some("d"), 2);
+        assert_eq!((ids(last), next), (vec!["e".to_string()], None));
+        let (all, next) = p.page(None, 5);
+        assert_eq!((all, next), (p.users(), None), "a page of all is the list");
+        assert_eq!(p.page(Some("zz"), 5), (vec![], None));
+        assert_eq!(
+            p.page(Some("a0"), 1).0,
+            vec![user("b")],
+            "after an absent id"
+        );
     }
 }

@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 
 use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
+use crate::occupancy::Counts;
 
 /// Default largest text frame a client may send; larger frames close the socket with 4009.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -249,7 +250,14 @@ pub struct Welcome<'a> {
     pub conn_id: &'a str,
     pub user: &'a User,
     pub seq: u64,
+    // Absent from the frame when `occupancy` is there. (Plain comments: ts-rs would copy doc
+    // comments into the wire types.)
+    #[cfg_attr(test, ts(as = "Option<Vec<User>>", optional))]
     pub presence: &'a [&'a User],
+    // In a room past its presence limit: counts instead of the `presence` list (see
+    // `crate::occupancy`).
+    #[cfg_attr(test, ts(optional))]
+    pub occupancy: Option<Counts>,
     pub reads: &'a [ReadMarker],
 }
 
@@ -293,6 +301,8 @@ pub enum ServerFrame<'a> {
     Auth {
         exp: i64,
     },
+    /// A big room's counts (see [`crate::occupancy`]).
+    Occupancy(Counts),
 }
 
 impl ServerFrame<'_> {
@@ -314,7 +324,10 @@ impl Serialize for ServerFrame<'_> {
                 map.serialize_entry("conn_id", welcome.conn_id)?;
                 map.serialize_entry("user", welcome.user)?;
                 map.serialize_entry("seq", &welcome.seq)?;
-                map.serialize_entry("presence", welcome.presence)?;
+                match &welcome.occupancy {
+                    Some(counts) => map.serialize_entry("occupancy", counts)?,
+                    None => map.serialize_entry("presence", welcome.presence)?,
+                }
                 map.serialize_entry("reads", welcome.reads)?;
             }
             ServerFrame::Ack { cid, receipt } => {
@@ -359,6 +372,11 @@ impl Serialize for ServerFrame<'_> {
                 map.serialize_entry("seq", &seq)?;
                 map.serialize_entry("type", "reset")?;
             }
+            ServerFrame::Occupancy(counts) => {
+                map.serialize_entry("type", "occupancy")?;
+                map.serialize_entry("connections", &counts.connections)?;
+                map.serialize_entry("users", &counts.users)?;
+            }
         }
         map.end()
     }
@@ -394,6 +412,10 @@ pub fn auth_frame(exp: i64) -> String {
 
 pub fn join_frame(user: &User) -> String {
     ServerFrame::Join(user).to_json()
+}
+
+pub fn occupancy_frame(counts: Counts) -> String {
+    ServerFrame::Occupancy(counts).to_json()
 }
 
 pub fn typing_frame(user: &User, active: bool) -> String {
@@ -604,6 +626,7 @@ mod tests {
             user: &alice,
             seq: 7,
             presence: &[&alice, &bob],
+            occupancy: None,
             reads: std::slice::from_ref(&read),
         });
         let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
@@ -691,6 +714,7 @@ mod tests {
                 user: &ann,
                 seq: 7,
                 presence: &[&ann, &bob],
+                occupancy: None,
                 reads: std::slice::from_ref(&marker),
             }),
             concat!(
@@ -707,9 +731,26 @@ mod tests {
                 user: &bob,
                 seq: 0,
                 presence: &[],
+                occupancy: None,
                 reads: &[],
             }),
             r#"{"type":"welcome","room":"r","conn_id":"c","user":{"id":"bob\u0001"},"seq":0,"presence":[],"reads":[]}"#
+        );
+        assert_eq!(
+            welcome_frame(&Welcome {
+                room: "big",
+                conn_id: "c",
+                user: &bob,
+                seq: 3,
+                presence: &[],
+                occupancy: Some(Counts::new(250, 101)),
+                reads: &[],
+            }),
+            r#"{"type":"welcome","room":"big","conn_id":"c","user":{"id":"bob\u0001"},"seq":3,"occupancy":{"connections":250,"users":101},"reads":[]}"#
+        );
+        assert_eq!(
+            occupancy_frame(Counts::new(250, 101)),
+            r#"{"type":"occupancy","connections":250,"users":101}"#
         );
         let data = RawValue::from_string(r#"{"text":"hi"}"#.into()).unwrap();
         let message = MessageFrame {

@@ -14,6 +14,7 @@ use crate::error::{RelayError, RelayResult};
 use crate::events::BatchSettled;
 use crate::feed::Member;
 use crate::header_json;
+use crate::occupancy::PresencePage;
 use crate::paging::HistoryQuery;
 use crate::protocol::Receipt;
 use crate::stats::RoomReport;
@@ -141,9 +142,10 @@ pub enum RoomRequest {
     Broadcast(RoomBroadcast),
     Members,
     SetMembers(Vec<Member>),
-    /// Who is online; `caller` is the user asking (`None`: an admin).
+    /// Who is online, one page of them; `caller` is the user asking (`None`: an admin).
     Presence {
         caller: Option<Caller>,
+        page: PresencePage,
     },
     /// A backend disconnects a user: their sockets in the room close (4003, `reason`).
     Disconnect(UserDisconnect),
@@ -212,12 +214,19 @@ impl RoomRequest {
             }
             RoomRequest::Members => Wire::new("GET", MEMBERS),
             RoomRequest::SetMembers(members) => Wire::new("PUT", MEMBERS).json_body(members)?,
-            RoomRequest::Presence { caller } => match caller {
-                Some(caller) => {
-                    Wire::new("GET", PRESENCE).header(CALLER_HEADER, caller.to_header()?)
+            RoomRequest::Presence { caller, page } => {
+                let mut params = Query::default();
+                params.push("limit", page.limit);
+                if let Some(after) = &page.after {
+                    let after: String = form_urlencoded::byte_serialize(after.as_bytes()).collect();
+                    params.push("after", after);
                 }
-                None => Wire::new("GET", PRESENCE),
-            },
+                let wire = Wire::new("GET", params.after(PRESENCE));
+                match caller {
+                    Some(caller) => wire.header(CALLER_HEADER, caller.to_header()?),
+                    None => wire,
+                }
+            }
             RoomRequest::Disconnect(disconnect) => {
                 Wire::new("POST", DISCONNECT).json_body(disconnect)?
             }
@@ -275,6 +284,8 @@ impl RoomRequest {
                     Some(_) => Some(caller()?),
                     None => None,
                 },
+                page: PresencePage::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(|_| malformed("presence page"))?,
             },
             ("POST", DISCONNECT) => RoomRequest::Disconnect(json_body(body)?),
             ("PUT", BANS) => RoomRequest::Ban(json_body(body)?),
@@ -537,9 +548,16 @@ mod tests {
             RoomRequest::Members,
             RoomRequest::SetMembers(members),
             RoomRequest::SetMembers(Vec::new()),
-            RoomRequest::Presence { caller: None },
+            RoomRequest::Presence {
+                caller: None,
+                page: PresencePage::default(),
+            },
             RoomRequest::Presence {
                 caller: Some(caller()),
+                page: PresencePage {
+                    after: Some("боб &+=%#".into()),
+                    limit: 7,
+                },
             },
             RoomRequest::Disconnect(UserDisconnect {
                 user: "боб \"b\"".into(),

@@ -19,12 +19,14 @@ use crate::config::{Limits, MAX_PROTOCOL_VIOLATIONS};
 use crate::disconnect::{self, Disconnect};
 use crate::error::{ErrorCode, RelayError, RelayResult};
 use crate::feed::{self, Member};
+use crate::occupancy::{Occupancy, DEFAULT_PRESENCE_FULL_MAX};
 use crate::presence::{Presence, LEAVE_GRACE_MS};
 use crate::protocol::{self, ClientFrame, Publish, Receipt, Welcome};
 use crate::rate_limit::{RoomLimits, Verdict};
 use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
 use crate::stats::RoomReport;
 
+mod occupancy;
 mod outgoing;
 mod publish_hook;
 
@@ -41,6 +43,10 @@ pub struct Connection {
     /// Until when the token is accepted (its `exp` plus the clock leeway, unix seconds); the
     /// socket is closed with 4001 once it has passed.
     pub exp: i64,
+    /// Whether the room has told this connection it is in counts mode: while such a socket
+    /// is open, a room woken from hibernation stays in counts mode (see [`crate::occupancy`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counts: bool,
 }
 
 impl Connection {
@@ -97,6 +103,8 @@ pub enum Effect {
     WakeForLeaves { after_ms: i64 },
     /// Queue the room's counts for the isolate's next stats batch.
     Report(RoomReport),
+    /// Mark every socket's connection as told counts mode (`counts` in its attachment).
+    MarkCounts,
     /// A failure the room carries on after, for the log (never a secret: errors carry none).
     LogError(String),
 }
@@ -166,6 +174,8 @@ pub struct RoomMachine<S, C> {
     events: outgoing::Outgoing,
     /// The before-publish hook (see [`publish_hook`]).
     hook: publish_hook::Hook,
+    /// Counts instead of joins and leaves in a big room (see [`occupancy`]).
+    occupancy: Occupancy,
 }
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
@@ -197,6 +207,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             members_only: false,
             events: outgoing::Outgoing::default(),
             hook: publish_hook::Hook::default(),
+            occupancy: Occupancy::new(DEFAULT_PRESENCE_FULL_MAX),
         }
     }
 
@@ -223,11 +234,14 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     pub fn restore<'a>(&mut self, open: impl IntoIterator<Item = &'a Connection>) {
         let mut presence = Presence::default();
         let mut next_expiry = None::<i64>;
+        let mut told_counts = false;
         for conn in open {
+            told_counts |= conn.counts;
             presence.connect(&conn.conn_id, &conn.user);
             let expiry = conn.exp.saturating_mul(1000);
             next_expiry = Some(next_expiry.map_or(expiry, |at| at.min(expiry)));
         }
+        self.occupancy.restore(told_counts, presence.user_count());
         self.presence = Some(presence);
         self.next_expiry_ms = next_expiry;
     }
@@ -448,12 +462,18 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     pub fn welcome(&mut self, conn: &Connection) -> RelayResult<String> {
         let reads = self.core.welcome_reads()?.to_vec();
         let presence = self.presence.get_or_insert_with(Presence::default);
+        let counts = occupancy::welcome_counts(&self.occupancy, presence, &conn.user);
+        let listed = match counts {
+            Some(_) => Vec::new(),
+            None => presence.users_with(&conn.user),
+        };
         Ok(protocol::welcome_frame(&Welcome {
             room: self.core.room(),
             conn_id: &conn.conn_id,
             user: &conn.user,
             seq: self.core.last_seq(),
-            presence: &presence.users_with(&conn.user),
+            presence: &listed,
+            occupancy: counts,
             reads: &reads,
         }))
     }
@@ -461,12 +481,16 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     /// A connection was accepted (it is the event's own socket): announce the user if they
     /// are new, and watch the token's expiry.
     pub fn on_connected(&mut self, conn: &Connection, out: &mut Vec<Effect>) {
-        if self.presence().connect(&conn.conn_id, &conn.user) {
-            out.push(Effect::Broadcast {
-                frame: protocol::join_frame(&conn.user),
-                skip_origin: true,
-                pace: Pace::Presence,
-            });
+        let joined = self.presence().connect(&conn.conn_id, &conn.user);
+        self.occupancy_changed(Some(conn), out);
+        if joined {
+            if !self.occupancy.counts_mode() {
+                out.push(Effect::Broadcast {
+                    frame: protocol::join_frame(&conn.user),
+                    skip_origin: true,
+                    pace: Pace::Presence,
+                });
+            }
             self.presence_joined(&conn.user, out);
         }
         let expiry = conn.exp.saturating_mul(1000);
@@ -484,6 +508,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         self.hooked_socket_gone(&conn.conn_id);
         let now = self.clock.now_ms();
         let departing = self.presence().disconnect(&conn.conn_id, &conn.user, now);
+        self.occupancy_changed(None, out);
         out.push(Effect::Report(self.report()));
         // One wake-up per room serves every pending leave: a mass disconnect must not start a
         // timer per socket.
@@ -505,13 +530,16 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 });
             }
             let last_seen = room::rfc3339_ms(departure.last_seen_ms);
-            out.push(Effect::Broadcast {
-                frame: protocol::leave_frame(&departure.user, &last_seen),
-                skip_origin: false,
-                pace: Pace::Presence,
-            });
+            if !self.occupancy.counts_mode() {
+                out.push(Effect::Broadcast {
+                    frame: protocol::leave_frame(&departure.user, &last_seen),
+                    skip_origin: false,
+                    pace: Pace::Presence,
+                });
+            }
             self.presence_left(&departure.user, &last_seen, out);
         }
+        self.occupancy_after_leaves(out);
         self.wake_for_next_leave(out);
     }
 
@@ -525,12 +553,6 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             }
             None => self.leave_sweep = false,
         }
-    }
-
-    /// Who is online now, and how many connections they have.
-    pub fn presence_list(&mut self) -> (Vec<User>, usize) {
-        let presence = self.presence();
-        (presence.users(), presence.connection_count())
     }
 
     // ---- publishes over HTTP -------------------------------------------------------------
@@ -614,6 +636,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     /// expiry already due is the alarm's look at the connections, [`RoomMachine::expire`]).
     pub fn on_alarm(&mut self, out: &mut Vec<Effect>) {
         self.alarm_at = None;
+        self.flush_occupancy(out);
         if let Some(at) = self.next_expiry_ms.filter(|at| *at >= self.clock.now_ms()) {
             self.set_alarm(at.saturating_add(1), out);
         }
@@ -942,6 +965,7 @@ mod tests {
             conn_id: id.to_string(),
             user: user(user_id),
             exp: T0 / 1000 + 3600,
+            counts: false,
         }
     }
 
@@ -1253,7 +1277,8 @@ mod tests {
         assert!(!out
             .iter()
             .any(|e| matches!(e, Effect::WakeForLeaves { .. })));
-        assert_eq!(m.presence_list(), (vec![], 0));
+        let everyone = crate::occupancy::PresencePage::default();
+        assert_eq!(m.presence_page(&everyone), (vec![], None, 0));
     }
 
     #[test]

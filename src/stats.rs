@@ -1,5 +1,6 @@
 //! Connection statistics: what rooms report to the directory, how the rooms of one isolate
-//! send their reports together, how the directory keeps them, and the stats routes' answers.
+//! send their reports together, how a directory shard keeps them, and the stats routes'
+//! answers (merged over the shards by [`crate::directory_shards`]).
 
 use std::collections::HashMap;
 
@@ -88,7 +89,8 @@ pub fn totals_json(reports: &[RoomReport]) -> String {
     serde_json::json!({"connections": connections, "rooms": rooms}).to_string()
 }
 
-/// `{"rooms":[{"room","connections","users","last_seq"}]}`, busiest first.
+/// `{"rooms":[{"room","connections","users","last_seq"}]}`, busiest first, at most
+/// [`MAX_LISTED_ROOMS`].
 pub fn rooms_json(reports: &[RoomReport]) -> String {
     let mut rooms: Vec<&RoomReport> = reports.iter().filter(|r| r.connections > 0).collect();
     rooms.sort_by(|a, b| {
@@ -96,6 +98,7 @@ pub fn rooms_json(reports: &[RoomReport]) -> String {
             .cmp(&a.connections)
             .then_with(|| a.room.cmp(&b.room))
     });
+    rooms.truncate(MAX_LISTED_ROOMS);
     serde_json::json!({ "rooms": rooms }).to_string()
 }
 
@@ -117,8 +120,8 @@ pub fn active_rooms(listing: &str) -> RelayResult<Vec<String>> {
         .collect())
 }
 
-/// Most rooms a stats answer lists (and the directory reads).
-const MAX_LISTED_ROOMS: u64 = 10_000;
+/// Most rooms a stats answer lists (and a directory shard reads).
+pub const MAX_LISTED_ROOMS: usize = 10_000;
 
 /// The directory's table of the rooms' latest reports, over any SQLite.
 pub struct DirectoryStore<E> {

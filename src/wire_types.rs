@@ -10,6 +10,7 @@ use ts_rs::{Config, TS};
 use crate::auth::User;
 use crate::error::ErrorCode;
 use crate::feed::RoomUpdate;
+use crate::occupancy::Counts;
 use crate::protocol::{
     ClientFrame, MessageFrame, Publish, ReadMarker, Receipt, ServerFrame, Welcome,
 };
@@ -43,6 +44,7 @@ fn generate() -> String {
         MessageFrame::decl(&cfg),
         ReadMarker::decl(&cfg),
         Receipt::decl(&cfg),
+        Counts::decl(&cfg),
         Welcome::decl(&cfg),
         ServerFrame::decl(&cfg),
         Publish::decl(&cfg),
@@ -100,7 +102,9 @@ fn assert_described(wire: &str, frame: &str) {
     }
     for key in object.keys() {
         assert!(
-            wire.contains(&format!(" {key}: ")) || wire.contains(&format!("\"{key}\": ")),
+            wire.contains(&format!(" {key}: "))
+                || wire.contains(&format!(" {key}?: "))
+                || wire.contains(&format!("\"{key}\": ")),
             "no field {key:?} in wire.ts for {frame}"
         );
     }
@@ -135,6 +139,16 @@ fn every_frame_the_relay_writes_is_described() {
         user: &user,
         seq: 3,
         presence: &presence,
+        occupancy: None,
+        reads: &reads,
+    };
+    let counts_welcome = Welcome {
+        room: "chat:1",
+        conn_id: "c2",
+        user: &user,
+        seq: 3,
+        presence: &[],
+        occupancy: Some(Counts::new(120, 101)),
         reads: &reads,
     };
     let data = serde_json::value::RawValue::from_string("{}".into()).unwrap();
@@ -151,6 +165,8 @@ fn every_frame_the_relay_writes_is_described() {
     };
     let frames = [
         protocol::welcome_frame(&welcome),
+        protocol::welcome_frame(&counts_welcome),
+        protocol::occupancy_frame(Counts::new(120, 101)),
         protocol::ack_frame("c1", &receipt),
         protocol::typing_frame(&user, true),
         protocol::read_frame(&marker),

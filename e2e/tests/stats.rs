@@ -11,6 +11,7 @@ use relay_e2e::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How long stats may take to reflect a change.
@@ -225,6 +226,44 @@ async fn rooms_without_connections_are_not_listed() {
             "{path} lists {room} without connections"
         );
     }
+}
+
+/// The directory shard of a room as the relay picks it (FNV-1a 64 of the name, modulo 16),
+/// so that the test can say it spread its rooms over many shards.
+fn directory_shard(room: &str) -> u64 {
+    let hash = room.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % 16
+}
+
+#[tokio::test]
+async fn rooms_on_every_directory_shard_are_listed_and_counted_together() {
+    let rooms: Vec<String> = (0..24).map(|_| unique_room("e2e:stats-shards")).collect();
+    let shards: BTreeSet<u64> = rooms.iter().map(|r| directory_shard(r)).collect();
+    assert!(shards.len() >= 8, "24 rooms over {} shards", shards.len());
+    let mut clients = Vec::new();
+    for room in &rooms {
+        clients.push(Client::join_as(room, &User::anonymous("sharded")).await.0);
+    }
+    let rooms_ref = &rooms;
+    let listed = poll(STATS_WAIT, || async move {
+        let list = admin_get("/v1/stats/rooms").await;
+        rooms_ref
+            .iter()
+            .all(|room| stats_entry(&list, room).is_some_and(|e| e["connections"] == 1))
+            .then_some(list)
+    })
+    .await;
+    assert!(listed.is_some(), "not every room of every shard was listed");
+    for path in TOTALS {
+        let (conns, listed_rooms) = totals(path).await;
+        assert!(
+            conns >= 24 && listed_rooms >= 24,
+            "{path}: {conns} connections, {listed_rooms} rooms"
+        );
+    }
+    drop(clients);
 }
 
 // ---- presence over HTTP ----------------------------------------------------------------

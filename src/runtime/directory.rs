@@ -1,5 +1,6 @@
-//! The `Directory` Durable Object: one per deployment, keeping the rooms' reports (which come in
-//! batches, one per isolate and interval) so that stats never wake every room.
+//! The `Directory` Durable Object: one per shard (see [`crate::directory_shards`]), keeping the
+//! reports of its rooms (which come in batches, one per isolate, shard and interval) so that
+//! stats never wake every room.
 
 use std::cell::OnceCell;
 
@@ -9,9 +10,6 @@ use super::http;
 use crate::error::{RelayError, RelayResult};
 use crate::room_api::{self, DirectoryRequest};
 use crate::stats::{self, DirectoryStore, MAX_BATCH_REPORTS};
-
-/// The one directory instance's name.
-pub const DIRECTORY_NAME: &str = "directory";
 
 #[durable_object]
 pub struct Directory {

@@ -2,6 +2,7 @@
 
 mod archive;
 mod directory;
+mod directory_fanout;
 mod events_delivery;
 mod fanout;
 mod http;
@@ -24,6 +25,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::{DurableObject as Stub, DurableObjectNamespace};
 use worker::Env;
 
+use crate::directory_shards;
 use crate::error::{RelayError, RelayResult};
 use crate::room_api::{Connect, DirectoryRequest, RoomRequest, Wire, ROOM_HEADER};
 
@@ -144,12 +146,16 @@ pub async fn send_to_room(env: &Env, room: &str, wire: &Wire) -> RelayResult<Res
     call_object(&stub, &format!("https://room{}", wire.path), &init).await
 }
 
-/// Sends a request to the deployment's one `Directory` object, which keeps the rooms' stats
-/// reports.
-pub async fn call_directory(env: &Env, request: &DirectoryRequest) -> RelayResult<Response> {
+/// Sends a request to one shard of the `Directory` objects, which keep the rooms' stats
+/// reports (see [`crate::directory_shards`]).
+pub async fn call_directory(
+    env: &Env,
+    shard: usize,
+    request: &DirectoryRequest,
+) -> RelayResult<Response> {
     let wire = request.encode()?;
     let stub = namespace(env, "DIRECTORY")?
-        .get_by_name(directory::DIRECTORY_NAME)
+        .get_by_name(&directory_shards::shard_name(shard))
         .map_err(internal("directory stub"))?;
     let init = RequestInit::new();
     init.set_method(wire.method);

@@ -1,15 +1,13 @@
 //! Stats reports: the rooms of one isolate send their counts to the directory together, in
-//! one batch per interval.
+//! one batch per interval (split over the directory's shards).
 
 use std::cell::RefCell;
 
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::Env;
 
+use super::now_ms;
 use super::settle::sleep;
-use super::{call_directory, now_ms};
-use crate::error::RelayError;
-use crate::room_api::DirectoryRequest;
 use crate::stats::{ReportQueue, RoomReport};
 
 thread_local! {
@@ -27,25 +25,20 @@ pub fn queue_report(env: &Env, report: RoomReport) {
 }
 
 /// Sends the isolate's queued reports as one batch after `delay_ms`; a batch that fails is
-/// queued again (newer reports of the same rooms win) and retried an interval later.
+/// queued again (newer reports of the same rooms win) and retried an interval later: only
+/// the reports of the shards that failed.
 async fn send_reports(env: Env, delay_ms: i64) {
     sleep(u32::try_from(delay_ms).unwrap_or(u32::MAX)).await;
     let batch = REPORTS.with(|queue| queue.borrow_mut().take(now_ms()));
     if batch.is_empty() {
         return;
     }
-    let request = DirectoryRequest::Reports(batch);
-    let sent = call_directory(&env, &request)
-        .await
-        .and_then(|response| match response.status() {
-            200 => Ok(()),
-            _ => Err(RelayError::internal()),
-        });
-    if let (Err(err), DirectoryRequest::Reports(batch)) = (sent, request) {
-        worker::console_error!("stats reports failed: {err}");
-        let retry = REPORTS.with(|queue| queue.borrow_mut().put_back(batch, now_ms()));
-        if let Some(delay_ms) = retry {
-            spawn_local(Box::pin(send_reports(env, delay_ms)));
-        }
+    let failed = super::directory_fanout::send_reports(&env, batch).await;
+    if failed.is_empty() {
+        return;
+    }
+    let retry = REPORTS.with(|queue| queue.borrow_mut().put_back(failed, now_ms()));
+    if let Some(delay_ms) = retry {
+        spawn_local(Box::pin(send_reports(env, delay_ms)));
     }
 }

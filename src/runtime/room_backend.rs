@@ -9,6 +9,7 @@ use super::room_object::{receipt_response, Room};
 use super::{call_room, http, internal};
 use crate::error::{RelayError, RelayResult};
 use crate::feed::Member;
+use crate::occupancy::PresencePage;
 use crate::protocol::Publish;
 use crate::room_machine::FeedDue;
 use crate::webhook::RoomBroadcast;
@@ -50,12 +51,13 @@ impl Room {
             .map_err(internal("members response"))
     }
 
-    /// Who is online now.
-    pub(super) fn presence_list(&self, room: &str) -> RelayResult<Response> {
+    /// Who is online now: one page of them, by id.
+    pub(super) fn presence_list(&self, room: &str, page: &PresencePage) -> RelayResult<Response> {
         self.restore_presence(Some(room))?;
-        let (users, connections) = self.machine(None, |m| Ok(m.presence_list()))?;
+        let (users, next, connections) = self.machine(None, |m| Ok(m.presence_page(page)))?;
         http::json(
-            json!({"room": room, "users": users, "connections": connections}).to_string(),
+            json!({"room": room, "users": users, "connections": connections, "next": next})
+                .to_string(),
             200,
         )
         .map_err(internal("presence response"))

@@ -234,6 +234,7 @@ impl Room {
             .as_ref()
             .filter(|hook| hook.applies_to(&name))
             .map(|hook| hook.policy(self.limits.max_frame_bytes));
+        let presence_full_max = settings.presence_limits.for_room(&name);
         let machine = RoomMachine::new(
             RoomCore::open(store, name)?,
             RuntimeStamps,
@@ -244,7 +245,8 @@ impl Room {
         Ok(machine
             .members_only(members_only)
             .events(events)
-            .publish_hook(publish_hook))
+            .publish_hook(publish_hook)
+            .presence_full_max(presence_full_max))
     }
 
     /// Runs one event through the machine (borrowed once), then applies its effects, for the
@@ -333,6 +335,21 @@ impl Room {
                 Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),
                 Effect::WakeForLeaves { after_ms } => wake_for_leaves = Some(after_ms),
                 Effect::Report(report) => super::reports::queue_report(&self.env, report),
+                Effect::MarkCounts => {
+                    for ws in self.state.get_websockets() {
+                        let Some(conn) = connection_of(&ws).filter(|c| !c.counts) else {
+                            continue;
+                        };
+                        let marked = Connection {
+                            counts: true,
+                            ..conn
+                        };
+                        if let Ok(json) = serde_json::to_string(&marked) {
+                            let raw: &web_sys::WebSocket = ws.as_ref();
+                            let _ = raw.serialize_attachment(JsValue::from_str(&json));
+                        }
+                    }
+                }
                 Effect::LogError(line) => worker::console_error!("{line}"),
             }
         }
@@ -415,11 +432,11 @@ impl Room {
             RoomRequest::Broadcast(broadcast) => self.backend_publish(broadcast, &room),
             RoomRequest::Members => self.members(None, &room),
             RoomRequest::SetMembers(members) => self.members(Some(members), &room),
-            RoomRequest::Presence { caller } => {
+            RoomRequest::Presence { caller, page } => {
                 if let Some(caller) = caller {
                     self.machine(Some(&room), |m| m.check_member(&caller.user))?;
                 }
-                self.presence_list(&room)
+                self.presence_list(&room, &page)
             }
             RoomRequest::Disconnect(disconnect) => {
                 self.run(Some(&room), None, |m, out| {
@@ -461,6 +478,7 @@ impl Room {
             conn_id: random_id(now_ms()),
             user: caller.user,
             exp: caller.exp,
+            counts: false,
         };
         self.restore_presence(Some(room))?;
         let (plan, welcome) = self.machine(None, |m| {

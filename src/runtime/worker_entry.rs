@@ -12,7 +12,7 @@ use worker::Env;
 
 use super::settings::{settings, verify_token};
 use super::settle::{settle, sleep};
-use super::{call_directory, call_room, http, internal, room_upgrade, send_to_room};
+use super::{call_room, directory_fanout, http, internal, room_upgrade, send_to_room};
 use crate::auth;
 use crate::bans::{self, Ban};
 use crate::config::MAX_HTTP_BODY_BYTES;
@@ -20,9 +20,10 @@ use crate::dev_token;
 use crate::disconnect;
 use crate::error::{RelayError, RelayResult};
 use crate::feed;
+use crate::occupancy::PresencePage;
 use crate::paging::HistoryQuery;
 use crate::request_head::{self, Finish, RequestHead};
-use crate::room_api::{self, Caller, DirectoryRequest, RoomRequest, UserDisconnect, Wire};
+use crate::room_api::{self, Caller, RoomRequest, UserDisconnect, Wire};
 use crate::router::{self, Route, Shape};
 use crate::stats::{self, REPORT_INTERVAL_MS};
 use crate::webhook::{self, BackendProof, Broadcast};
@@ -123,7 +124,8 @@ async fn user_route(incoming: &Incoming, env: &Env, route: Route) -> RelayResult
                 true => None,
                 false => Some(authenticate(head, env, &room).await?),
             };
-            call_room(env, &room, &RoomRequest::Presence { caller }).await
+            let page = PresencePage::from_pairs(head.query_pairs())?;
+            call_room(env, &room, &RoomRequest::Presence { caller, page }).await
         }
         _ => Err(RelayError::not_found("no such route")),
     }
@@ -170,11 +172,11 @@ async fn backend_route(incoming: &Incoming, env: &Env, route: Route) -> RelayRes
         Route::LegacyBroadcast { kind } => legacy_broadcast(incoming, env, &kind).await,
         Route::Stats | Route::LegacyStatsConnections => {
             incoming.head.require_admin(&settings(env))?;
-            call_directory(env, &DirectoryRequest::Totals).await
+            directory_fanout::answer(directory_fanout::totals(env).await?)
         }
         Route::StatsRooms | Route::LegacyStatsRooms => {
             incoming.head.require_admin(&settings(env))?;
-            call_directory(env, &DirectoryRequest::Rooms).await
+            directory_fanout::answer(directory_fanout::rooms(env).await?)
         }
         _ => Err(RelayError::not_found("no such route")),
     }
@@ -252,11 +254,7 @@ async fn disconnect_user(env: &Env, request: UserDisconnect) -> RelayResult<Resp
         if pass > 0 {
             sleep(REPORT_INTERVAL_MS as u32 + DISCONNECT_SLACK_MS).await;
         }
-        let listing = call_directory(env, &DirectoryRequest::Rooms).await?;
-        let text = http::response_text(&listing)
-            .await
-            .map_err(internal("directory answer"))?;
-        let rooms = stats::active_rooms(&text)?;
+        let rooms = stats::active_rooms(&directory_fanout::rooms(env).await?)?;
         let new: Vec<String> = rooms
             .into_iter()
             .filter(|r| asked.insert(r.clone()))

@@ -7,6 +7,8 @@ import type {
   ConnectOptions,
   HistoryPage,
   Message,
+  Occupancy,
+  OccupancyFrame,
   PresenceEvent,
   ReadMarker,
   Receipt,
@@ -136,6 +138,8 @@ export interface RelayEvents<TData = unknown> {
   typing: TypingFrame;
   read: ReadMarker;
   presence: PresenceEvent;
+  /** A big room's counts: from the welcome, then at most every 2 s while they change. */
+  occupancy: OccupancyFrame;
   status: Status;
   error: RelayError;
   welcome: Welcome;
@@ -213,8 +217,10 @@ export class RelayClient<TData = unknown> {
   lastSeq: number | null;
   /** This connection's user, from the welcome. */
   user: User | null;
-  /** Users online. */
+  /** Users online (empty in a room in counts mode: see `occupancy`). */
   presence: User[];
+  /** The room's counts while it is in counts mode (past its presence limit), else null. */
+  occupancy: Occupancy | null;
   /** Latest read marker per user id. */
   reads: Map<string, ReadMarker>;
 
@@ -292,6 +298,7 @@ export class RelayClient<TData = unknown> {
     this.lastSeq = o.since == null ? null : Number(o.since);
     this.user = null; // {id, name?, role?} from the welcome
     this.presence = []; // users online
+    this.occupancy = null; // {connections, users} in a room in counts mode
     this.reads = new Map(); // user id -> {user, seq, at}
     this._on = new Map();
     this._q = []; // pending sends, in call order
@@ -684,6 +691,8 @@ export class RelayClient<TData = unknown> {
       case 'read':
         this.reads.set(f.user.id, f);
         return this._emit('read', f);
+      case 'occupancy':
+        return this._occupancy(f);
       case 'presence':
         this.presence = this.presence.filter((u) => u.id !== f.user.id);
         if (f.event === 'join') this.presence.push(f.user);
@@ -773,6 +782,7 @@ export class RelayClient<TData = unknown> {
     else if (this._wsSince == null && f.seq > this.lastSeq) this._catchUp();
     this._save();
     this.presence = f.presence || [];
+    this.occupancy = null;
     this.reads = new Map((f.reads || []).map((r) => [r.user.id, r]));
     this._timer('stable', () => (this._attempt = 0), this._o.stableAfter);
     this._beat();
@@ -784,9 +794,23 @@ export class RelayClient<TData = unknown> {
     this._status('open');
     this._emit('welcome', f);
     this._emit('presence', { type: 'presence', event: 'sync', presence: this.presence });
+    if (f.occupancy) this._occupancy({ type: 'occupancy', ...f.occupancy });
     if (this._readWant) this._frame({ type: 'read', seq: this._readWant });
     if (this._typingOn) this._frame({ type: 'typing', active: true });
     this._flush();
+  }
+
+  /** Counts from the room: its first frame on a connection means the list is no longer kept. */
+  private _occupancy(f: OccupancyFrame) {
+    const listed = !this.occupancy && this.presence.length;
+    this.occupancy = { connections: f.connections, users: f.users };
+    if (listed) this._emit('presence', { type: 'presence', event: 'sync', presence: (this.presence = []) });
+    this._emit('occupancy', f);
+  }
+
+  /** Users online, and connections in counts mode (null while the room lists its users). */
+  get counts(): { users: number; connections: number | null } {
+    return this.occupancy || { users: this.presence.length, connections: null };
   }
 
   // ---- resume across reloads (the storage option)

@@ -31,8 +31,21 @@ export interface PresenceEvent {
   presence?: User[];
 }
 
-export interface Welcome extends Omit<Wire.Welcome, 'reads'> {
+/** A big room's counts: past its presence limit it sends these instead of joins and leaves. */
+export interface Occupancy {
+  connections: number;
+  users: number;
+}
+
+export interface OccupancyFrame extends Occupancy {
+  type: 'occupancy';
+}
+
+export interface Welcome extends Omit<Wire.Welcome, 'reads' | 'presence' | 'occupancy'> {
   type: 'welcome';
+  /** The users online; absent in a room in counts mode, whose welcome has `occupancy`. */
+  presence?: User[];
+  occupancy?: Occupancy;
   reads?: ReadMarker[];
 }
 

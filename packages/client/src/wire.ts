@@ -12,9 +12,11 @@ export type ReadMarker = { user: User, seq: number, at: string, };
 
 export type Receipt = { seq: number, id: string, ts: string, duplicate: boolean, };
 
-export type Welcome = { room: string, conn_id: string, user: User, seq: number, presence: Array<User>, reads: Array<ReadMarker>, };
+export type Counts = { connections: number, users: number, };
 
-export type ServerFrame = { "type": "welcome" } & Welcome | { "type": "ack", cid: string, seq: number, id: string, ts: string, duplicate: boolean, } | { "type": "typing", user: User, active: boolean, } | { "type": "read" } & ReadMarker | { "type": "synced", seq: number, } | { "type": "reset", seq: number, } | { "type": "auth", exp: number, };
+export type Welcome = { room: string, conn_id: string, user: User, seq: number, presence?: Array<User>, occupancy?: Counts, reads: Array<ReadMarker>, };
+
+export type ServerFrame = { "type": "welcome" } & Welcome | { "type": "ack", cid: string, seq: number, id: string, ts: string, duplicate: boolean, } | { "type": "typing", user: User, active: boolean, } | { "type": "read" } & ReadMarker | { "type": "synced", seq: number, } | { "type": "reset", seq: number, } | { "type": "auth", exp: number, } | { "type": "occupancy" } & Counts;
 
 export type Publish = { cid?: string, event?: string, data: unknown, };
 
