@@ -28,6 +28,8 @@
 //! - [`webhook`]: backend broadcast bodies and webhook credentials (bearer, signature).
 //! - [`events`]: outgoing events to a backend: settings, event JSON, batches, retries, signature.
 //! - [`events_outbox`]: the room's outbox of events in its SQLite.
+//! - [`edits`]: editing and deleting messages: requests, who may, records, current versions;
+//!   [`room_edits`]: their state in the room's SQLite.
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
 pub mod archive_rows;
@@ -38,6 +40,7 @@ pub mod config;
 pub mod cors;
 pub mod dev_token;
 pub mod disconnect;
+pub mod edits;
 pub mod error;
 pub mod events;
 pub mod events_outbox;
@@ -57,6 +60,7 @@ pub mod room_access;
 pub mod room_api;
 pub mod room_archive;
 pub mod room_bans;
+pub mod room_edits;
 pub mod room_feeds;
 pub mod room_machine;
 pub mod room_name;
