@@ -262,8 +262,25 @@ var RelayClient = class _RelayClient {
    * and retried with the same cid. The promise carries its `cid`.
    */
   send(data, { event, cid } = {}) {
-    const id = cid || this._cid + (++this._n).toString(36);
-    const frame = { type: "publish", cid: id, event: event == null ? void 0 : event, data: data === void 0 ? null : data };
+    return this._enqueue({ type: "publish", cid: cid || this._nextCid(), event: event == null ? void 0 : event, data: data === void 0 ? null : data });
+  }
+  /**
+   * Replaces the data of message `seq` (the user's own; any message with a moderator's role).
+   * The relay commits it as a new message with `event: 'message.edited'` and `ref_seq: seq`;
+   * resolves on its ack, queued and retried like `send`.
+   */
+  edit(seq, data, { cid } = {}) {
+    return this._enqueue({ type: "edit", cid: cid || this._nextCid(), seq, data: data === void 0 ? null : data });
+  }
+  /** Deletes message `seq`, like `edit`: committed as `event: 'message.deleted'`, `data: null`. */
+  delete(seq, { cid } = {}) {
+    return this._enqueue({ type: "delete", cid: cid || this._nextCid(), seq });
+  }
+  _nextCid() {
+    return this._cid + (++this._n).toString(36);
+  }
+  _enqueue(frame) {
+    const id = frame.cid;
     const json = JSON.stringify(frame);
     let promise;
     if (this.status === "closed") promise = Promise.reject(new RelayError("closed", "client is closed", { cid: id }));
@@ -658,7 +675,9 @@ var RelayClient = class _RelayClient {
     const p = this._q.find((q) => q.cid === f.cid);
     if (!p) return;
     this._settle(p, null, { seq: f.seq, id: f.id, ts: f.ts, duplicate: !!f.duplicate });
-    const m = { type: "message", room: this.room, seq: f.seq, id: f.id, event: p.frame.event || "message", data: p.frame.data, from: this.user, cid: f.cid, ts: f.ts };
+    const s = p.frame;
+    const m = { type: "message", room: this.room, seq: f.seq, id: f.id, event: s.type === "publish" ? s.event || "message" : s.type === "edit" ? "message.edited" : "message.deleted", data: s.data ?? null, from: this.user, cid: f.cid, ts: f.ts };
+    if (s.type !== "publish") m.ref_seq = s.seq;
     this._deliver(m);
   }
   _retryLater(p, ms) {
@@ -691,9 +710,11 @@ var RelayClient = class _RelayClient {
         const p = this._q.find((q) => !q.via);
         if (!p || p.wait != null) break;
         p.via = "http";
-        const { cid, event, data } = p.frame;
+        const s = p.frame;
         try {
-          const r = await this._http("POST", "/messages", { cid, event, data });
+          const r = await this._http(
+            ...s.type === "publish" ? ["POST", "/messages", { cid: s.cid, event: s.event, data: s.data }] : [s.type === "edit" ? "PATCH" : "DELETE", "/messages/" + s.seq, { cid: s.cid, data: s.data }]
+          );
           this._settle(p, null, r);
           this._timer("poll", () => this._poll(), 50);
         } catch (err) {
@@ -767,6 +788,16 @@ var RelayClient = class _RelayClient {
     for (const p of [...this._q]) this._settle(p, err);
   }
 };
+
+// src/edits.ts
+var isChange = (m) => m.ref_seq != null && (m.event === "message.edited" || m.event === "message.deleted");
+function applyChange(messages, m) {
+  const target = isChange(m) ? messages.find((x) => x.seq === m.ref_seq) : void 0;
+  if (!target) return null;
+  if (m.event === "message.edited") target.data = m.data, target.edited_at = m.ts;
+  else target.data = null, target.deleted_at = m.ts;
+  return target;
+}
 
 // src/inbox.ts
 var inbox = (options) => new Inbox(options);
@@ -870,7 +901,9 @@ export {
   Inbox,
   RelayClient,
   RelayError,
+  applyChange,
   backoffDelay,
   RelayClient as default,
-  inbox
+  inbox,
+  isChange
 };

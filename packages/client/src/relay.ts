@@ -164,9 +164,17 @@ interface PublishFrame {
   data: unknown;
 }
 
+/** An edit (new `data`) or delete of message `seq`. */
+interface ChangeFrame {
+  type: 'edit' | 'delete';
+  cid: string;
+  seq: number;
+  data?: unknown;
+}
+
 interface PendingSend {
   cid: string;
-  frame: PublishFrame;
+  frame: PublishFrame | ChangeFrame;
   json: string;
   resolve: (receipt: Receipt) => void;
   reject: (error: RelayError) => void;
@@ -438,8 +446,29 @@ export class RelayClient<TData = unknown> {
    * and retried with the same cid. The promise carries its `cid`.
    */
   send(data: TData, { event, cid }: SendOptions = {}): Promise<Receipt> & { cid: string } {
-    const id = cid || this._cid + (++this._n).toString(36);
-    const frame: PublishFrame = { type: 'publish', cid: id, event: event == null ? undefined : event, data: data === undefined ? null : data };
+    return this._enqueue({ type: 'publish', cid: cid || this._nextCid(), event: event == null ? undefined : event, data: data === undefined ? null : data });
+  }
+
+  /**
+   * Replaces the data of message `seq` (the user's own; any message with a moderator's role).
+   * The relay commits it as a new message with `event: 'message.edited'` and `ref_seq: seq`;
+   * resolves on its ack, queued and retried like `send`.
+   */
+  edit(seq: number, data: TData, { cid }: { cid?: string | undefined } = {}): Promise<Receipt> & { cid: string } {
+    return this._enqueue({ type: 'edit', cid: cid || this._nextCid(), seq, data: data === undefined ? null : data });
+  }
+
+  /** Deletes message `seq`, like `edit`: committed as `event: 'message.deleted'`, `data: null`. */
+  delete(seq: number, { cid }: { cid?: string | undefined } = {}): Promise<Receipt> & { cid: string } {
+    return this._enqueue({ type: 'delete', cid: cid || this._nextCid(), seq });
+  }
+
+  private _nextCid(): string {
+    return this._cid + (++this._n).toString(36);
+  }
+
+  private _enqueue(frame: PublishFrame | ChangeFrame): Promise<Receipt> & { cid: string } {
+    const id = frame.cid;
     const json = JSON.stringify(frame);
     let promise: Promise<Receipt>;
     if (this.status === 'closed') promise = Promise.reject(new RelayError('closed', 'client is closed', { cid: id }));
@@ -882,7 +911,9 @@ export class RelayClient<TData = unknown> {
     const p = this._q.find((q) => q.cid === f.cid);
     if (!p) return;
     this._settle(p, null, { seq: f.seq, id: f.id, ts: f.ts, duplicate: !!f.duplicate });
-    const m = { type: 'message', room: this.room, seq: f.seq, id: f.id, event: p.frame.event || 'message', data: p.frame.data, from: this.user, cid: f.cid, ts: f.ts } as Message<TData>;
+    const s = p.frame;
+    const m = { type: 'message', room: this.room, seq: f.seq, id: f.id, event: s.type === 'publish' ? s.event || 'message' : s.type === 'edit' ? 'message.edited' : 'message.deleted', data: s.data ?? null, from: this.user, cid: f.cid, ts: f.ts } as Message<TData>;
+    if (s.type !== 'publish') m.ref_seq = s.seq;
     this._deliver(m);
   }
 
@@ -919,9 +950,13 @@ export class RelayClient<TData = unknown> {
         const p = this._q.find((q) => !q.via);
         if (!p || p.wait != null) break;
         p.via = 'http';
-        const { cid, event, data } = p.frame;
+        const s = p.frame;
         try {
-          const r = await this._http<Omit<Receipt, 'cid'>>('POST', '/messages', { cid, event, data });
+          const r = await this._http<Omit<Receipt, 'cid'>>(
+            ...((s.type === 'publish'
+              ? ['POST', '/messages', { cid: s.cid, event: s.event, data: s.data }]
+              : [s.type === 'edit' ? 'PATCH' : 'DELETE', '/messages/' + s.seq, { cid: s.cid, data: s.data }]) as [string, string, unknown]),
+          );
           this._settle(p, null, r);
           this._timer('poll', () => this._poll(), 50);
         } catch (err) {

@@ -19,6 +19,12 @@ export interface Message<TData = unknown> {
   cid?: string;
   /** RFC 3339 UTC with milliseconds. */
   ts: string;
+  /** On the record of an edit (`event: 'message.edited'`) or delete (`'message.deleted'`): the seq of the message changed. */
+  ref_seq?: number;
+  /** In history: when the message was last edited. */
+  edited_at?: string;
+  /** In history: when the message was deleted (its `data` is then `null`). */
+  deleted_at?: string;
 }
 
 export interface Receipt {
