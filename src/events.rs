@@ -593,6 +593,26 @@ mod tests {
             (Some("read.updated"), Some(5))
         );
         assert_eq!(read["ts"], "t3");
+        assert!(
+            read.get("ref_seq").is_none(),
+            "only edits and deletes name one"
+        );
+    }
+
+    #[test]
+    fn edits_and_deletes_carry_their_record_and_the_seq_they_changed() {
+        let record =
+            r#"{"type":"message","seq":9,"event":"message.edited","data":"new","ref_seq":4}"#;
+        for (deleted, kind) in [(false, "message.edited"), (true, "message.deleted")] {
+            let json = message_changed("e7", "r", deleted, 9, 4, "t", &ann(), record).unwrap();
+            let event: Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(
+                (&event["type"], &event["seq"], &event["ref_seq"]),
+                (&Value::from(kind), &Value::from(9), &Value::from(4))
+            );
+            assert_eq!(event["user"]["id"], "ann");
+            assert_eq!(event["message"]["data"], "new");
+        }
     }
 
     #[test]

@@ -479,6 +479,21 @@ mod tests {
     }
 
     #[test]
+    fn records_are_not_unread_messages() {
+        let (mut m, _) = machine();
+        let ann = conn(user("ann", None));
+        publish(&mut m, &ann.user, "one");
+        publish(&mut m, &ann.user, "two");
+        frame(
+            &mut m,
+            &ann,
+            r#"{"type":"edit","cid":"e","seq":1,"data":"uno"}"#,
+        );
+        frame(&mut m, &ann, r#"{"type":"delete","cid":"d","seq":2}"#);
+        assert_eq!(m.core().store().unread_count("bob").unwrap(), 2);
+    }
+
+    #[test]
     fn publishes_cannot_pass_for_records() {
         let (mut m, _) = machine();
         let out = frame(
