@@ -211,6 +211,22 @@ async fn others_are_refused_moderators_may() {
     assert_eq!(message_at(&shown, m1.seq)["data"], Value::Null);
     assert_eq!(message_at(&shown, backend_seq)["data"], "corrected");
     assert_eq!(message_at(&shown, backend_seq)["from"], Value::Null);
+
+    // A banned author is refused like a publish.
+    let m2 = http::publish_ok(&room, &auth(&bob, &room), &json!({"data": "bob's"})).await;
+    let ban = room_path(&room, &format!("bans/{}", encode_segment(&bob.id)));
+    http::send(
+        Method::PUT,
+        &ban,
+        &relay_e2e::backend::webhook_auth(),
+        None,
+        &[],
+    )
+    .await
+    .assert_status(200);
+    let refused = edit_http(&room, m2.seq, &auth(&bob, &room), &json!({"data": "again"})).await;
+    refused.assert_error(403, "forbidden");
+    assert!(refused.body.contains("banned"), "{}", refused.body);
 }
 
 #[tokio::test]
