@@ -128,7 +128,7 @@ var RelayClient = class _RelayClient {
     o.WebSocket = o.WebSocket || globalThis.WebSocket;
     if (o.navigator === void 0) o.navigator = globalThis.navigator;
     if (typeof o.WebSocket !== "function") {
-      throw new TypeError("no WebSocket implementation: this runtime has no global WebSocket; pass one as the WebSocket option (Node 22+ has it built in)");
+      throw new TypeError("no WebSocket implementation: pass one as the WebSocket option");
     }
     this.url = String(o.url).replace(/\/+$/, "");
     this.room = o.room;
@@ -198,7 +198,7 @@ var RelayClient = class _RelayClient {
       this.on("message", (m) => {
         if (overflow) return;
         if (waiting.length < this._o.iteratorBuffer) waiting.push(m);
-        else overflow = new RelayError("overflow", "the for-await loop fell more than " + this._o.iteratorBuffer + " messages behind", { seq: waiting[waiting.length - 1].seq });
+        else overflow = new RelayError("overflow", "for await fell over " + this._o.iteratorBuffer + " messages behind", { seq: waiting[waiting.length - 1].seq });
         wake && wake();
       }),
       this.on("status", (s) => s === "closed" && wake && wake())
@@ -265,8 +265,25 @@ var RelayClient = class _RelayClient {
    * and retried with the same cid. The promise carries its `cid`.
    */
   send(data, { event, cid } = {}) {
-    const id = cid || this._cid + (++this._n).toString(36);
-    const frame = { type: "publish", cid: id, event: event == null ? void 0 : event, data: data === void 0 ? null : data };
+    return this._enqueue({ type: "publish", cid: cid || this._nextCid(), event: event == null ? void 0 : event, data: data === void 0 ? null : data });
+  }
+  /**
+   * Replaces the data of message `seq` (the user's own; any message with a moderator's role).
+   * The relay commits it as a new message with `event: 'message.edited'` and `ref_seq: seq`;
+   * resolves on its ack, queued and retried like `send`.
+   */
+  edit(seq, data, { cid } = {}) {
+    return this._enqueue({ type: "edit", cid: cid || this._nextCid(), seq, data: data === void 0 ? null : data });
+  }
+  /** Deletes message `seq`, like `edit`: committed as `event: 'message.deleted'`, `data: null`. */
+  delete(seq, { cid } = {}) {
+    return this._enqueue({ type: "delete", cid: cid || this._nextCid(), seq });
+  }
+  _nextCid() {
+    return this._cid + (++this._n).toString(36);
+  }
+  _enqueue(frame) {
+    const id = frame.cid;
     const json = JSON.stringify(frame);
     let promise;
     if (this.status === "closed") promise = Promise.reject(new RelayError("closed", "client is closed", { cid: id }));
@@ -526,7 +543,7 @@ var RelayClient = class _RelayClient {
     }
     if (!this._frame({ type: "auth", token })) return;
     this._renewing = token;
-    this._timer("auth", () => this._renewFailed(new RelayError("timeout", "the relay did not answer the token renewal")), this._o.authTimeout);
+    this._timer("auth", () => this._renewFailed(new RelayError("timeout", "no answer to the token renewal")), this._o.authTimeout);
   }
   _authed(f) {
     if (this._renewing == null) return;
@@ -676,7 +693,9 @@ var RelayClient = class _RelayClient {
     const p = this._q.find((q) => q.cid === f.cid);
     if (!p) return;
     this._settle(p, null, { seq: f.seq, id: f.id, ts: f.ts, duplicate: !!f.duplicate });
-    const m = { type: "message", room: this.room, seq: f.seq, id: f.id, event: p.frame.event || "message", data: p.frame.data, from: this.user, cid: f.cid, ts: f.ts };
+    const s = p.frame;
+    const m = { type: "message", room: this.room, seq: f.seq, id: f.id, event: s.type === "publish" ? s.event || "message" : s.type === "edit" ? "message.edited" : "message.deleted", data: s.data ?? null, from: this.user, cid: f.cid, ts: f.ts };
+    if (s.type !== "publish") m.ref_seq = s.seq;
     this._deliver(m);
   }
   _retryLater(p, ms) {
@@ -709,9 +728,11 @@ var RelayClient = class _RelayClient {
         const p = this._q.find((q) => !q.via);
         if (!p || p.wait != null) break;
         p.via = "http";
-        const { cid, event, data } = p.frame;
+        const s = p.frame;
         try {
-          const r = await this._http("POST", "/messages", { cid, event, data });
+          const r = await this._http(
+            ...s.type === "publish" ? ["POST", "/messages", { cid: s.cid, event: s.event, data: s.data }] : [s.type === "edit" ? "PATCH" : "DELETE", "/messages/" + s.seq, { cid: s.cid, data: s.data }]
+          );
           this._settle(p, null, r);
           this._timer("poll", () => this._poll(), 50);
         } catch (err) {
@@ -785,6 +806,16 @@ var RelayClient = class _RelayClient {
     for (const p of [...this._q]) this._settle(p, err);
   }
 };
+
+// src/edits.ts
+var isChange = (m) => m.ref_seq != null && (m.event === "message.edited" || m.event === "message.deleted");
+function applyChange(messages, m) {
+  const target = isChange(m) ? messages.find((x) => x.seq === m.ref_seq) : void 0;
+  if (!target) return null;
+  if (m.event === "message.edited") target.data = m.data, target.edited_at = m.ts;
+  else target.data = null, target.deleted_at = m.ts;
+  return target;
+}
 
 // src/inbox.ts
 var inbox = (options) => new Inbox(options);
@@ -888,7 +919,9 @@ export {
   Inbox,
   RelayClient,
   RelayError,
+  applyChange,
   backoffDelay,
   RelayClient as default,
-  inbox
+  inbox,
+  isChange
 };

@@ -1,11 +1,12 @@
 // The demo chat: a development token from POST /dev/token, a RelayClient per room that keeps its
 // position in sessionStorage (a reload resumes where the page was) and shows the page of history
 // before it with loadOlder() (older ones on demand); the client's inbox() over the user's own
-// feed `user:<id>` keeps the room list and its unread counts.
+// feed `user:<id>` keeps the room list and its unread counts. Own messages can be edited and
+// deleted; the relay's records of such changes update the line they name (applyChange).
 // The relay is this page's origin, or the one in `?relay=` (the page may live elsewhere: the
 // relay's ALLOWED_ORIGINS must then name this page's origin). Element ids and data-testid
 // attributes are used by tests/browser; keep them stable.
-import { RelayClient, inbox } from '/client/relay.js';
+import { RelayClient, applyChange, inbox, isChange } from '/client/relay.js';
 
 const $ = (id) => document.getElementById(id);
 const STATUS_TEXT = {
@@ -108,6 +109,10 @@ function setStatus(status) {
 }
 
 // ---- messages
+/** The messages shown, by seq: an edit or delete record re-renders the one it names. */
+const shown = new Map();
+const MAX_SHOWN = 5000; // the oldest are forgotten past this (their lines stay, unchangeable)
+
 function textOf(data) {
   if (data && typeof data.text === 'string') return data.text;
   return JSON.stringify(data);
@@ -144,15 +149,55 @@ function messageElement(m) {
   const text = document.createElement('div');
   text.className = 'text';
   text.dataset.testid = 'message-text';
-  text.textContent = textOf(m.data);
+  text.textContent = m.deleted_at ? 'message deleted' : textOf(m.data);
+  if (m.deleted_at) li.classList.add('deleted');
+  else if (m.edited_at) meta.append(' ', Object.assign(document.createElement('span'), { className: 'edited', textContent: '(edited)' }));
+  if (isMine(m) && !m.deleted_at && m.event === 'message') meta.append(' ', ...changeButtons(m, li, text));
   const seen = document.createElement('div');
   seen.className = 'seen';
   seen.dataset.testid = 'seen';
   li.append(meta, text, seen);
+  shown.set(m.seq, m);
+  if (shown.size > MAX_SHOWN) shown.delete(Math.min(...shown.keys()));
   return li;
 }
 
+/** Edit (in place: Enter saves, Escape cancels) and Delete for my own messages. */
+function changeButtons(m, li, text) {
+  const button = (label, testid, onClick) => {
+    const b = Object.assign(document.createElement('button'), { type: 'button', className: 'change', textContent: label });
+    b.dataset.testid = testid;
+    b.addEventListener('click', onClick);
+    return b;
+  };
+  const failed = (err) => showError(`Could not change #${m.seq}: ${describe(err)}`);
+  const edit = button('edit', 'edit', () => {
+    const input = Object.assign(document.createElement('input'), { value: textOf(m.data), className: 'edit-text' });
+    input.dataset.testid = 'edit-text';
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') input.replaceWith(text);
+      if (e.key !== 'Enter') return;
+      const value = input.value.trim();
+      input.replaceWith(text);
+      if (value && value !== textOf(m.data)) room.edit(m.seq, { text: value }).catch(failed);
+    });
+    text.replaceWith(input);
+    input.focus();
+  });
+  const remove = button('delete', 'delete', () => room.delete(m.seq).catch(failed));
+  li.dataset.changeable = '';
+  return [edit, ' ', remove];
+}
+
+/** An edit or delete record: the message it names is shown as it is now. */
+function applyRecord(m) {
+  const target = shown.get(m.ref_seq);
+  if (!target || !applyChange([target], m)) return;
+  document.querySelector(`#messages [data-seq="${m.ref_seq}"]`)?.replaceWith(messageElement(target));
+}
+
 function renderMessage(m) {
+  if (isChange(m)) return applyRecord(m);
   const scroll = $('scroll');
   const atBottom = scroll.scrollHeight - scroll.scrollTop - scroll.clientHeight < 40;
   $('messages').append(messageElement(m));
@@ -164,7 +209,8 @@ function renderMessage(m) {
 function prependMessages(messages) {
   const scroll = $('scroll');
   const height = scroll.scrollHeight;
-  $('messages').prepend(...messages.map(messageElement));
+  // History shows each message as it is now: the records themselves need no line.
+  $('messages').prepend(...messages.filter((m) => !isChange(m)).map(messageElement));
   scroll.scrollTop += scroll.scrollHeight - height;
 }
 
@@ -380,6 +426,7 @@ async function enterRoom(name, first) {
   away.clear();
   renderAway();
   $('messages').replaceChildren();
+  shown.clear();
   $('outbox').replaceChildren();
   $('online').replaceChildren();
   $('online-count').textContent = '';

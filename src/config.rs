@@ -46,6 +46,8 @@ pub struct Limits {
     pub rates: RateLimits,
     /// Unsent output past which a socket is closed with 4010 (`MAX_SOCKET_BUFFER_BYTES`).
     pub max_socket_buffer_bytes: usize,
+    /// Token roles that may edit and delete anyone's message (`MODERATOR_ROLES`).
+    pub moderator_roles: Vec<String>,
 }
 
 impl Limits {
@@ -83,6 +85,7 @@ impl Limits {
                 MIN_SOCKET_BUFFER_BYTES as u64,
                 MAX_SOCKET_BUFFER_BYTES as u64,
             ) as usize,
+            moderator_roles: crate::edits::moderator_roles(var("MODERATOR_ROLES")),
         }
     }
 }
@@ -208,7 +211,7 @@ mod tests {
         let clamped = Limits::from_vars(|_| Some("1".into()));
         assert_eq!(clamped.max_frame_bytes, 1024);
         assert_eq!(clamped.hot_window, 100);
-        let junk = Limits::from_vars(|_| Some("lots".into()));
+        let junk = Limits::from_vars(|name| (name != "MODERATOR_ROLES").then(|| "lots".into()));
         assert_eq!(junk, defaults);
         assert_eq!(defaults.rates.connect_burst, 30);
         let connects = Limits::from_vars(|name| (name == "CONNECT_BURST").then(|| "3".into()));

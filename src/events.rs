@@ -150,6 +150,8 @@ impl EventsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     MessageCreated,
+    MessageEdited,
+    MessageDeleted,
     PresenceJoined,
     PresenceLeft,
     ReadUpdated,
@@ -159,6 +161,8 @@ impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::MessageCreated => "message.created",
+            EventType::MessageEdited => "message.edited",
+            EventType::MessageDeleted => "message.deleted",
             EventType::PresenceJoined => "presence.joined",
             EventType::PresenceLeft => "presence.left",
             EventType::ReadUpdated => "read.updated",
@@ -176,6 +180,9 @@ struct Event<'a> {
     room: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
+    /// The message an edit or delete changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ref_seq: Option<u64>,
     ts: &'a str,
     /// `null` for a backend's broadcast.
     user: Option<&'a User>,
@@ -194,6 +201,7 @@ impl<'a> Event<'a> {
             kind: kind.as_str(),
             room,
             seq: None,
+            ref_seq: None,
             ts,
             user: None,
             message: None,
@@ -216,6 +224,45 @@ pub fn message_created(
     user: Option<&User>,
     message_frame: &str,
 ) -> RelayResult<String> {
+    message_event(
+        Event::new(id, EventType::MessageCreated, room, ts),
+        seq,
+        user,
+        message_frame,
+    )
+}
+
+/// `message.edited` or `message.deleted` (`deleted`): `message` is the record committed at
+/// `seq` (its frame, with `ref_seq` and the new `data`), `user` who changed the message.
+#[allow(clippy::too_many_arguments)]
+pub fn message_changed(
+    id: &str,
+    room: &str,
+    deleted: bool,
+    seq: u64,
+    ref_seq: u64,
+    ts: &str,
+    user: &User,
+    record_frame: &str,
+) -> RelayResult<String> {
+    let kind = match deleted {
+        true => EventType::MessageDeleted,
+        false => EventType::MessageEdited,
+    };
+    let event = Event {
+        ref_seq: Some(ref_seq),
+        ..Event::new(id, kind, room, ts)
+    };
+    message_event(event, seq, Some(user), record_frame)
+}
+
+/// An event carrying a message frame, left out (and said so) when it is too large.
+fn message_event(
+    event: Event<'_>,
+    seq: u64,
+    user: Option<&User>,
+    message_frame: &str,
+) -> RelayResult<String> {
     let omitted = message_frame.len() > MAX_MESSAGE_IN_EVENT;
     let message = match omitted {
         true => None,
@@ -228,7 +275,7 @@ pub fn message_created(
         user,
         message,
         message_omitted: omitted,
-        ..Event::new(id, EventType::MessageCreated, room, ts)
+        ..event
     }
     .to_json()
 }
@@ -546,6 +593,26 @@ mod tests {
             (Some("read.updated"), Some(5))
         );
         assert_eq!(read["ts"], "t3");
+        assert!(
+            read.get("ref_seq").is_none(),
+            "only edits and deletes name one"
+        );
+    }
+
+    #[test]
+    fn edits_and_deletes_carry_their_record_and_the_seq_they_changed() {
+        let record =
+            r#"{"type":"message","seq":9,"event":"message.edited","data":"new","ref_seq":4}"#;
+        for (deleted, kind) in [(false, "message.edited"), (true, "message.deleted")] {
+            let json = message_changed("e7", "r", deleted, 9, 4, "t", &ann(), record).unwrap();
+            let event: Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(
+                (&event["type"], &event["seq"], &event["ref_seq"]),
+                (&Value::from(kind), &Value::from(9), &Value::from(4))
+            );
+            assert_eq!(event["user"]["id"], "ann");
+            assert_eq!(event["message"]["data"], "new");
+        }
     }
 
     #[test]

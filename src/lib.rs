@@ -37,6 +37,8 @@
 //! - [`events`]: outgoing events to a backend: settings, event JSON, batches, retries, signature.
 //! - [`events_outbox`]: the room's outbox of events in its SQLite.
 //! - [`publish_hook`]: the before-publish hook: settings, call body, answers, pending queue.
+//! - [`edits`]: editing and deleting messages: requests, who may, records, current versions;
+//!   [`room_edits`]: their state in the room's SQLite.
 //! - `runtime` (wasm only): the Worker entry, the `Room` Durable Object and the D1 archive.
 
 pub mod archive_rows;
@@ -48,6 +50,7 @@ pub mod cors;
 pub mod dev_token;
 pub mod directory_shards;
 pub mod disconnect;
+pub mod edits;
 pub mod error;
 pub mod events;
 pub mod events_outbox;
@@ -69,6 +72,7 @@ pub mod room_access;
 pub mod room_api;
 pub mod room_archive;
 pub mod room_bans;
+pub mod room_edits;
 pub mod room_events;
 pub mod room_feeds;
 pub mod room_machine;

@@ -31,6 +31,10 @@ pub enum ClientFrame {
     Auth {
         token: String,
     },
+    /// `edit` or `delete` of an earlier message (see [`crate::edits`]): two frames on the
+    /// wire, mapped by hand in the wire types.
+    #[cfg_attr(test, ts(skip))]
+    Change(crate::edits::Change),
 }
 
 /// The longest token an `auth` frame may carry (RS256 tokens with many claims stay far below).
@@ -102,7 +106,11 @@ pub fn validate_event_name(event: &str) -> RelayResult<()> {
         && event
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-    if ok {
+    if crate::edits::is_record_event(event) {
+        Err(RelayError::bad_request(format!(
+            "event {event} is reserved for the relay's edit and delete records"
+        )))
+    } else if ok {
         Ok(())
     } else {
         Err(RelayError::bad_request(
@@ -182,6 +190,9 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
             Ok(ClientFrame::Read { seq: body.seq })
         }
         "ping" => Ok(ClientFrame::Ping),
+        "edit" | "delete" => crate::edits::Change::from_frame(text, kind == "delete")
+            .map(ClientFrame::Change)
+            .map_err(fail),
         "auth" => {
             let body: AuthBody =
                 serde_json::from_str(text).map_err(|e| fail(field_error("auth", e)))?;

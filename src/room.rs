@@ -208,6 +208,20 @@ impl<S: RoomStore> RoomCore<S> {
         })
     }
 
+    /// Commits a message another module built (the record of an edit or delete, see
+    /// [`crate::edits`]) at the next seq; `false` (nothing stored) when its sender already
+    /// used its cid.
+    pub fn append(&mut self, message: &StoredMessage) -> RelayResult<bool> {
+        if message.seq != self.last_seq + 1 {
+            return Err(RelayError::internal());
+        }
+        let appended = self.store.append(message)?;
+        if appended {
+            self.last_seq = message.seq;
+        }
+        Ok(appended)
+    }
+
     /// Moves a user's read marker forward; `None` when `seq` is not past the current one.
     pub fn mark_read(
         &mut self,

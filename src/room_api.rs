@@ -30,6 +30,8 @@ pub const SUBPROTOCOL_HEADER: &str = "x-relay-subprotocol";
 const CONNECT: &str = "/connect";
 const HISTORY: &str = "/history";
 const PUBLISH: &str = "/publish";
+const EDIT: &str = "/edit";
+const DELETE: &str = "/delete";
 const BROADCAST: &str = "/broadcast";
 const MEMBERS: &str = "/members";
 const PRESENCE: &str = "/presence";
@@ -138,6 +140,14 @@ pub enum RoomRequest {
         caller: Caller,
         body: String,
     },
+    /// A user's edit (or `delete`) of message `seq` over HTTP; `body` as it came, judged by
+    /// the room.
+    Change {
+        caller: Caller,
+        seq: u64,
+        delete: bool,
+        body: String,
+    },
     /// A backend's event, or a feed update from another room.
     Broadcast(RoomBroadcast),
     Members,
@@ -209,6 +219,19 @@ impl RoomRequest {
                 wire.body = Some(body.clone());
                 wire
             }
+            RoomRequest::Change {
+                caller,
+                seq,
+                delete,
+                body,
+            } => {
+                let mut query = Query::default();
+                query.push("seq", seq);
+                let path = query.after(if *delete { DELETE } else { EDIT });
+                let mut wire = Wire::new("POST", path).header(CALLER_HEADER, caller.to_header()?);
+                wire.body = Some(body.clone());
+                wire
+            }
             RoomRequest::Broadcast(broadcast) => {
                 Wire::new("POST", BROADCAST).json_body(broadcast)?
             }
@@ -272,6 +295,12 @@ impl RoomRequest {
             },
             ("POST", PUBLISH) => RoomRequest::Publish {
                 caller: caller()?,
+                body: body.ok_or_else(|| malformed("body"))?,
+            },
+            ("POST", path @ (EDIT | DELETE)) => RoomRequest::Change {
+                caller: caller()?,
+                seq: number(&query, "seq")?.ok_or_else(|| malformed("seq"))?,
+                delete: path == DELETE,
                 body: body.ok_or_else(|| malformed("body"))?,
             },
             ("POST", BROADCAST) => RoomRequest::Broadcast(
@@ -509,6 +538,14 @@ mod tests {
                 body: body.to_string(),
             };
             assert_round_trip(&request);
+            for delete in [false, true] {
+                assert_round_trip(&RoomRequest::Change {
+                    caller: caller(),
+                    seq: 42,
+                    delete,
+                    body: body.to_string(),
+                });
+            }
         }
     }
 

@@ -26,6 +26,7 @@ use crate::rate_limit::{RoomLimits, Verdict};
 use crate::room::{self, Published, ResumePlan, RoomCore, RoomStore, Sender, Stamps};
 use crate::stats::RoomReport;
 
+mod edits;
 mod occupancy;
 mod outgoing;
 mod publish_hook;
@@ -110,7 +111,7 @@ pub enum Effect {
 }
 
 /// Storage the machine needs beyond the sequencer's [`RoomStore`].
-pub trait MachineStore: RoomStore {
+pub trait MachineStore: RoomStore + crate::edits::EditStore {
     /// Whether the room has any ban, expired ones included.
     fn has_bans(&self) -> RelayResult<bool>;
     /// Whether a ban of this user holds at `now_s`.
@@ -274,6 +275,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             Ok(ClientFrame::Typing { active }) => self.on_typing(conn, active, out),
             Ok(ClientFrame::Read { seq }) => self.on_read(conn, seq, out),
             Ok(ClientFrame::Auth { token }) => out.push(Effect::VerifyToken(token)),
+            Ok(ClientFrame::Change(change)) => self.on_change(conn, &change, out),
         }
     }
 
@@ -920,6 +922,17 @@ mod tests {
         }
         fn event_count(&self) -> RelayResult<u64> {
             Ok(self.events.borrow().len() as u64)
+        }
+    }
+
+    /// Edits are tested over the room's SQLite (`room_machine::edits`): here no message is
+    /// ever found to change.
+    impl crate::edits::EditStore for Store {
+        fn edit_target(&self, _seq: u64) -> RelayResult<Option<crate::edits::Target>> {
+            Ok(None)
+        }
+        fn apply_change(&self, _applied: &crate::edits::Applied) -> RelayResult<()> {
+            Err(RelayError::internal())
         }
     }
 

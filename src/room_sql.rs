@@ -14,7 +14,7 @@ use crate::room::{ReadMarker, RoomStore, StoredMessage};
 use crate::room_machine::MachineStore;
 use crate::sql::{Sql, SqlValue};
 
-const SCHEMA: [&str; 8] = [
+const SCHEMA: [&str; 9] = [
     "CREATE TABLE IF NOT EXISTS messages (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL,
@@ -39,6 +39,7 @@ const SCHEMA: [&str; 8] = [
     "CREATE TABLE IF NOT EXISTS bans (user_id TEXT PRIMARY KEY, until INTEGER)",
     // The outbox of outgoing events (see `crate::events_outbox`).
     "CREATE TABLE IF NOT EXISTS events_outbox (n INTEGER PRIMARY KEY, event TEXT NOT NULL)",
+    crate::edits::SCHEMA,
 ];
 
 /// Meta key: the lowest seq whose body the room still keeps.
@@ -306,13 +307,20 @@ impl<E: Sql> SqlRoomStore<E> {
         )
     }
 
-    /// Messages after the member's read marker that others sent.
+    /// Messages after the member's read marker that others sent (records of edits and
+    /// deletes are not new messages).
     pub fn unread_count(&self, member_id: &str) -> RelayResult<u64> {
         let marker = self.read_marker(member_id)?.unwrap_or(0);
         let sender_key = format!("u:{member_id}");
         let rows: Vec<CountRow> = self.query(
-            "SELECT COUNT(*) AS n FROM messages WHERE seq > ? AND sender_key != ?",
-            &[int(marker), sender_key.as_str().into()],
+            "SELECT COUNT(*) AS n FROM messages WHERE seq > ? AND sender_key != ?
+             AND event NOT IN (?, ?)",
+            &[
+                int(marker),
+                sender_key.as_str().into(),
+                crate::edits::EDITED_EVENT.into(),
+                crate::edits::DELETED_EVENT.into(),
+            ],
         )?;
         Ok(rows.into_iter().next().map_or(0, |r| r.n))
     }

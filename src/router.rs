@@ -19,6 +19,11 @@ pub enum Route {
     RoomPublish {
         room: String,
     },
+    /// `PATCH` (edit) or `DELETE` `/v1/rooms/{room}/messages/{seq}`.
+    RoomMessage {
+        room: String,
+        seq: u64,
+    },
     RoomMembers {
         room: String,
     },
@@ -103,6 +108,7 @@ enum Target<'p> {
     Ready,
     Socket(&'p str),
     Messages(&'p str),
+    Message(&'p str, &'p str),
     Members(&'p str),
     Presence(&'p str),
     UserDisconnect(&'p str),
@@ -128,6 +134,10 @@ fn resolve(path: &str) -> Option<(Shape, Target<'_>)> {
         ["v1", "rooms", name, "messages"] => {
             (Shape::browser(&["GET", "POST"]), Target::Messages(name))
         }
+        ["v1", "rooms", name, "messages", seq] => (
+            Shape::browser(&["PATCH", "DELETE"]),
+            Target::Message(name, seq),
+        ),
         ["v1", "rooms", name, "members"] => (Shape::server(&["GET", "PUT"]), Target::Members(name)),
         ["v1", "rooms", name, "presence"] => (Shape::browser(&["GET"]), Target::Presence(name)),
         ["v1", "rooms", name, "bans"] => (Shape::server(&["GET"]), Target::Bans(name)),
@@ -184,6 +194,13 @@ pub fn route(method: &str, path: &str) -> RelayResult<Route> {
                 Route::RoomHistory { room }
             }
         }
+        Target::Message(name, seq) => Route::RoomMessage {
+            room: room(name)?,
+            seq: match crate::paging::parse_number("seq", seq)? {
+                0 => return Err(RelayError::bad_request("seq must be at least 1")),
+                seq => seq,
+            },
+        },
         Target::Members(name) => Route::RoomMembers { room: room(name)? },
         Target::Presence(name) => Route::RoomPresence { room: room(name)? },
         Target::UserDisconnect(user) => Route::UserDisconnect {
@@ -245,6 +262,27 @@ mod tests {
             route("POST", "/v1/rooms/a/messages").unwrap(),
             Route::RoomPublish { room: "a".into() }
         );
+        for method in ["PATCH", "DELETE"] {
+            assert_eq!(
+                route(method, "/v1/rooms/a/messages/7").unwrap(),
+                Route::RoomMessage {
+                    room: "a".into(),
+                    seq: 7
+                }
+            );
+        }
+        assert_eq!(
+            route("POST", "/v1/rooms/a/messages/7").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
+        for bad in ["0", "x", "-1", ""] {
+            let path = format!("/v1/rooms/a/messages/{bad}");
+            assert_eq!(
+                route("PATCH", &path).unwrap_err().code,
+                ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -427,3 +427,58 @@ async fn a_delivery_answered_too_late_is_delivered_again() {
     assert_no_repeats(&events);
     assert_eq!(first_message_seqs(&events), [1, 2, 3]);
 }
+
+#[tokio::test]
+async fn edits_and_deletes_arrive_as_events_in_seq_order() {
+    let room = events_room("edits");
+    let ann = User::new("ann", "Ann", "customer");
+    let moderator = User::new("mod", "Mo", "moderator");
+    let (mut a, _) = Client::join_as(&room, &ann).await;
+    a.publish_acked("m1", None, &json!("first")).await;
+    a.send_json(&json!({"type": "edit", "cid": "e1", "seq": 1, "data": "fixed"}))
+        .await;
+    a.recv_ack("e1").await;
+    let path = room_path(&room, "messages/1");
+    let auth = http::ReqAuth::Bearer(moderator.token(&[&room]));
+    http::send(reqwest::Method::DELETE, &path, &auth, None, &[])
+        .await
+        .assert_status(200);
+
+    let events = wait_for(&room, "the edit and the delete", |events| {
+        events.iter().any(|e| e["type"] == "message.deleted")
+    })
+    .await;
+    assert_no_repeats(&events);
+    let changes: Vec<(&str, u64, u64, &str)> = events
+        .iter()
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("message."))
+        })
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["seq"].as_u64().unwrap(),
+                e["ref_seq"].as_u64().unwrap_or(0),
+                e["user"]["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("message.created", 1, 0, ann.id.as_str()),
+            ("message.edited", 2, 1, ann.id.as_str()),
+            ("message.deleted", 3, 1, moderator.id.as_str()),
+        ]
+    );
+    let edited = events
+        .iter()
+        .find(|e| e["type"] == "message.edited")
+        .unwrap();
+    assert_eq!(
+        (&edited["message"]["data"], &edited["message"]["ref_seq"]),
+        (&json!("fixed"), &json!(1))
+    );
+}

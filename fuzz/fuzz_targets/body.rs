@@ -122,8 +122,9 @@ fn check_members(text: &str) {
     }
 }
 
-/// A publish has a valid cid and event, an auth frame a token of 1..=8 KiB; an error names the
-/// frame's cid only when it is valid.
+/// A publish has a valid cid and event, an auth frame a token of 1..=8 KiB, an edit or delete a
+/// valid cid, a seq from 1 and (an edit) data that is not null; an error names the frame's cid
+/// only when it is valid.
 fn check_client_frame(text: &str) {
     match protocol::parse_client_frame(text) {
         Ok(ClientFrame::Publish(publish)) => {
@@ -132,6 +133,11 @@ fn check_client_frame(text: &str) {
         }
         Ok(ClientFrame::Auth { token }) => {
             assert!((1..=protocol::MAX_TOKEN_BYTES).contains(&token.len()));
+        }
+        Ok(ClientFrame::Change(change)) => {
+            protocol::validate_cid(change.cid.as_deref().expect("a change needs a cid")).unwrap();
+            assert!(change.seq >= 1);
+            assert!(change.data.as_ref().is_none_or(|data| data.get() != "null"));
         }
         Ok(ClientFrame::Typing { .. } | ClientFrame::Read { .. } | ClientFrame::Ping) => {}
         Err(failure) => {

@@ -140,6 +140,15 @@ mod tests {
         }
     }
 
+    impl crate::edits::EditStore for Store {
+        fn edit_target(&self, _seq: u64) -> RelayResult<Option<crate::edits::Target>> {
+            Ok(None)
+        }
+        fn apply_change(&self, _applied: &crate::edits::Applied) -> RelayResult<()> {
+            Ok(())
+        }
+    }
+
     impl MachineStore for Store {
         fn has_bans(&self) -> RelayResult<bool> {
             Ok(false)

@@ -95,6 +95,34 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         );
     }
 
+    /// `message.edited` / `message.deleted`, for the record `frame` of a change of `ref_seq`.
+    pub(super) fn message_changed(
+        &mut self,
+        user: &User,
+        receipt: &Receipt,
+        frame: &str,
+        ref_seq: u64,
+        deleted: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        let room = self.core.room().to_string();
+        self.record_event(
+            |id| {
+                events::message_changed(
+                    id,
+                    &room,
+                    deleted,
+                    receipt.seq,
+                    ref_seq,
+                    &receipt.ts,
+                    user,
+                    frame,
+                )
+            },
+            out,
+        );
+    }
+
     pub(super) fn presence_joined(&mut self, user: &User, out: &mut Vec<Effect>) {
         let room = self.core.room().to_string();
         let ts = room::rfc3339_ms(self.clock.now_ms());

@@ -5,6 +5,7 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::archive_rows::{self, ArchiveRun};
+use crate::edits::{self, Applied};
 use crate::error::{RelayError, RelayResult};
 use crate::paging::{Direction, SeqRange};
 
@@ -26,6 +27,22 @@ fn archive_error(context: &'static str) -> impl Fn(worker::Error) -> RelayError 
 const UPSERT_READ: &str = "INSERT INTO read_state (room, user_id, seq, read_at) VALUES (?, ?, ?, ?)
     ON CONFLICT (room, user_id) DO UPDATE SET seq = excluded.seq, read_at = excluded.read_at
     WHERE excluded.seq > read_state.seq";
+
+/// Rewrites an archived message to its version after an edit (see [`edits::edited_body`]).
+fn edit_statement() -> String {
+    format!(
+        "UPDATE messages SET body = {} WHERE room = ? AND seq = ?",
+        edits::edited_body("body")
+    )
+}
+
+/// Rewrites an archived message to its version after a delete.
+fn delete_statement() -> String {
+    format!(
+        "UPDATE messages SET body = {} WHERE room = ? AND seq = ?",
+        edits::deleted_body("body")
+    )
+}
 
 #[derive(Deserialize)]
 struct BodyRow {
@@ -53,6 +70,25 @@ impl Archive {
                 .prepare(INSERT_ROWS)
                 .bind(&[JsValue::from_str(room), JsValue::from_str(rows)])
         });
+        // After the inserts: a change's message is in D1 by then (written in an earlier run,
+        // or in this one, which goes in seq order).
+        let changes = run.messages.iter().filter_map(Applied::of).map(|change| {
+            let room = JsValue::from_str(room);
+            let ref_seq = JsValue::from_f64(change.ref_seq as f64);
+            let at = JsValue::from_str(&change.at);
+            match &change.data {
+                Some(data) => self.db.prepare(edit_statement()).bind(&[
+                    JsValue::from_str(data),
+                    at,
+                    room,
+                    ref_seq,
+                ]),
+                None => self
+                    .db
+                    .prepare(delete_statement())
+                    .bind(&[at, room, ref_seq]),
+            }
+        });
         let reads = run.reads.iter().map(|m| {
             self.db.prepare(UPSERT_READ).bind(&[
                 JsValue::from_str(room),
@@ -62,6 +98,7 @@ impl Archive {
             ])
         });
         let statements = inserts
+            .chain(changes)
             .chain(reads)
             .collect::<Result<Vec<D1PreparedStatement>, _>>()
             .map_err(archive_error("bind"))?;

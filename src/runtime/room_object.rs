@@ -22,6 +22,7 @@ use super::sql::SqlRoomStore;
 use super::{internal, now_ms};
 use crate::config::Limits;
 use crate::disconnect::{self, Disconnect};
+use crate::edits::Change;
 use crate::error::{RelayError, RelayResult};
 use crate::paging::{self, HistoryQuery, Page, SeqRange};
 use crate::protocol::{self, Publish, Receipt};
@@ -429,6 +430,19 @@ impl Room {
                 self.history(&room, query).await
             }
             RoomRequest::Publish { caller, body } => self.http_publish(&caller, &body, &room).await,
+            RoomRequest::Change {
+                caller,
+                seq,
+                delete,
+                body,
+            } => {
+                let change =
+                    Change::from_http_body(&body, seq, delete, self.limits.max_frame_bytes)?;
+                let receipt = self.run(Some(&room), None, |m, out| {
+                    m.change_as_user(&caller.user, &change, out)
+                })?;
+                receipt_response(&receipt)
+            }
             RoomRequest::Broadcast(broadcast) => self.backend_publish(broadcast, &room),
             RoomRequest::Members => self.members(None, &room),
             RoomRequest::SetMembers(members) => self.members(Some(members), &room),
@@ -593,6 +607,8 @@ impl Room {
         }
         let archive = Archive::new(self.env.d1("DB").map_err(internal("d1 binding"))?);
         let archived = archive.page(&name, range).await?;
+        // The archive writes behind: changes it does not have yet come from the room.
+        let archived = self.machine(None, |m| m.core().store().current_versions(archived))?;
         Ok(room::merge_page(range, local, archived))
     }
 

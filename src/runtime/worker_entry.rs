@@ -96,9 +96,10 @@ async fn answer(incoming: &Incoming, env: &Env) -> RelayResult<JsValue> {
         Route::Ready => ready(env).await,
         Route::DevToken => dev_token(incoming, env).await,
         Route::Page(page) => http::page(page.body, page.content_type).map_err(internal("page")),
-        Route::RoomHistory { .. } | Route::RoomPublish { .. } | Route::RoomPresence { .. } => {
-            user_route(incoming, env, route).await
-        }
+        Route::RoomHistory { .. }
+        | Route::RoomPublish { .. }
+        | Route::RoomMessage { .. }
+        | Route::RoomPresence { .. } => user_route(incoming, env, route).await,
         backend_or_admin => backend_route(incoming, env, backend_or_admin).await,
     };
     response.map(JsValue::from)
@@ -117,6 +118,18 @@ async fn user_route(incoming: &Incoming, env: &Env, route: Route) -> RelayResult
             let caller = authenticate(head, env, &room).await?;
             let body = read_body(incoming).await?;
             call_room(env, &room, &RoomRequest::Publish { caller, body }).await
+        }
+        Route::RoomMessage { room, seq } => {
+            let caller = authenticate(head, env, &room).await?;
+            let body = read_body(incoming).await?;
+            let delete = head.method == "DELETE";
+            let request = RoomRequest::Change {
+                caller,
+                seq,
+                delete,
+                body,
+            };
+            call_room(env, &room, &request).await
         }
         Route::RoomPresence { room } => {
             // Admins list any room; a user needs the grant (and, where asked, membership).

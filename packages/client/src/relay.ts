@@ -171,9 +171,17 @@ interface PublishFrame {
   data: unknown;
 }
 
+/** An edit (new `data`) or delete of message `seq`. */
+interface ChangeFrame {
+  type: 'edit' | 'delete';
+  cid: string;
+  seq: number;
+  data?: unknown;
+}
+
 interface PendingSend {
   cid: string;
-  frame: PublishFrame;
+  frame: PublishFrame | ChangeFrame;
   json: string;
   resolve: (receipt: Receipt) => void;
   reject: (error: RelayError) => void;
@@ -290,7 +298,7 @@ export class RelayClient<TData = unknown> {
     o.WebSocket = o.WebSocket || (globalThis as { WebSocket?: Options['WebSocket'] }).WebSocket!;
     if (o.navigator === undefined) o.navigator = (globalThis as { navigator?: { onLine?: boolean } }).navigator;
     if (typeof o.WebSocket !== 'function') {
-      throw new TypeError('no WebSocket implementation: this runtime has no global WebSocket; pass one as the WebSocket option (Node 22+ has it built in)');
+      throw new TypeError('no WebSocket implementation: pass one as the WebSocket option');
     }
     this.url = String(o.url).replace(/\/+$/, '');
     this.room = o.room;
@@ -374,7 +382,7 @@ export class RelayClient<TData = unknown> {
       this.on('message', (m) => {
         if (overflow) return;
         if (waiting.length < this._o.iteratorBuffer) waiting.push(m);
-        else overflow = new RelayError('overflow', 'the for-await loop fell more than ' + this._o.iteratorBuffer + ' messages behind', { seq: waiting[waiting.length - 1]!.seq });
+        else overflow = new RelayError('overflow', 'for await fell over ' + this._o.iteratorBuffer + ' messages behind', { seq: waiting[waiting.length - 1]!.seq });
         wake && wake();
       }),
       this.on('status', (s) => s === 'closed' && wake && wake()),
@@ -448,8 +456,29 @@ export class RelayClient<TData = unknown> {
    * and retried with the same cid. The promise carries its `cid`.
    */
   send(data: TData, { event, cid }: SendOptions = {}): Promise<Receipt> & { cid: string } {
-    const id = cid || this._cid + (++this._n).toString(36);
-    const frame: PublishFrame = { type: 'publish', cid: id, event: event == null ? undefined : event, data: data === undefined ? null : data };
+    return this._enqueue({ type: 'publish', cid: cid || this._nextCid(), event: event == null ? undefined : event, data: data === undefined ? null : data });
+  }
+
+  /**
+   * Replaces the data of message `seq` (the user's own; any message with a moderator's role).
+   * The relay commits it as a new message with `event: 'message.edited'` and `ref_seq: seq`;
+   * resolves on its ack, queued and retried like `send`.
+   */
+  edit(seq: number, data: TData, { cid }: { cid?: string | undefined } = {}): Promise<Receipt> & { cid: string } {
+    return this._enqueue({ type: 'edit', cid: cid || this._nextCid(), seq, data: data === undefined ? null : data });
+  }
+
+  /** Deletes message `seq`, like `edit`: committed as `event: 'message.deleted'`, `data: null`. */
+  delete(seq: number, { cid }: { cid?: string | undefined } = {}): Promise<Receipt> & { cid: string } {
+    return this._enqueue({ type: 'delete', cid: cid || this._nextCid(), seq });
+  }
+
+  private _nextCid(): string {
+    return this._cid + (++this._n).toString(36);
+  }
+
+  private _enqueue(frame: PublishFrame | ChangeFrame): Promise<Receipt> & { cid: string } {
+    const id = frame.cid;
     const json = JSON.stringify(frame);
     let promise: Promise<Receipt>;
     if (this.status === 'closed') promise = Promise.reject(new RelayError('closed', 'client is closed', { cid: id }));
@@ -745,7 +774,7 @@ export class RelayClient<TData = unknown> {
     }
     if (!this._frame({ type: 'auth', token })) return;
     this._renewing = token;
-    this._timer('auth', () => this._renewFailed(new RelayError('timeout', 'the relay did not answer the token renewal')), this._o.authTimeout);
+    this._timer('auth', () => this._renewFailed(new RelayError('timeout', 'no answer to the token renewal')), this._o.authTimeout);
   }
 
   private _authed(f: AuthRenewed) {
@@ -909,7 +938,9 @@ export class RelayClient<TData = unknown> {
     const p = this._q.find((q) => q.cid === f.cid);
     if (!p) return;
     this._settle(p, null, { seq: f.seq, id: f.id, ts: f.ts, duplicate: !!f.duplicate });
-    const m = { type: 'message', room: this.room, seq: f.seq, id: f.id, event: p.frame.event || 'message', data: p.frame.data, from: this.user, cid: f.cid, ts: f.ts } as Message<TData>;
+    const s = p.frame;
+    const m = { type: 'message', room: this.room, seq: f.seq, id: f.id, event: s.type === 'publish' ? s.event || 'message' : s.type === 'edit' ? 'message.edited' : 'message.deleted', data: s.data ?? null, from: this.user, cid: f.cid, ts: f.ts } as Message<TData>;
+    if (s.type !== 'publish') m.ref_seq = s.seq;
     this._deliver(m);
   }
 
@@ -946,9 +977,13 @@ export class RelayClient<TData = unknown> {
         const p = this._q.find((q) => !q.via);
         if (!p || p.wait != null) break;
         p.via = 'http';
-        const { cid, event, data } = p.frame;
+        const s = p.frame;
         try {
-          const r = await this._http<Omit<Receipt, 'cid'>>('POST', '/messages', { cid, event, data });
+          const r = await this._http<Omit<Receipt, 'cid'>>(
+            ...((s.type === 'publish'
+              ? ['POST', '/messages', { cid: s.cid, event: s.event, data: s.data }]
+              : [s.type === 'edit' ? 'PATCH' : 'DELETE', '/messages/' + s.seq, { cid: s.cid, data: s.data }]) as [string, string, unknown]),
+          );
           this._settle(p, null, r);
           this._timer('poll', () => this._poll(), 50);
         } catch (err) {

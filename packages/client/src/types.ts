@@ -9,6 +9,12 @@ export type User = Wire.User;
 /** A stored message; `TData` is the type of its `data`, as the app publishes it. */
 export interface Message<TData = unknown> extends Omit<Wire.MessageFrame, 'data'> {
   data: TData;
+  /** On the record of an edit (`event: 'message.edited'`) or delete (`'message.deleted'`): the seq of the message changed. */
+  ref_seq?: number;
+  /** In history: when the message was last edited. */
+  edited_at?: string;
+  /** In history: when the message was deleted (its `data` is then `null`). */
+  deleted_at?: string;
 }
 
 /** `duplicate`: the relay had this (sender, cid) already: seq/id/ts are the original ones. */

@@ -30,5 +30,8 @@ export type PresenceFrame = { type: "presence", event: "join", user: User, } | {
 /** The error frame: built as JSON by `RelayError::to_frame`, with no Rust struct to derive from. */
 export type ErrorFrame = { type: "error", code: ErrorCode, message: string, cid?: string, };
 
+/** The `edit` and `delete` client frames: one Rust variant (`ClientFrame::Change`) parsed from two tags. */
+export type ChangeFrame = { type: "edit", cid: string, seq: number, data: unknown, } | { type: "delete", cid: string, seq: number, };
+
 /** Every frame the relay sends on a socket (with `batch=1`, several arrive as one JSON array). */
 export type RelayFrame = ServerFrame | PresenceFrame | MessageFrame | ErrorFrame | { type: "pong", };
