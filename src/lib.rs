@@ -78,6 +78,8 @@ pub mod room_feeds;
 pub mod room_machine;
 pub mod room_name;
 pub mod room_sql;
+#[cfg(test)]
+mod room_test_support;
 pub mod router;
 pub mod site;
 pub mod sql;

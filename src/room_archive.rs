@@ -125,27 +125,14 @@ mod tests {
     use crate::archive_schedule::backoff_ms;
     use crate::auth::User;
     use crate::config::Limits;
-    use crate::room::{ReadMarker, RoomCore, RoomStore};
-
-    type Store = SqlRoomStore<rusqlite::Connection>;
-
-    #[derive(Clone)]
-    struct Clock(Rc<Cell<i64>>);
-
-    impl Stamps for Clock {
-        fn now_ms(&self) -> i64 {
-            self.0.get()
-        }
-        fn new_id(&self) -> String {
-            format!("id-{}", self.0.get())
-        }
-    }
+    use crate::room::{ReadMarker, RoomStore};
+    use crate::room_test_support::{machine_over, test_store, SqlMachine};
 
     const T0: i64 = 1_700_000_000_000;
 
     /// A machine over a room whose storage holds messages 1..=`messages`.
-    fn machine(messages: u64) -> (RoomMachine<Store, Clock>, Clock) {
-        let store = SqlRoomStore::open(crate::sql::in_memory()).unwrap();
+    fn machine(messages: u64) -> (SqlMachine, Rc<Cell<i64>>) {
+        let store = test_store();
         for seq in 1..=messages {
             let message = StoredMessage {
                 seq,
@@ -158,12 +145,8 @@ mod tests {
             };
             assert!(store.append(&message).unwrap());
         }
-        let clock = Clock(Rc::new(Cell::new(T0)));
-        let retry_at = retry_at(&store).unwrap();
-        let core = RoomCore::open(store, "chat:1".into()).unwrap();
         let limits = Limits::from_vars(|name| (name == "ROOM_HOT_WINDOW").then(|| "100".into()));
-        let m = RoomMachine::new(core, clock.clone(), limits, 0, retry_at);
-        (m, clock)
+        machine_over(store, "chat:1", T0, limits)
     }
 
     fn seqs(run: &PendingRun) -> Vec<u64> {
@@ -234,7 +217,7 @@ mod tests {
         m.on_alarm(&mut out);
         assert!(m.next_archive_run(&mut out).unwrap().is_none());
         assert_eq!(out, [Effect::SetAlarm(second_retry)]);
-        clock.0.set(second_retry);
+        clock.set(second_retry);
         let retried = m.next_archive_run(&mut out).unwrap().unwrap();
         assert_eq!(
             seqs(&retried),

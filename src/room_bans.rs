@@ -40,45 +40,13 @@ impl<E: Sql, C: Stamps> RoomMachine<SqlRoomStore<E>, C> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-    use std::rc::Rc;
-
     use super::*;
     use crate::auth::User;
-    use crate::config::Limits;
     use crate::disconnect;
     use crate::error::ErrorCode;
-    use crate::room::RoomCore;
-
-    struct Clock(Rc<Cell<i64>>);
-
-    impl Stamps for Clock {
-        fn now_ms(&self) -> i64 {
-            self.0.get()
-        }
-        fn new_id(&self) -> String {
-            format!("id-{}", self.0.get())
-        }
-    }
+    use crate::room_test_support::sql_machine;
 
     const NOW_S: i64 = 1_800_000_000;
-
-    fn machine() -> (
-        RoomMachine<SqlRoomStore<rusqlite::Connection>, Clock>,
-        Rc<Cell<i64>>,
-    ) {
-        let store = SqlRoomStore::open(crate::sql::in_memory()).unwrap();
-        let core = RoomCore::open(store, "chat:1".into()).unwrap();
-        let now = Rc::new(Cell::new(NOW_S * 1000));
-        let m = RoomMachine::new(
-            core,
-            Clock(now.clone()),
-            Limits::from_vars(|_| None),
-            0,
-            None,
-        );
-        (m, now)
-    }
 
     fn user(id: &str) -> User {
         User {
@@ -94,7 +62,7 @@ mod tests {
 
     #[test]
     fn a_banned_user_is_refused_and_their_sockets_close_until_the_ban_ends_or_is_lifted() {
-        let (mut m, now) = machine();
+        let (mut m, now) = sql_machine("chat:1", NOW_S * 1000);
         assert!(m.admit(&user("eve")).is_ok(), "no bans: admitted");
         let mut out = Vec::new();
         let answer = json(&m.ban("eve", Some(NOW_S + 60), &mut out).unwrap());

@@ -88,33 +88,18 @@ mod tests {
     use super::*;
     use crate::config::Limits;
     use crate::events::QUEUE_RETRY_MS;
-    use crate::room::RoomCore;
-
-    struct Clock(Rc<Cell<i64>>);
-
-    impl Stamps for Clock {
-        fn now_ms(&self) -> i64 {
-            self.0.get()
-        }
-        fn new_id(&self) -> String {
-            format!("id-{}", self.0.get())
-        }
-    }
+    use crate::room_test_support::{machine_over, test_store, SqlMachine};
 
     const T0: i64 = 1_800_000_000_000;
-    type Machine = RoomMachine<SqlRoomStore<rusqlite::Connection>, Clock>;
 
     /// A room with events `on` and `pending` events in its outbox.
-    fn machine(on: bool, pending: usize) -> (Machine, Rc<Cell<i64>>) {
-        let store = SqlRoomStore::open(crate::sql::in_memory()).unwrap();
+    fn machine(on: bool, pending: usize) -> (SqlMachine, Rc<Cell<i64>>) {
+        let store = test_store();
         for n in 0..pending {
             store.record_event(&format!(r#"{{"n":{n}}}"#)).unwrap();
         }
-        let core = RoomCore::open(store, "support:1".into()).unwrap();
-        let now = Rc::new(Cell::new(T0));
-        let limits = Limits::from_vars(|_| None);
-        let m = RoomMachine::new(core, Clock(now.clone()), limits, 0, None).events(on);
-        (m, now)
+        let (m, now) = machine_over(store, "support:1", T0, Limits::from_vars(|_| None));
+        (m.events(on), now)
     }
 
     fn logs(out: &[Effect]) -> usize {

@@ -81,31 +81,13 @@ impl<E: Sql, C: Stamps> RoomMachine<SqlRoomStore<E>, C> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-    use std::rc::Rc;
-
     use super::*;
     use crate::auth::User;
-    use crate::config::Limits;
     use crate::protocol::Publish;
-    use crate::room::RoomCore;
+    use crate::room_test_support::{sql_machine, SqlMachine};
 
-    struct Clock(Rc<Cell<i64>>);
-
-    impl Stamps for Clock {
-        fn now_ms(&self) -> i64 {
-            self.0.get()
-        }
-        fn new_id(&self) -> String {
-            format!("id-{}", self.0.get())
-        }
-    }
-
-    fn machine() -> RoomMachine<SqlRoomStore<rusqlite::Connection>, Clock> {
-        let store = SqlRoomStore::open(crate::sql::in_memory()).unwrap();
-        let core = RoomCore::open(store, "order:7".into()).unwrap();
-        let clock = Clock(Rc::new(Cell::new(1_700_000_000_000)));
-        RoomMachine::new(core, clock, Limits::from_vars(|_| None), 0, None)
+    fn machine() -> SqlMachine {
+        sql_machine("order:7", 1_700_000_000_000).0
     }
 
     fn member(id: &str) -> Member {

@@ -144,31 +144,14 @@ mod tests {
     use crate::error::ErrorCode;
     use crate::paging::{Direction, SeqRange};
     use crate::protocol::Publish;
-    use crate::room::RoomCore;
     use crate::room_machine::publish_hook::UserPublish;
-    use crate::room_sql::SqlRoomStore;
-
-    struct Clock(Rc<Cell<i64>>);
-
-    impl Stamps for Clock {
-        fn now_ms(&self) -> i64 {
-            self.0.get()
-        }
-        fn new_id(&self) -> String {
-            format!("id-{}", self.0.get())
-        }
-    }
-
-    type Machine = RoomMachine<SqlRoomStore<rusqlite::Connection>, Clock>;
+    use crate::room_test_support::{machine_over, test_store, SqlMachine as Machine};
 
     const T0: i64 = 1_800_000_000_000;
 
     fn machine_with(limits: Limits) -> (Machine, Rc<Cell<i64>>) {
-        let store = SqlRoomStore::open(crate::sql::in_memory()).unwrap();
-        let core = RoomCore::open(store, "chat:1".into()).unwrap();
-        let now = Rc::new(Cell::new(T0));
-        let m = RoomMachine::new(core, Clock(now.clone()), limits, 0, None).events(true);
-        (m, now)
+        let (m, now) = machine_over(test_store(), "chat:1", T0, limits);
+        (m.events(true), now)
     }
 
     fn machine() -> (Machine, Rc<Cell<i64>>) {
