@@ -1,5 +1,6 @@
-//! The room's traffic with backends and other objects: backend publishes, members, presence
-//! lists, and the coalesced `room.update` feeds of members' personal rooms.
+//! The room's traffic with backends and other objects: backend publishes, members, bans,
+//! disconnects, presence lists, the events queue's word, and the coalesced `room.update`
+//! feeds of members' personal rooms.
 
 use futures::future::join_all;
 use serde_json::json;
@@ -11,6 +12,7 @@ use crate::error::{RelayError, RelayResult};
 use crate::feed::Member;
 use crate::occupancy::PresencePage;
 use crate::protocol::Publish;
+use crate::room_api::RoomRequest;
 use crate::room_machine::FeedDue;
 use crate::webhook::RoomBroadcast;
 
@@ -18,6 +20,42 @@ use crate::webhook::RoomBroadcast;
 const FEED_BATCH: u32 = 100;
 
 impl Room {
+    /// A backend's request (or another object's): broadcasts, members, disconnects, bans and
+    /// the events queue's word.
+    pub(super) fn backend_request(
+        &self,
+        request: RoomRequest,
+        room: &str,
+    ) -> RelayResult<Response> {
+        match request {
+            RoomRequest::Broadcast(broadcast) => self.backend_publish(broadcast, room),
+            RoomRequest::Members => self.members(None, room),
+            RoomRequest::SetMembers(members) => self.members(Some(members), room),
+            RoomRequest::Disconnect(disconnect) => {
+                self.run(Some(room), None, |m, out| {
+                    m.disconnect_user(&disconnect.user, &disconnect.reason, out);
+                    Ok(())
+                })?;
+                Ok(http::json("{}".to_string(), 200).map_err(internal("disconnect answer"))?)
+            }
+            RoomRequest::Ban(ban) => {
+                let answer =
+                    self.run(Some(room), None, |m, out| m.ban(&ban.user, ban.until, out))?;
+                http::json(answer, 200).map_err(internal("ban answer"))
+            }
+            RoomRequest::Unban { user } => {
+                let answer = self.run(Some(room), None, |m, out| m.unban(&user, out))?;
+                http::json(answer, 200).map_err(internal("unban answer"))
+            }
+            RoomRequest::Bans => {
+                let answer = self.machine(Some(room), |m| m.list_bans())?;
+                http::json(answer, 200).map_err(internal("bans answer"))
+            }
+            RoomRequest::EventsSettled(settled) => self.events_settled(settled, room),
+            _ => Err(RelayError::not_found("no such room route")),
+        }
+    }
+
     /// A backend's event (or a feed update), persisted like a publish with `from: null`; the
     /// idempotency key is the broadcast `id`.
     pub(super) fn backend_publish(

@@ -59,6 +59,14 @@ fn connection_of(ws: &WebSocket) -> Option<Connection> {
     serde_json::from_str(&text).ok()
 }
 
+/// Stores a socket's connection as its attachment (see [`connection_of`]).
+fn attach(ws: &WebSocket, conn: &Connection) {
+    if let Ok(json) = serde_json::to_string(conn) {
+        let raw: &web_sys::WebSocket = ws.as_ref();
+        let _ = raw.serialize_attachment(JsValue::from_str(&json));
+    }
+}
+
 pub(super) struct RuntimeStamps;
 
 impl Stamps for RuntimeStamps {
@@ -280,11 +288,6 @@ impl Room {
         let mut wake_for_leaves = None;
         for effect in effects.drain(..) {
             match effect {
-                Effect::Reply(frame) => {
-                    if let Some(ws) = origin {
-                        super::fanout::send_to_socket(&self.state, ws, &frame);
-                    }
-                }
                 Effect::Broadcast {
                     frame,
                     skip_origin,
@@ -293,68 +296,63 @@ impl Room {
                     let except = origin.filter(|_| skip_origin);
                     super::fanout::send_to_room(&self.state, &frame, except, pace);
                 }
-                Effect::Close(close) => {
-                    if let Some(ws) = origin {
-                        self.close_socket(ws, close);
-                    }
-                }
                 Effect::CloseConnections { conn_ids, close } => {
-                    for ws in self.state.get_websockets() {
-                        if connection_of(&ws).is_some_and(|c| conn_ids.contains(&c.conn_id)) {
-                            self.close_socket(&ws, close);
-                        }
-                    }
+                    self.close_where(|c| conn_ids.contains(&c.conn_id), close.code, close.reason)
                 }
                 Effect::CloseUsers {
                     user_ids,
                     code,
                     reason,
-                } => {
-                    super::fanout::flush(&self.state);
-                    for ws in self.state.get_websockets() {
-                        if connection_of(&ws).is_some_and(|c| user_ids.contains(&c.user.id)) {
-                            let _ = ws.close(Some(code), Some(&reason));
-                        }
-                    }
-                }
-                Effect::CallHook(call) => {
-                    if let Some(ws) = origin {
-                        self.call_hook_for_socket(ws.clone(), call);
-                    }
-                }
-                Effect::VerifyToken(token) => {
-                    if let Some(ws) = origin {
-                        self.verify_renewal(ws.clone(), token);
-                    }
-                }
-                Effect::Reattach(conn) => {
-                    let raw: Option<&web_sys::WebSocket> = origin.map(AsRef::as_ref);
-                    if let (Some(raw), Ok(json)) = (raw, serde_json::to_string(&conn)) {
-                        let _ = raw.serialize_attachment(JsValue::from_str(&json));
-                    }
-                }
+                } => self.close_where(|c| user_ids.contains(&c.user.id), code, &reason),
                 Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),
                 Effect::WakeForLeaves { after_ms } => wake_for_leaves = Some(after_ms),
                 Effect::Report(report) => super::reports::queue_report(&self.env, report),
                 Effect::MarkCounts => {
                     for ws in self.state.get_websockets() {
-                        let Some(conn) = connection_of(&ws).filter(|c| !c.counts) else {
-                            continue;
-                        };
-                        let marked = Connection {
-                            counts: true,
-                            ..conn
-                        };
-                        if let Ok(json) = serde_json::to_string(&marked) {
-                            let raw: &web_sys::WebSocket = ws.as_ref();
-                            let _ = raw.serialize_attachment(JsValue::from_str(&json));
+                        if let Some(conn) = connection_of(&ws).filter(|c| !c.counts) {
+                            attach(
+                                &ws,
+                                &Connection {
+                                    counts: true,
+                                    ..conn
+                                },
+                            );
                         }
                     }
                 }
                 Effect::LogError(line) => worker::console_error!("{line}"),
+                for_origin => {
+                    if let Some(ws) = origin {
+                        self.apply_to_origin(ws, for_origin);
+                    }
+                }
             }
         }
         wake_for_leaves
+    }
+
+    /// The effects meant for the socket the event came from (an event without one, e.g. the
+    /// alarm, has none of these).
+    fn apply_to_origin(&self, ws: &WebSocket, effect: Effect) {
+        match effect {
+            Effect::Reply(frame) => super::fanout::send_to_socket(&self.state, ws, &frame),
+            Effect::Close(close) => self.close_socket(ws, close),
+            Effect::CallHook(call) => self.call_hook_for_socket(ws.clone(), call),
+            Effect::VerifyToken(token) => self.verify_renewal(ws.clone(), token),
+            Effect::Reattach(conn) => attach(ws, &conn),
+            // Room-wide effects: applied by `apply`, never handed here.
+            _ => {}
+        }
+    }
+
+    /// Closes the sockets whose connection `matches`, after the frames queued for them.
+    fn close_where(&self, matches: impl Fn(&Connection) -> bool, code: u16, reason: &str) {
+        super::fanout::flush(&self.state);
+        for ws in self.state.get_websockets() {
+            if connection_of(&ws).is_some_and(|c| matches(&c)) {
+                let _ = ws.close(Some(code), Some(reason));
+            }
+        }
     }
 
     /// Verifies a connection's renewal token (which may wait for the identity provider's
@@ -443,36 +441,13 @@ impl Room {
                 })?;
                 receipt_response(&receipt)
             }
-            RoomRequest::Broadcast(broadcast) => self.backend_publish(broadcast, &room),
-            RoomRequest::Members => self.members(None, &room),
-            RoomRequest::SetMembers(members) => self.members(Some(members), &room),
             RoomRequest::Presence { caller, page } => {
                 if let Some(caller) = caller {
                     self.machine(Some(&room), |m| m.check_member(&caller.user))?;
                 }
                 self.presence_list(&room, &page)
             }
-            RoomRequest::Disconnect(disconnect) => {
-                self.run(Some(&room), None, |m, out| {
-                    m.disconnect_user(&disconnect.user, &disconnect.reason, out);
-                    Ok(())
-                })?;
-                Ok(http::json("{}".to_string(), 200).map_err(internal("disconnect answer"))?)
-            }
-            RoomRequest::Ban(ban) => {
-                let answer =
-                    self.run(Some(&room), None, |m, out| m.ban(&ban.user, ban.until, out))?;
-                http::json(answer, 200).map_err(internal("ban answer"))
-            }
-            RoomRequest::Unban { user } => {
-                let answer = self.run(Some(&room), None, |m, out| m.unban(&user, out))?;
-                http::json(answer, 200).map_err(internal("unban answer"))
-            }
-            RoomRequest::Bans => {
-                let answer = self.machine(Some(&room), |m| m.list_bans())?;
-                http::json(answer, 200).map_err(internal("bans answer"))
-            }
-            RoomRequest::EventsSettled(settled) => self.events_settled(settled, &room),
+            backend => self.backend_request(backend, &room),
         }
     }
 
