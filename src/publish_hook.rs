@@ -1,6 +1,7 @@
 //! The before-publish hook (`PUBLISH_HOOK_URL`): its settings, the signed call's body, how the
 //! backend's answer is read and what an unusable one means (`PUBLISH_HOOK_FAIL`), and the
-//! queue that holds users' publishes while they wait for their answers. Pure: the room machine
+//! queue that holds users' publishes (and edits, which add content too) while they wait for
+//! their answers. Pure: the room machine
 //! decides with it (`room_machine/publish_hook.rs`) and the runtime makes the call
 //! (`runtime/publish_hook.rs`).
 //!
@@ -181,9 +182,22 @@ impl HookPolicy {
     }
 }
 
+/// What a hook call asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// A new message.
+    Publish,
+    /// New data for the message at `ref_seq`: a harmless message must not become a rejected
+    /// one by an edit.
+    Edit { ref_seq: u64 },
+}
+
 /// The body of a hook call.
 #[derive(Serialize)]
 struct HookRequest<'a> {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ref_seq: Option<u64>,
     room: &'a str,
     user: &'a User,
     event: &'a str,
@@ -191,16 +205,24 @@ struct HookRequest<'a> {
     cid: Option<&'a str>,
 }
 
-/// `{"room","user","event","data","cid"}`: what the hook is asked about (`cid` is null for an
-/// HTTP publish without one).
+/// `{"kind","room","user","event","data","cid"}`: what the hook is asked about. `kind` is
+/// `publish`, or `edit` with `ref_seq` (the message edited, whose `event` it is); `cid` is
+/// null for an HTTP request without one.
 pub fn request_body(
+    asked: Asked,
     room: &str,
     user: &User,
     event: &str,
     data: &RawValue,
     cid: Option<&str>,
 ) -> String {
+    let (kind, ref_seq) = match asked {
+        Asked::Publish => ("publish", None),
+        Asked::Edit { ref_seq } => ("edit", Some(ref_seq)),
+    };
     let request = HookRequest {
+        kind,
+        ref_seq,
         room,
         user,
         event,
@@ -521,21 +543,43 @@ mod tests {
     }
 
     #[test]
-    fn the_request_names_room_user_event_data_and_cid() {
+    fn the_request_names_kind_room_user_event_data_and_cid() {
         let user = User {
             id: "alice".into(),
             name: Some("Alice".into()),
             role: None,
         };
-        let body = request_body("chat:1", &user, "message", &raw(r#"{"t":1}"#), Some("c1"));
+        let data = raw(r#"{"t":1}"#);
+        let body = request_body(
+            Asked::Publish,
+            "chat:1",
+            &user,
+            "message",
+            &data,
+            Some("c1"),
+        );
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"room":"chat:1","user":{"id":"alice","name":"Alice"},
+            serde_json::json!({"kind":"publish","room":"chat:1","user":{"id":"alice","name":"Alice"},
                 "event":"message","data":{"t":1},"cid":"c1"})
         );
-        let body = request_body("chat:1", &user, "message", &raw("null"), None);
+        let body = request_body(
+            Asked::Publish,
+            "chat:1",
+            &user,
+            "message",
+            &raw("null"),
+            None,
+        );
         assert!(body.contains(r#""data":null"#) && body.contains(r#""cid":null"#));
+        let edit = Asked::Edit { ref_seq: 7 };
+        let body = request_body(edit, "chat:1", &user, "chat", &data, Some("e1"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (&v["kind"], &v["ref_seq"], &v["event"]),
+            (&"edit".into(), &7.into(), &"chat".into())
+        );
     }
 
     #[test]

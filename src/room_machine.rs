@@ -324,7 +324,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 return;
             }
         }
-        if self.publish_via_hook(&conn.conn_id, &conn.user, publish, out) {
+        if self.publish_via_hook(conn, publish, out) {
             return;
         }
         match self

@@ -4,7 +4,8 @@
 //! that port before it commits a user's publish in an `e2e-hook:` room. The hook answers as
 //! the published data tells it (`{"hook":"reject","reason":…}`, `{"hook":"replace","with":…}`,
 //! `{"hook":"slow","ms":…}`, `{"hook":"hang"}`, `{"hook":"fail"}`, anything else accepted),
-//! and records every call with whether its signature verified.
+//! and records every call with whether its signature verified. Edits in those rooms ask it
+//! too (their new data tells it the same way).
 //!
 //! The relay's `PUBLISH_HOOK_FAIL` (default `closed`) decides what the timeout test expects;
 //! scripts/test runs the suite with `closed`, and the same test passes against a relay started
@@ -20,8 +21,9 @@ use tokio::time::Instant as Deadline;
 
 use hmac::{Hmac, Mac};
 use relay_e2e::backend::{broadcast_ok, history_messages};
-use relay_e2e::http::publish;
+use relay_e2e::http::{self, publish, HttpResponse};
 use relay_e2e::*;
+use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -233,7 +235,8 @@ async fn an_accepted_publish_is_committed_and_the_hook_was_asked_signed() {
     );
     assert_eq!(
         calls[0].request,
-        json!({"room": room, "user": {"id": alice.id, "name": "Alice", "role": "customer"},
+        json!({"kind": "publish", "room": room,
+            "user": {"id": alice.id, "name": "Alice", "role": "customer"},
             "event": "chat", "data": data, "cid": "c1"})
     );
 }
@@ -417,4 +420,94 @@ async fn repeats_broadcasts_and_other_rooms_do_not_call_the_hook() {
     let (mut d, _) = Client::join_as(&plain, &dave).await;
     d.publish_acked("x", None, &json!({"hook": "reject"})).await;
     assert!(calls_for(&plain).is_empty());
+}
+
+/// `PATCH /v1/rooms/{room}/messages/{seq}`: an edit over HTTP.
+async fn edit_http(room: &str, seq: u64, auth: &ReqAuth, body: &Value) -> HttpResponse {
+    let path = room_path(room, &format!("messages/{seq}"));
+    http::send(Method::PATCH, &path, auth, Some(body), &[]).await
+}
+
+fn edit_frame(cid: &str, seq: u64, data: &Value) -> Value {
+    json!({"type": "edit", "cid": cid, "seq": seq, "data": data})
+}
+
+#[tokio::test]
+async fn an_edit_the_hook_rejects_changes_nothing() {
+    let room = hook_room("edit-reject");
+    let (mut a, mut b, alice) = two_in(&room).await;
+    let harmless = json!({"text": "nice shop"});
+    let original = a.publish_acked("m1", None, &harmless).await;
+    b.recv_until("message").await;
+
+    let ad = json!({"text": "buy now", "hook": "reject", "reason": "no ads here"});
+    a.send_json(&edit_frame("e1", original.seq, &ad)).await;
+    let refusal = reply_for(&mut a, "e1", Duration::from_secs(5)).await;
+    assert_eq!(
+        refusal,
+        json!({"type": "error", "code": "rejected", "message": "no ads here", "cid": "e1"})
+    );
+    b.expect_no_message(SILENCE).await;
+
+    let auth = ReqAuth::Bearer(alice.token(&[&room]));
+    let r = edit_http(
+        &room,
+        original.seq,
+        &auth,
+        &json!({"cid": "e2", "data": ad}),
+    )
+    .await;
+    r.assert_error(422, "rejected");
+    assert_eq!(r.json()["error"]["message"], "no ads here");
+    b.expect_no_message(SILENCE).await;
+
+    let stored = history_messages(&room, &auth).await;
+    assert_eq!(data_of(&stored), [harmless], "only the original, unedited");
+    assert!(stored[0].get("edited_at").is_none(), "{stored:?}");
+
+    let calls = calls_for(&room);
+    assert_eq!(calls.len(), 3, "the publish and both edits: {calls:?}");
+    assert!(calls.iter().all(|c| c.signed));
+    assert_eq!(
+        calls[1].request,
+        json!({"kind": "edit", "ref_seq": original.seq, "room": room,
+            "user": {"id": alice.id, "name": "Alice", "role": "customer"},
+            "event": "message", "data": ad, "cid": "e1"})
+    );
+}
+
+#[tokio::test]
+async fn an_edit_the_hook_replaces_reaches_everyone_and_history_with_the_new_data() {
+    let room = hook_room("edit-replace");
+    let (mut a, mut b, alice) = two_in(&room).await;
+    let original = a.publish_acked("m1", None, &json!({"text": "hi"})).await;
+    b.recv_until("message").await;
+
+    let masked = json!({"text": "call me at ***"});
+    let phone = json!({"text": "call me at 555-0100", "hook": "replace", "with": masked});
+    a.send_json(&edit_frame("e1", original.seq, &phone)).await;
+    let ack = reply_for(&mut a, "e1", Duration::from_secs(5)).await;
+    assert_eq!((&ack["type"], &ack["seq"]), (&json!("ack"), &json!(2)));
+    let record = b.recv_until("message").await;
+    assert_eq!(
+        (&record["event"], &record["ref_seq"], &record["data"]),
+        (&json!("message.edited"), &json!(original.seq), &masked)
+    );
+
+    let auth = ReqAuth::Bearer(alice.token(&[&room]));
+    let blanked = json!({"text": "***"});
+    let r = edit_http(
+        &room,
+        original.seq,
+        &auth,
+        &json!({"cid": "e2", "data": {"hook": "replace", "with": blanked}}),
+    )
+    .await;
+    r.assert_status(200);
+    assert_eq!(r.json()["seq"], 3);
+    assert_eq!(b.recv_until("message").await["data"], blanked);
+
+    let stored = history_messages(&room, &auth).await;
+    assert_eq!(data_of(&stored), [blanked.clone(), masked, blanked]);
+    assert!(stored[0]["edited_at"].is_string(), "{stored:?}");
 }

@@ -2,10 +2,11 @@
 //! record at a new seq and applied to the message in the same turn, then acked, broadcast,
 //! archived and told as an outgoing event like a publish.
 
+use super::publish_hook::UserPublish;
 use super::{Connection, Effect, MachineStore, Pace, RoomMachine};
 use crate::auth::User;
 use crate::disconnect;
-use crate::edits::{self, Applied, Change};
+use crate::edits::{self, Applied, Change, Target};
 use crate::error::{RelayError, RelayResult};
 use crate::protocol::{self, Receipt};
 use crate::rate_limit::Verdict;
@@ -28,6 +29,9 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 return;
             }
         }
+        if self.edit_via_hook(conn, change, out) {
+            return;
+        }
         match self.commit_change(&conn.user, change) {
             Ok(published) => {
                 out.push(Effect::Reply(protocol::ack_frame(cid, published.receipt())));
@@ -38,13 +42,14 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     }
 
     /// An edit or delete over HTTP, limited like a user's HTTP publish; broadcast to every
-    /// socket, the user's own too.
+    /// socket, the user's own too. In a hooked room an edit waits for the hook call the
+    /// runtime makes.
     pub fn change_as_user(
         &mut self,
         user: &User,
         change: &Change,
         out: &mut Vec<Effect>,
-    ) -> RelayResult<Receipt> {
+    ) -> RelayResult<UserPublish> {
         self.check_member(user)?;
         match self.rates.publish(&user.id, self.clock.now_ms()) {
             Verdict::Allow => {}
@@ -53,16 +58,26 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             }
             Verdict::Close => return Err(RelayError::rate_limited(1_000)),
         }
+        if let Some(hooked) = self.http_edit_via_hook(user, change) {
+            return hooked;
+        }
         let published = self.commit_change(user, change)?;
         let receipt = published.receipt().clone();
         self.announce_change(user, change, published, false, out);
-        Ok(receipt)
+        Ok(UserPublish::Done(receipt))
+    }
+
+    /// Message `seq` as the room knows it, when `user` may change it.
+    pub(super) fn changeable(&self, user: &User, seq: u64) -> RelayResult<Target> {
+        let target = self.core.store().edit_target(seq)?;
+        edits::check(user, seq, target.as_ref(), &self.limits.moderator_roles)?;
+        target.ok_or_else(RelayError::internal)
     }
 
     /// A repeated (user, cid) gets the first receipt back, as for a publish (cids are one
     /// namespace per sender); otherwise the change is checked, its record committed at the
     /// next seq and applied to the message it names.
-    fn commit_change(&mut self, user: &User, change: &Change) -> RelayResult<Published> {
+    pub(super) fn commit_change(&mut self, user: &User, change: &Change) -> RelayResult<Published> {
         let store = self.core.store();
         if let Some(cid) = &change.cid {
             if let Some(original) = store.find_by_cid(&format!("u:{}", user.id), cid)? {
@@ -72,13 +87,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 }));
             }
         }
-        let target = store.edit_target(change.seq)?;
-        edits::check(
-            user,
-            change.seq,
-            target.as_ref(),
-            &self.limits.moderator_roles,
-        )?;
+        self.changeable(user, change.seq)?;
         let seq = self.core.last_seq() + 1;
         let ts = room::rfc3339_ms(self.clock.now_ms());
         let record = edits::record(
@@ -111,7 +120,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
 
     /// A new record goes to the room's sockets, the outgoing events and the archive; a
     /// repeated one nowhere.
-    fn announce_change(
+    pub(super) fn announce_change(
         &mut self,
         user: &User,
         change: &Change,
@@ -144,7 +153,6 @@ mod tests {
     use crate::error::ErrorCode;
     use crate::paging::{Direction, SeqRange};
     use crate::protocol::Publish;
-    use crate::room_machine::publish_hook::UserPublish;
     use crate::room_test_support::{machine_over, test_store, SqlMachine as Machine};
 
     const T0: i64 = 1_800_000_000_000;
@@ -184,6 +192,14 @@ mod tests {
         {
             UserPublish::Done(receipt) => receipt.seq,
             UserPublish::AwaitHook(_) => panic!("this room has no hook"),
+        }
+    }
+
+    /// The receipt of a change committed at once.
+    fn done(changed: RelayResult<UserPublish>) -> Receipt {
+        match changed.unwrap() {
+            UserPublish::Done(receipt) => receipt,
+            UserPublish::AwaitHook(call) => panic!("unexpected hook call {call:?}"),
         }
     }
 
@@ -333,13 +349,11 @@ mod tests {
         assert!(broadcast(&again).is_none());
         assert_eq!(m.core().last_seq(), 2);
         let mut out = Vec::new();
-        let over_http = m
-            .change_as_user(
-                &ann.user,
-                &Change::from_http_body("{\"cid\":\"d\"}", 1, true, 1000).unwrap(),
-                &mut out,
-            )
-            .unwrap();
+        let over_http = done(m.change_as_user(
+            &ann.user,
+            &Change::from_http_body("{\"cid\":\"d\"}", 1, true, 1000).unwrap(),
+            &mut out,
+        ));
         assert!(over_http.duplicate && over_http.seq == 2 && out.is_empty());
     }
 
@@ -377,13 +391,11 @@ mod tests {
 
         let moderator = user("mo", Some("moderator"));
         let mut out = Vec::new();
-        let receipt = m
-            .change_as_user(
-                &moderator,
-                &Change::from_http_body("", 1, true, 100).unwrap(),
-                &mut out,
-            )
-            .unwrap();
+        let receipt = done(m.change_as_user(
+            &moderator,
+            &Change::from_http_body("", 1, true, 100).unwrap(),
+            &mut out,
+        ));
         assert_eq!(receipt.seq, 3);
         let (record, skip_origin) = broadcast(&out).unwrap();
         assert!(!skip_origin, "over HTTP every socket gets it");
@@ -492,5 +504,237 @@ mod tests {
         );
         assert_eq!(reply(&out)["code"], "bad_request");
         assert_eq!(m.core().last_seq(), 0);
+    }
+
+    mod hooked {
+        //! Edits in a room with the before-publish hook: asked like a publish, after the
+        //! author/moderator check; deletes never ask.
+
+        use super::*;
+        use crate::publish_hook::{FailMode, HookPolicy, UNAVAILABLE_REASON};
+        use crate::room_machine::publish_hook::{HookCall, HookReply};
+
+        /// A room whose message 1 ("harmless", by ann) was published before the hook was set,
+        /// then hooked.
+        fn hooked_with_a_message(fail: FailMode) -> Machine {
+            let (mut m, _) = machine();
+            publish(&mut m, &user("ann", None), "harmless");
+            m.publish_hook(Some(HookPolicy {
+                fail,
+                timeout_ms: 500,
+                max_data_bytes: 1_000,
+            }))
+        }
+
+        fn call_of(out: &[Effect]) -> HookCall {
+            match out {
+                [Effect::CallHook(call)] => call.clone(),
+                other => panic!("expected one hook call, got {other:?}"),
+            }
+        }
+
+        fn no_call(out: &[Effect]) {
+            assert!(
+                !out.iter().any(|e| matches!(e, Effect::CallHook(_))),
+                "the hook is not asked: {out:?}"
+            );
+        }
+
+        fn answer(m: &mut Machine, call: &HookCall, body: &str) -> Vec<Effect> {
+            let reply = HookReply {
+                status: Some(200),
+                body: body.to_string(),
+            };
+            let mut out = Vec::new();
+            m.on_hook_answer(call.ticket, reply, &mut out);
+            out
+        }
+
+        fn replies(out: &[Effect]) -> Vec<Value> {
+            out.iter()
+                .filter_map(|e| match e {
+                    Effect::Reply(f) => Some(json(f)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        const EDIT: &str = r#"{"type":"edit","cid":"e1","seq":1,"data":{"text":"buy now"}}"#;
+
+        #[test]
+        fn an_edit_asks_the_hook_first_and_is_committed_on_accept() {
+            let mut m = hooked_with_a_message(FailMode::Closed);
+            let ann = conn(user("ann", None));
+            let call = call_of(&frame(&mut m, &ann, EDIT));
+            assert_eq!(
+                m.core().last_seq(),
+                1,
+                "nothing committed before the answer"
+            );
+            assert_eq!(
+                json(&call.body),
+                serde_json::json!({"kind":"edit","ref_seq":1,"room":"chat:1",
+                    "user":{"id":"ann"},"event":"message","data":{"text":"buy now"},"cid":"e1"})
+            );
+            let out = answer(&mut m, &call, r#"{"action":"accept"}"#);
+            let ack = reply(&out);
+            assert_eq!((&ack["type"], &ack["seq"]), (&"ack".into(), &2.into()));
+            let (record, skip_origin) = broadcast(&out).expect("broadcast");
+            assert!(skip_origin);
+            assert_eq!(
+                (&record["event"], &record["data"]["text"]),
+                (&"message.edited".into(), &"buy now".into())
+            );
+            assert_eq!(history(&m)[0]["data"]["text"], "buy now");
+        }
+
+        #[test]
+        fn a_rejected_edit_commits_nothing_and_gets_the_reason() {
+            let mut m = hooked_with_a_message(FailMode::Closed);
+            let ann = conn(user("ann", None));
+            let call = call_of(&frame(&mut m, &ann, EDIT));
+            let out = answer(&mut m, &call, r#"{"action":"reject","reason":"no ads"}"#);
+            assert_eq!(
+                replies(&out),
+                [
+                    serde_json::json!({"type":"error","code":"rejected","message":"no ads","cid":"e1"})
+                ]
+            );
+            assert!(broadcast(&out).is_none());
+            assert_eq!(m.core().last_seq(), 1);
+            assert_eq!(history(&m)[0]["data"]["text"], "harmless");
+            assert!(history(&m)[0]["edited_at"].is_null());
+            assert_eq!(events(&m).len(), 1, "only the publish was told");
+        }
+
+        #[test]
+        fn a_replaced_edit_is_committed_with_the_hooks_data() {
+            let mut m = hooked_with_a_message(FailMode::Closed);
+            let ann = conn(user("ann", None));
+            let call = call_of(&frame(&mut m, &ann, EDIT));
+            let out = answer(
+                &mut m,
+                &call,
+                r#"{"action":"replace","data":{"text":"***"}}"#,
+            );
+            assert_eq!(reply(&out)["type"], "ack");
+            let (record, _) = broadcast(&out).unwrap();
+            assert_eq!(record["data"]["text"], "***");
+            assert_eq!(history(&m)[0]["data"]["text"], "***");
+            assert_eq!(history(&m)[1]["data"]["text"], "***", "the record too");
+        }
+
+        #[test]
+        fn without_a_usable_answer_a_closed_room_refuses_the_edit() {
+            let mut m = hooked_with_a_message(FailMode::Closed);
+            let ann = conn(user("ann", None));
+            let call = call_of(&frame(&mut m, &ann, EDIT));
+            let mut out = Vec::new();
+            m.on_hook_answer(call.ticket, HookReply::default(), &mut out);
+            let refusal = replies(&out)
+                .into_iter()
+                .find(|r| r["type"] == "error")
+                .expect("an error frame");
+            assert_eq!(
+                (&refusal["code"], &refusal["message"]),
+                (&"rejected".into(), &UNAVAILABLE_REASON.into())
+            );
+            assert_eq!(m.core().last_seq(), 1);
+        }
+
+        #[test]
+        fn an_edit_is_decided_after_an_earlier_hooked_publish_of_its_socket() {
+            let mut m = hooked_with_a_message(FailMode::Closed);
+            let ann = conn(user("ann", None));
+            let publish_call = call_of(&frame(
+                &mut m,
+                &ann,
+                r#"{"type":"publish","cid":"p","data":"second"}"#,
+            ));
+            let edit_call = call_of(&frame(&mut m, &ann, EDIT));
+            let early = answer(&mut m, &edit_call, r#"{"action":"accept"}"#);
+            assert!(early.is_empty(), "held back behind the publish: {early:?}");
+            assert_eq!(m.core().last_seq(), 1);
+            let out = answer(&mut m, &publish_call, r#"{"action":"accept"}"#);
+            let acks: Vec<(Value, Value)> = replies(&out)
+                .iter()
+                .map(|r| (r["cid"].clone(), r["seq"].clone()))
+                .collect();
+            assert_eq!(acks, [("p".into(), 2.into()), ("e1".into(), 3.into())]);
+        }
+
+        #[test]
+        fn a_refused_edit_and_a_delete_never_reach_the_hook() {
+            let mut m = hooked_with_a_message(FailMode::Closed);
+            let bob = conn(user("bob", None));
+            let out = frame(&mut m, &bob, EDIT);
+            no_call(&out);
+            assert_eq!(
+                (&reply(&out)["code"], &reply(&out)["cid"]),
+                (&"forbidden".into(), &"e1".into())
+            );
+            let out = frame(
+                &mut m,
+                &bob,
+                r#"{"type":"edit","cid":"e9","seq":9,"data":1}"#,
+            );
+            no_call(&out);
+            assert_eq!(reply(&out)["code"], "not_found");
+
+            let ann = conn(user("ann", None));
+            let out = frame(&mut m, &ann, r#"{"type":"delete","cid":"d","seq":1}"#);
+            no_call(&out);
+            assert_eq!(
+                (&reply(&out)["type"], &reply(&out)["seq"]),
+                (&"ack".into(), &2.into())
+            );
+            // An edit of the deleted message is refused before the hook too.
+            no_call(&frame(&mut m, &ann, EDIT));
+        }
+
+        #[test]
+        fn an_http_edit_waits_for_the_hook_and_an_http_delete_does_not() {
+            let mut m = hooked_with_a_message(FailMode::Closed);
+            let ann = user("ann", None);
+            let body = r#"{"cid":"h1","data":{"text":"spam"}}"#;
+            let edit = Change::from_http_body(body, 1, false, 1000).unwrap();
+            let call = match m.change_as_user(&ann, &edit, &mut Vec::new()).unwrap() {
+                UserPublish::AwaitHook(call) => call,
+                UserPublish::Done(receipt) => panic!("committed unasked: {receipt:?}"),
+            };
+            assert_eq!(json(&call.body)["kind"], "edit");
+            assert_eq!(m.core().last_seq(), 1);
+            let reply = HookReply {
+                status: Some(200),
+                body: r#"{"action":"reject","reason":"no spam"}"#.to_string(),
+            };
+            let refused = m
+                .on_http_hook_answer(call.ticket, reply, &mut Vec::new())
+                .unwrap_err();
+            assert_eq!(
+                (refused.code, refused.message.as_str()),
+                (ErrorCode::Rejected, "no spam")
+            );
+            assert_eq!(m.core().last_seq(), 1);
+
+            let delete = Change::from_http_body("", 1, true, 1000).unwrap();
+            let mut out = Vec::new();
+            assert_eq!(done(m.change_as_user(&ann, &delete, &mut out)).seq, 2);
+            no_call(&out);
+        }
+
+        #[test]
+        fn a_repeated_edit_is_acked_as_a_duplicate_without_asking_again() {
+            let mut m = hooked_with_a_message(FailMode::Closed);
+            let ann = conn(user("ann", None));
+            let call = call_of(&frame(&mut m, &ann, EDIT));
+            answer(&mut m, &call, r#"{"action":"accept"}"#);
+            let out = frame(&mut m, &ann, EDIT);
+            no_call(&out);
+            assert_eq!(
+                (&reply(&out)["seq"], &reply(&out)["duplicate"]),
+                (&2.into(), &true.into())
+            );
+        }
     }
 }

@@ -1,28 +1,55 @@
 //! The room's side of the before-publish hook (see [`crate::publish_hook`]): in a hooked room a
-//! user's publish (socket or HTTP) waits in its origin's queue while the runtime calls the hook,
-//! and is committed as sent, committed with the replaced data, or refused when its answer is in
-//! and every earlier publish of its origin was settled. Rooms without the hook never get here.
+//! user's publish or edit (socket or HTTP) waits in its origin's queue while the runtime calls
+//! the hook, and is committed as sent, committed with the replaced data, or refused when its
+//! answer is in and every earlier one of its origin was settled. Deletes add no content and
+//! never wait. Rooms without the hook never get here.
 
 use serde_json::value::RawValue;
 
-use super::{Effect, MachineStore, Pace, RoomMachine};
+use super::{Connection, Effect, MachineStore, Pace, RoomMachine};
 use crate::auth::User;
+use crate::edits::Change;
 use crate::error::{RelayError, RelayResult};
 use crate::protocol::{self, Publish, Receipt};
-use crate::publish_hook::{self, FailMode, HookPolicy, Pending, Verdict};
+use crate::publish_hook::{self, Asked, FailMode, HookPolicy, Pending, Verdict};
 use crate::room::{Published, Sender, Stamps};
 
 /// Unusable answers between two log lines about them: a hook that is down must not log once
 /// per publish.
 const LOG_EVERY_UNUSABLE: u64 = 100;
 
-/// What a publish waiting for the hook needs to be committed.
+/// What a publish or an edit waiting for the hook needs to be committed.
 #[derive(Debug)]
 pub(super) struct HookedPublish {
     user: User,
     cid: Option<String>,
     event: Option<String>,
     data: Box<RawValue>,
+    /// `Some(seq)` for an edit of message `seq`, committed as its record.
+    edit_of: Option<u64>,
+}
+
+impl HookedPublish {
+    fn publish(user: &User, publish: &Publish) -> Self {
+        HookedPublish {
+            user: user.clone(),
+            cid: publish.cid.clone(),
+            event: publish.event.clone(),
+            data: publish.data.clone(),
+            edit_of: None,
+        }
+    }
+
+    /// `None` for a delete.
+    fn edit(user: &User, change: &Change) -> Option<Self> {
+        Some(HookedPublish {
+            user: user.clone(),
+            cid: change.cid.clone(),
+            event: None,
+            data: change.data.clone()?,
+            edit_of: Some(change.seq),
+        })
+    }
 }
 
 /// The machine's part of the hook.
@@ -74,43 +101,56 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         self
     }
 
-    /// Queues a user's publish for the hook: `None` when the room has no hook.
+    /// Queues a user's publish or edit for the hook: `None` when the room has no hook. A
+    /// repeat is answered as such, and an edit the user may not make is refused, without
+    /// asking the hook.
     fn begin_hooked(
         &mut self,
         origin: Option<&str>,
-        user: &User,
-        publish: &Publish,
+        item: HookedPublish,
     ) -> Option<RelayResult<HookStep>> {
         let policy = self.hook.policy?;
-        let mut step = || -> RelayResult<HookStep> {
-            if let Some(receipt) = self.committed(user, publish.cid.as_deref())? {
-                return Ok(HookStep::Duplicate(receipt));
+        Some(self.queue_for_hook(policy, origin, item))
+    }
+
+    fn queue_for_hook(
+        &mut self,
+        policy: HookPolicy,
+        origin: Option<&str>,
+        item: HookedPublish,
+    ) -> RelayResult<HookStep> {
+        if let Some(receipt) = self.committed(&item.user, item.cid.as_deref())? {
+            return Ok(HookStep::Duplicate(receipt));
+        }
+        let (asked, event) = match item.edit_of {
+            None => {
+                let event = item.event.as_deref().unwrap_or(protocol::DEFAULT_EVENT);
+                (Asked::Publish, event.to_string())
             }
-            let body = publish_hook::request_body(
-                self.core.room(),
-                user,
-                publish.event_name(),
-                &publish.data,
-                publish.cid.as_deref(),
-            );
-            let item = HookedPublish {
-                user: user.clone(),
-                cid: publish.cid.clone(),
-                event: publish.event.clone(),
-                data: publish.data.clone(),
-            };
-            let retry_after_ms = u64::from(policy.timeout_ms);
-            let ticket = self
-                .hook
-                .pending
-                .add(origin, &user.id, item, retry_after_ms)?;
-            Ok(HookStep::Call(HookCall {
-                ticket,
-                body,
-                max_answer_bytes: policy.max_answer_bytes(),
-            }))
+            Some(ref_seq) => {
+                let target = self.changeable(&item.user, ref_seq)?;
+                (Asked::Edit { ref_seq }, target.event)
+            }
         };
-        Some(step())
+        let body = publish_hook::request_body(
+            asked,
+            self.core.room(),
+            &item.user,
+            &event,
+            &item.data,
+            item.cid.as_deref(),
+        );
+        let user_id = item.user.id.clone();
+        let retry_after_ms = u64::from(policy.timeout_ms);
+        let ticket = self
+            .hook
+            .pending
+            .add(origin, &user_id, item, retry_after_ms)?;
+        Ok(HookStep::Call(HookCall {
+            ticket,
+            body,
+            max_answer_bytes: policy.max_answer_bytes(),
+        }))
     }
 
     /// The receipt of the user's message with this cid, as a repeat, when it is committed.
@@ -133,21 +173,47 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     /// has no hook (the publish goes on as before).
     pub(super) fn publish_via_hook(
         &mut self,
-        conn_id: &str,
-        user: &User,
+        conn: &Connection,
         publish: &Publish,
         out: &mut Vec<Effect>,
     ) -> bool {
-        let Some(step) = self.begin_hooked(Some(conn_id), user, publish) else {
+        self.hook.policy.is_some()
+            && self.socket_via_hook(conn, HookedPublish::publish(&conn.user, publish), out)
+    }
+
+    /// A socket's edit in a hooked room, queued like its publishes (after the check of who may
+    /// make it). False when the room has no hook, and for a delete.
+    pub(super) fn edit_via_hook(
+        &mut self,
+        conn: &Connection,
+        change: &Change,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        if self.hook.policy.is_none() {
+            return false;
+        }
+        match HookedPublish::edit(&conn.user, change) {
+            Some(item) => self.socket_via_hook(conn, item, out),
+            None => false,
+        }
+    }
+
+    fn socket_via_hook(
+        &mut self,
+        conn: &Connection,
+        item: HookedPublish,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let cid = item.cid.clone().unwrap_or_default();
+        let Some(step) = self.begin_hooked(Some(&conn.conn_id), item) else {
             return false;
         };
-        let cid = publish.cid.as_deref().unwrap_or_default();
         match step {
             Ok(HookStep::Duplicate(receipt)) => {
-                out.push(Effect::Reply(protocol::ack_frame(cid, &receipt)))
+                out.push(Effect::Reply(protocol::ack_frame(&cid, &receipt)))
             }
             Ok(HookStep::Call(call)) => out.push(Effect::CallHook(call)),
-            Err(err) => out.push(Effect::Reply(err.to_frame(Some(cid)))),
+            Err(err) => self.reject(conn, err, Some(&cid), out),
         }
         true
     }
@@ -158,16 +224,30 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         user: &User,
         publish: &Publish,
     ) -> Option<RelayResult<UserPublish>> {
-        let step = self.begin_hooked(None, user, publish)?;
+        self.http_via_hook(HookedPublish::publish(user, publish))
+    }
+
+    /// An HTTP edit in a hooked room (`None` for a delete), after the checks every user
+    /// change has.
+    pub(super) fn http_edit_via_hook(
+        &mut self,
+        user: &User,
+        change: &Change,
+    ) -> Option<RelayResult<UserPublish>> {
+        self.http_via_hook(HookedPublish::edit(user, change)?)
+    }
+
+    fn http_via_hook(&mut self, item: HookedPublish) -> Option<RelayResult<UserPublish>> {
+        let step = self.begin_hooked(None, item)?;
         Some(step.map(|step| match step {
             HookStep::Duplicate(receipt) => UserPublish::Done(receipt),
             HookStep::Call(call) => UserPublish::AwaitHook(call),
         }))
     }
 
-    /// The hook answered a socket's publish (the event's socket): that publish and the ones
+    /// The hook answered a socket's publish or edit (the event's socket): it and the ones
     /// behind it that were answered already are settled in order, each with an `ack` or an
-    /// `error` frame (`rejected` and the reason); a publish whose socket closed meanwhile is
+    /// `error` frame (`rejected` and the reason); one whose socket closed meanwhile is
     /// forgotten.
     pub fn on_hook_answer(&mut self, ticket: u64, reply: HookReply, out: &mut Vec<Effect>) {
         let Some(verdict) = self.verdict(&reply, out) else {
@@ -182,7 +262,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         }
     }
 
-    /// The hook answered an HTTP publish: its receipt, or why it was refused.
+    /// The hook answered an HTTP publish or edit: its receipt, or why it was refused.
     pub fn on_http_hook_answer(
         &mut self,
         ticket: u64,
@@ -224,8 +304,9 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         Some(policy.decide(answer))
     }
 
-    /// Commits a hooked publish as its verdict says. A repeat of a message committed while it
-    /// waited is answered as a repeat whatever the verdict, so that a cid keeps one outcome.
+    /// Commits a hooked publish or edit as its verdict says. A repeat of a message committed
+    /// while it waited is answered as a repeat whatever the verdict, so that a cid keeps one
+    /// outcome; an edit is checked again (its message may have been deleted meanwhile).
     fn settle_hooked(
         &mut self,
         item: HookedPublish,
@@ -243,6 +324,17 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 };
             }
         };
+        if let Some(ref_seq) = item.edit_of {
+            let change = Change {
+                cid: item.cid,
+                seq: ref_seq,
+                data: Some(data),
+            };
+            let published = self.commit_change(&item.user, &change)?;
+            let receipt = published.receipt().clone();
+            self.announce_change(&item.user, &change, published, skip_origin, out);
+            return Ok(receipt);
+        }
         let publish = Publish {
             cid: item.cid,
             event: item.event,

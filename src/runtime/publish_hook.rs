@@ -69,8 +69,8 @@ async fn ask(env: &Env, call: &HookCall) -> HookReply {
 }
 
 impl Room {
-    /// Calls the hook for a socket's publish; the answer is the machine's next event for that
-    /// socket. A socket that closed meanwhile gets nothing (its close dropped the publish).
+    /// Calls the hook for a socket's publish or edit; the answer is the machine's next event
+    /// for that socket. A socket that closed meanwhile gets nothing (its close dropped it).
     pub(super) fn call_hook_for_socket(&self, ws: WebSocket, call: HookCall) {
         let Some(room) = self.me.upgrade() else {
             return;
@@ -88,7 +88,7 @@ impl Room {
         });
     }
 
-    /// Calls the hook for an HTTP publish and settles it with the answer.
+    /// Calls the hook for an HTTP publish or edit and settles it with the answer.
     pub(super) async fn hooked_http_publish(&self, call: HookCall) -> RelayResult<Receipt> {
         let reply = ask(&self.env, &call).await;
         self.run(None, None, |m, out| {

@@ -436,9 +436,13 @@ impl Room {
             } => {
                 let change =
                     Change::from_http_body(&body, seq, delete, self.limits.max_frame_bytes)?;
-                let receipt = self.run(Some(&room), None, |m, out| {
+                let changed = self.run(Some(&room), None, |m, out| {
                     m.change_as_user(&caller.user, &change, out)
                 })?;
+                let receipt = match changed {
+                    UserPublish::Done(receipt) => receipt,
+                    UserPublish::AwaitHook(call) => self.hooked_http_publish(call).await?,
+                };
                 receipt_response(&receipt)
             }
             RoomRequest::Presence { caller, page } => {

@@ -79,8 +79,8 @@ fn a_hooked_publish_waits_for_the_hook_then_is_committed_on_accept() {
     let asked: serde_json::Value = serde_json::from_str(&call.body).unwrap();
     assert_eq!(
         asked,
-        serde_json::json!({"room":"chat:1","user":{"id":"alice"},"event":"message",
-            "data":{"text":"hi"},"cid":"a"})
+        serde_json::json!({"kind":"publish","room":"chat:1","user":{"id":"alice"},
+            "event":"message","data":{"text":"hi"},"cid":"a"})
     );
     assert_eq!(
         call.max_answer_bytes,
