@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::auth::User;
+use crate::cid::validate_cid;
 use crate::error::{RelayError, RelayResult};
-use crate::protocol::validate_cid;
 use crate::room::StoredMessage;
 
 /// The `event` of the record an edit commits.

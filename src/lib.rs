@@ -45,6 +45,7 @@ pub mod archive_rows;
 pub mod archive_schedule;
 pub mod auth;
 pub mod bans;
+pub mod cid;
 pub mod config;
 pub mod cors;
 pub mod dev_token;

@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::auth::User;
+use crate::cid::validate_cid;
 use crate::error::{RelayError, RelayResult};
 use crate::occupancy::Counts;
 
 /// Default largest text frame a client may send; larger frames close the socket with 4009.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
-pub const MAX_CID_CHARS: usize = 64;
 pub const MAX_EVENT_CHARS: usize = 64;
 pub const DEFAULT_EVENT: &str = "message";
 
@@ -84,19 +84,6 @@ impl Publish {
         }
         Ok(())
     }
-}
-
-pub fn validate_cid(cid: &str) -> RelayResult<()> {
-    let chars = cid.chars().count();
-    if chars == 0 || chars > MAX_CID_CHARS {
-        return Err(RelayError::bad_request("cid must be 1..=64 characters"));
-    }
-    if cid.chars().any(char::is_control) {
-        return Err(RelayError::bad_request(
-            "cid must not contain control characters",
-        ));
-    }
-    Ok(())
 }
 
 /// Event names: 1..=64 characters of `[A-Za-z0-9_.:-]`.

@@ -37,7 +37,7 @@ const SCHEMA: [&str; 9] = [
     "CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, role TEXT)",
     "CREATE TABLE IF NOT EXISTS feed_pending (member_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS bans (user_id TEXT PRIMARY KEY, until INTEGER)",
-    // The outbox of outgoing events (see `crate::events_outbox`).
+    // The outbox of outgoing events (its statements are in events_outbox.rs).
     "CREATE TABLE IF NOT EXISTS events_outbox (n INTEGER PRIMARY KEY, event TEXT NOT NULL)",
     crate::edits::SCHEMA,
 ];

@@ -8,8 +8,9 @@ use serde_json::value::RawValue;
 use sha2::Sha256;
 
 use crate::auth::secrets_equal;
+use crate::cid::validate_cid;
 use crate::error::{RelayError, RelayResult};
-use crate::protocol::{validate_cid, validate_event_name};
+use crate::protocol::validate_event_name;
 use crate::room_name;
 
 pub const MAX_BROADCAST_ROOMS: usize = 100;
