@@ -642,6 +642,37 @@ mod tests {
     }
 
     #[test]
+    fn an_unread_notice_carries_the_streak_and_its_newest_message_when_kept() {
+        let frame = r#"{"type":"message","seq":9,"data":{"text":"hi"}}"#;
+        let streak = UnreadStreak {
+            seq: 7,
+            unread: 3,
+            newest_frame: Some(frame),
+        };
+        let told: Value =
+            serde_json::from_str(&message_unread("e7", "r", "t", &ann(), &streak).unwrap())
+                .unwrap();
+        assert_eq!(told["type"], "message.unread");
+        assert_eq!(
+            (told["seq"].as_u64(), told["unread"].as_u64()),
+            (Some(7), Some(3))
+        );
+        assert_eq!(told["user"]["id"], "ann");
+        assert_eq!(told["message"]["seq"], 9);
+        assert!(told.get("message_omitted").is_none());
+        let dropped_body = UnreadStreak {
+            newest_frame: None,
+            ..streak
+        };
+        let told: Value =
+            serde_json::from_str(&message_unread("e8", "r", "t", &ann(), &dropped_body).unwrap())
+                .unwrap();
+        assert_eq!(told["message_omitted"], true);
+        assert!(told.get("message").is_none());
+        assert_eq!(told["unread"], 3);
+    }
+
+    #[test]
     fn edits_and_deletes_carry_their_record_and_the_seq_they_changed() {
         let record =
             r#"{"type":"message","seq":9,"event":"message.edited","data":"new","ref_seq":4}"#;
