@@ -37,6 +37,10 @@ pub const DEFAULT_MAX_SOCKET_BUFFER_BYTES: usize = 2 << 20;
 /// starving the isolate.
 pub const MIN_SOCKET_BUFFER_BYTES: usize = 1 << 20;
 pub const MAX_SOCKET_BUFFER_BYTES: usize = 64 << 20;
+/// How long a member may leave a message unread while offline before the room sends
+/// `message.unread` (`UNREAD_NOTIFY_AFTER_S`): a minute, so that a user who steps away briefly
+/// is not notified at once.
+pub const DEFAULT_UNREAD_NOTIFY_AFTER_S: u64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -48,12 +52,15 @@ pub struct Limits {
     pub max_socket_buffer_bytes: usize,
     /// Token roles that may edit and delete anyone's message (`MODERATOR_ROLES`).
     pub moderator_roles: Vec<String>,
+    /// How long an offline member leaves a message unread before `message.unread`, in ms
+    /// (`UNREAD_NOTIFY_AFTER_S`, 5 s to a day).
+    pub unread_notify_after_ms: i64,
 }
 
 impl Limits {
     /// Reads `MAX_FRAME_BYTES`, `ROOM_HOT_WINDOW`, `ARCHIVE_DELAY_MS`, `PUBLISH_RATE_PER_SEC`,
-    /// `PUBLISH_BURST`, `RATE_LIMIT_STRIKES`, `CONNECT_RATE_PER_SEC`, `CONNECT_BURST` and
-    /// `MAX_SOCKET_BUFFER_BYTES`; missing or
+    /// `PUBLISH_BURST`, `RATE_LIMIT_STRIKES`, `CONNECT_RATE_PER_SEC`, `CONNECT_BURST`,
+    /// `MAX_SOCKET_BUFFER_BYTES` and `UNREAD_NOTIFY_AFTER_S`; missing or
     /// unparsable values fall back to the defaults, and each is clamped to a sane range.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let number = |name: &str, default: u64, min: u64, max: u64| {
@@ -86,6 +93,13 @@ impl Limits {
                 MAX_SOCKET_BUFFER_BYTES as u64,
             ) as usize,
             moderator_roles: crate::edits::moderator_roles(var("MODERATOR_ROLES")),
+            unread_notify_after_ms: number(
+                "UNREAD_NOTIFY_AFTER_S",
+                DEFAULT_UNREAD_NOTIFY_AFTER_S,
+                5,
+                86_400,
+            ) as i64
+                * 1000,
         }
     }
 }
@@ -216,6 +230,19 @@ mod tests {
         assert_eq!(defaults.rates.connect_burst, 30);
         let connects = Limits::from_vars(|name| (name == "CONNECT_BURST").then(|| "3".into()));
         assert_eq!(connects.rates.connect_burst, 3);
+    }
+
+    #[test]
+    fn unread_interval_defaults_to_a_minute_within_5_s_and_a_day() {
+        let after_ms = |value: &str| {
+            let value = value.to_string();
+            Limits::from_vars(|name| (name == "UNREAD_NOTIFY_AFTER_S").then(|| value.clone()))
+                .unread_notify_after_ms
+        };
+        assert_eq!(Limits::from_vars(|_| None).unread_notify_after_ms, 60_000);
+        assert_eq!(after_ms("300"), 300_000);
+        assert_eq!(after_ms("1"), 5_000);
+        assert_eq!(after_ms("9999999"), 86_400_000);
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub enum EventType {
     PresenceJoined,
     PresenceLeft,
     ReadUpdated,
+    MessageUnread,
 }
 
 impl EventType {
@@ -166,6 +167,7 @@ impl EventType {
             EventType::PresenceJoined => "presence.joined",
             EventType::PresenceLeft => "presence.left",
             EventType::ReadUpdated => "read.updated",
+            EventType::MessageUnread => "message.unread",
         }
     }
 }
@@ -192,6 +194,9 @@ struct Event<'a> {
     message_omitted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seen: Option<&'a str>,
+    /// `message.unread`: how many messages the member has left unread, from `seq` on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unread: Option<u64>,
 }
 
 impl<'a> Event<'a> {
@@ -207,6 +212,7 @@ impl<'a> Event<'a> {
             message: None,
             message_omitted: false,
             last_seen: None,
+            unread: None,
         }
     }
 
@@ -313,6 +319,42 @@ pub fn read_updated(id: &str, room: &str, marker: &ReadMarker) -> RelayResult<St
         ..Event::new(id, EventType::ReadUpdated, room, &marker.at)
     }
     .to_json()
+}
+
+/// A streak of messages a member left unread while offline (see
+/// [`crate::room_unread`]).
+pub struct UnreadStreak<'a> {
+    /// The oldest message of the streak.
+    pub seq: u64,
+    /// Messages of the streak (from `seq` on, by others, edits and deletes not counted).
+    pub unread: u64,
+    /// The newest of them as clients see it, when the room still keeps its body.
+    pub newest_frame: Option<&'a str>,
+}
+
+/// `message.unread`: `member` has left `streak` unread for the room's interval while offline
+/// (`ts`: when the room noticed).
+pub fn message_unread(
+    id: &str,
+    room: &str,
+    ts: &str,
+    member: &User,
+    streak: &UnreadStreak<'_>,
+) -> RelayResult<String> {
+    let event = Event {
+        unread: Some(streak.unread),
+        ..Event::new(id, EventType::MessageUnread, room, ts)
+    };
+    match streak.newest_frame {
+        Some(frame) => message_event(event, streak.seq, Some(member), frame),
+        None => Event {
+            seq: Some(streak.seq),
+            user: Some(member),
+            message_omitted: true,
+            ..event
+        }
+        .to_json(),
+    }
 }
 
 /// One queue message: a batch of one room's events, up to outbox position `up_to`.
@@ -597,6 +639,37 @@ mod tests {
             read.get("ref_seq").is_none(),
             "only edits and deletes name one"
         );
+    }
+
+    #[test]
+    fn an_unread_notice_carries_the_streak_and_its_newest_message_when_kept() {
+        let frame = r#"{"type":"message","seq":9,"data":{"text":"hi"}}"#;
+        let streak = UnreadStreak {
+            seq: 7,
+            unread: 3,
+            newest_frame: Some(frame),
+        };
+        let told: Value =
+            serde_json::from_str(&message_unread("e7", "r", "t", &ann(), &streak).unwrap())
+                .unwrap();
+        assert_eq!(told["type"], "message.unread");
+        assert_eq!(
+            (told["seq"].as_u64(), told["unread"].as_u64()),
+            (Some(7), Some(3))
+        );
+        assert_eq!(told["user"]["id"], "ann");
+        assert_eq!(told["message"]["seq"], 9);
+        assert!(told.get("message_omitted").is_none());
+        let dropped_body = UnreadStreak {
+            newest_frame: None,
+            ..streak
+        };
+        let told: Value =
+            serde_json::from_str(&message_unread("e8", "r", "t", &ann(), &dropped_body).unwrap())
+                .unwrap();
+        assert_eq!(told["message_omitted"], true);
+        assert!(told.get("message").is_none());
+        assert_eq!(told["unread"], 3);
     }
 
     #[test]

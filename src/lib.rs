@@ -81,6 +81,7 @@ pub mod room_name;
 pub mod room_sql;
 #[cfg(test)]
 mod room_test_support;
+pub mod room_unread;
 pub mod router;
 pub mod site;
 pub mod sql;

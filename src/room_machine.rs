@@ -30,6 +30,7 @@ mod edits;
 mod occupancy;
 mod outgoing;
 mod publish_hook;
+mod unread;
 
 pub use publish_hook::{HookCall, HookReply, UserPublish};
 
@@ -126,6 +127,12 @@ pub trait MachineStore: RoomStore + crate::edits::EditStore {
     fn record_event(&self, event: &str) -> RelayResult<()>;
     /// Events waiting in the outbox.
     fn event_count(&self) -> RelayResult<u64>;
+    /// The user was online up to `last_seq`: a member's next unread streak starts after it
+    /// (see [`crate::room_unread`]). Only the room's SQLite keeps streaks; the tests' plain
+    /// stores keep nothing.
+    fn unread_seen_online(&self, _user_id: &str, _last_seq: u64) -> RelayResult<()> {
+        Ok(())
+    }
 }
 
 /// When the feed updates a room owes are next sent (see [`RoomMachine::feed_due`]).
@@ -177,6 +184,8 @@ pub struct RoomMachine<S, C> {
     hook: publish_hook::Hook,
     /// Counts instead of joins and leaves in a big room (see [`occupancy`]).
     occupancy: Occupancy,
+    /// When members' unread messages are next looked at (see [`unread`]).
+    unread_check: unread::UnreadCheck,
 }
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
@@ -209,6 +218,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             events: outgoing::Outgoing::default(),
             hook: publish_hook::Hook::default(),
             occupancy: Occupancy::new(DEFAULT_PRESENCE_FULL_MAX),
+            unread_check: unread::UnreadCheck::default(),
         }
     }
 
@@ -366,6 +376,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         match self.core.mark_read(&conn.user, seq, &self.clock) {
             Ok(Some(marker)) => {
                 self.read_updated(&marker, out);
+                self.schedule_unread_check(out);
                 out.push(Effect::Broadcast {
                     frame: protocol::read_frame(&marker),
                     skip_origin: true,
@@ -494,6 +505,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 });
             }
             self.presence_joined(&conn.user, out);
+            self.seen_online(&conn.user.id, out);
         }
         let expiry = conn.exp.saturating_mul(1000);
         if self.next_expiry_ms.is_none_or(|at| expiry < at) {
@@ -540,6 +552,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
                 });
             }
             self.presence_left(&departure.user, &last_seen, out);
+            self.seen_online(&departure.user.id, out);
         }
         self.occupancy_after_leaves(out);
         self.wake_for_next_leave(out);
@@ -616,10 +629,12 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         }
     }
 
-    /// Everything that follows a new message: the archive write and members' feed updates.
+    /// Everything that follows a new message: the archive write, members' feed updates and
+    /// the look at what they leave unread.
     fn after_publish(&mut self, out: &mut Vec<Effect>) {
         self.schedule_archive(out);
         self.queue_feed_updates(None, out);
+        self.schedule_unread_check(out);
     }
 
     // ---- alarm: archive, feeds, stats, expiry ---------------------------------------------

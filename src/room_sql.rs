@@ -14,7 +14,7 @@ use crate::room::{ReadMarker, RoomStore, StoredMessage};
 use crate::room_machine::MachineStore;
 use crate::sql::{Sql, SqlValue};
 
-const SCHEMA: [&str; 9] = [
+const SCHEMA: [&str; 10] = [
     "CREATE TABLE IF NOT EXISTS messages (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL,
@@ -40,6 +40,7 @@ const SCHEMA: [&str; 9] = [
     // The outbox of outgoing events (its statements are in events_outbox.rs).
     "CREATE TABLE IF NOT EXISTS events_outbox (n INTEGER PRIMARY KEY, event TEXT NOT NULL)",
     crate::edits::SCHEMA,
+    crate::room_unread::SCHEMA,
 ];
 
 /// Meta key: the lowest seq whose body the room still keeps.
@@ -273,6 +274,10 @@ impl<E: Sql> SqlRoomStore<E> {
         self.execute(
             "DELETE FROM feed_pending WHERE member_id NOT IN (SELECT id FROM members)",
             &[],
+        )?;
+        self.execute(
+            "DELETE FROM unread_watch WHERE member_id NOT IN (SELECT id FROM members)",
+            &[],
         )
     }
 
@@ -411,6 +416,10 @@ impl<E: Sql> MachineStore for SqlRoomStore<E> {
 
     fn event_count(&self) -> RelayResult<u64> {
         SqlRoomStore::event_count(self)
+    }
+
+    fn unread_seen_online(&self, user_id: &str, last_seq: u64) -> RelayResult<()> {
+        SqlRoomStore::unread_seen_online(self, user_id, last_seq)
     }
 }
 

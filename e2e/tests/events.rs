@@ -18,7 +18,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use relay_e2e::backend::broadcast_ok;
+use relay_e2e::backend::{broadcast_ok, set_members};
 use relay_e2e::*;
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -481,4 +481,79 @@ async fn edits_and_deletes_arrive_as_events_in_seq_order() {
         (&edited["message"]["data"], &edited["message"]["ref_seq"]),
         (&json!("fixed"), &json!(1))
     );
+}
+
+/// `UNREAD_NOTIFY_AFTER_S` as the relay has it (scripts/test sets 5; the relay's default is 60).
+fn unread_after() -> Duration {
+    let seconds = std::env::var("UNREAD_NOTIFY_AFTER_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    Duration::from_secs(seconds)
+}
+
+fn unread_notices(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "message.unread")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn an_offline_member_who_leaves_messages_unread_is_told_once() {
+    let room = events_room("unread");
+    // alice writes and carol is online: neither is told; bob is away.
+    let alice = User::new("alice", "Alice", "customer");
+    let bob = User::new("bob", "Bob", "agent");
+    let carol = User::new("carol", "Carol", "agent");
+    set_members(&room, &[&alice.id, &bob.id, &carol.id]).await;
+    let (carol_socket, _) = Client::join_as(&room, &carol).await;
+    let (mut a, _) = Client::join_as(&room, &alice).await;
+    let started = Instant::now();
+    a.publish_acked("u1", None, &json!({"text": "one"})).await;
+    a.publish_acked("u2", None, &json!({"text": "two"})).await;
+
+    let events = wait_for(&room, "message.unread", |events| {
+        !unread_notices(events).is_empty()
+    })
+    .await;
+    assert!(
+        started.elapsed() >= unread_after(),
+        "told before the interval"
+    );
+    let notices = unread_notices(&events);
+    assert_eq!(notices.len(), 1, "bob only: {notices:?}");
+    let notice = &notices[0];
+    assert_eq!(notice["room"], room.as_str());
+    assert_eq!(notice["user"]["id"], bob.id.as_str());
+    assert_eq!(
+        (notice["seq"].as_u64(), notice["unread"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(notice["message"]["seq"], 2);
+    assert_eq!(notice["message"]["data"]["text"], "two");
+    assert_rfc3339_utc(&notice["ts"], "message.unread ts");
+
+    // More left unread is the same streak: no other notice.
+    a.publish_acked("u3", None, &json!({"text": "three"})).await;
+    tokio::time::sleep(unread_after() + Duration::from_secs(3)).await;
+    let events = wait_for(&room, "the third message", |events| {
+        first_message_seqs(events).contains(&3)
+    })
+    .await;
+    assert_eq!(unread_notices(&events).len(), 1, "{events:?}");
+    a.close().await;
+    carol_socket.close().await;
+    // Their leaves arrive while the sink still listens (they start no streak either).
+    let events = wait_for(&room, "both leaves", |events| {
+        events
+            .iter()
+            .filter(|e| e["type"] == "presence.left")
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(unread_notices(&events).len(), 1, "{events:?}");
+    assert_no_repeats(&events);
 }

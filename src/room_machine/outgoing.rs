@@ -4,7 +4,7 @@
 use super::{Effect, MachineStore, RoomMachine};
 use crate::auth::User;
 use crate::error::RelayResult;
-use crate::events::{self, MAX_OUTBOX_EVENTS, QUEUE_RETRY_MS, SEND_DELAY_MS};
+use crate::events::{self, UnreadStreak, MAX_OUTBOX_EVENTS, QUEUE_RETRY_MS, SEND_DELAY_MS};
 use crate::protocol::{ReadMarker, Receipt};
 use crate::room::{self, Stamps};
 
@@ -141,6 +141,21 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     pub(super) fn read_updated(&mut self, marker: &ReadMarker, out: &mut Vec<Effect>) {
         let room = self.core.room().to_string();
         self.record_event(|id| events::read_updated(id, &room, marker), out);
+    }
+
+    /// `message.unread`, for a member who left `streak` unread while offline.
+    pub(super) fn message_unread(
+        &mut self,
+        member: &User,
+        streak: &UnreadStreak<'_>,
+        out: &mut Vec<Effect>,
+    ) {
+        let room = self.core.room().to_string();
+        let ts = room::rfc3339_ms(self.clock.now_ms());
+        self.record_event(
+            |id| events::message_unread(id, &room, &ts, member, streak),
+            out,
+        );
     }
 
     /// A batch is in the queue: the next goes when word about it comes, or at `resend_at`.

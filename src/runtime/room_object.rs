@@ -195,6 +195,13 @@ impl RoomEntry {
             if let Err(err) = room.send_outbox().await {
                 worker::console_error!("outbox run failed: {err}");
             }
+            // Before the events run, so that the notices leave with it.
+            let unread = room
+                .restore_presence(None)
+                .and_then(|()| room.run(None, None, |m, out| m.notify_unread(out)));
+            if let Err(err) = unread {
+                worker::console_error!("unread run failed: {err}");
+            }
             if let Err(err) = room.send_events().await {
                 worker::console_error!("events run failed: {err}");
             }
