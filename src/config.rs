@@ -13,7 +13,7 @@ use crate::occupancy::PresenceLimits;
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
 use crate::publish_hook::HookConfig;
 use crate::rate_limit::RateLimits;
-use crate::room_access::MembersOnly;
+use crate::room_prefixes::RoomPrefixes;
 
 /// Messages whose bodies a room keeps in its own storage after they are archived in D1.
 pub const DEFAULT_HOT_WINDOW: u64 = 1_000;
@@ -104,6 +104,9 @@ impl Limits {
     }
 }
 
+/// Most prefixes read from `MEMBERS_ONLY_PREFIXES`.
+const MAX_MEMBERS_ONLY_PREFIXES: usize = 32;
+
 /// The Worker's settings. Not `Debug`: it holds secrets, which never reach a log.
 #[derive(Clone)]
 pub struct Settings {
@@ -121,7 +124,7 @@ pub struct Settings {
     /// `ALLOWED_ORIGINS`.
     pub allowed_origins: AllowedOrigins,
     /// `MEMBERS_ONLY_PREFIXES`: the rooms that admit their members only.
-    pub members_only: MembersOnly,
+    pub members_only: RoomPrefixes,
     /// `EVENTS_URL` and the rest: `None` when rooms send no events.
     pub events: Option<EventsConfig>,
     /// `PUBLISH_HOOK_URL` and the rest: `None` when no room has a before-publish hook.
@@ -179,12 +182,15 @@ impl Settings {
         warnings.extend(invalid.into_iter().map(|entry| {
             format!("ALLOWED_ORIGINS: {entry:?} is not an origin (scheme://host[:port]); ignored")
         }));
-        let (members_only, ignored) = MembersOnly::parse(text("MEMBERS_ONLY_PREFIXES").as_deref());
-        if ignored > 0 {
-            warnings.push(format!(
-                "MEMBERS_ONLY_PREFIXES: {ignored} entries past the bounds (32 prefixes of 128 bytes) ignored"
-            ));
-        }
+        let (members_only, ignored) = RoomPrefixes::parse(
+            text("MEMBERS_ONLY_PREFIXES").as_deref(),
+            MAX_MEMBERS_ONLY_PREFIXES,
+        );
+        warnings.extend(RoomPrefixes::warning(
+            "MEMBERS_ONLY_PREFIXES",
+            ignored,
+            MAX_MEMBERS_ONLY_PREFIXES,
+        ));
         let (events, events_warnings) = EventsConfig::from_vars(text);
         warnings.extend(events_warnings);
         let (publish_hook, hook_warnings) = HookConfig::from_vars(text);

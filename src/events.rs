@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
 use crate::protocol::ReadMarker;
+use crate::room_prefixes::RoomPrefixes;
 
 /// Events per delivery (one queue message, one POST).
 pub const MAX_BATCH_EVENTS: usize = 100;
@@ -44,9 +45,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 pub const MAX_ATTEMPTS_LIMIT: u32 = 21;
 /// Added to a batch's whole retry schedule before the room sends it again unasked.
 const RESEND_SLACK_MS: i64 = 60_000;
-/// Room-name prefixes `EVENTS_PREFIXES` may list, and their length.
+/// Room-name prefixes `EVENTS_PREFIXES` may list.
 const MAX_PREFIXES: usize = 64;
-const MAX_PREFIX_BYTES: usize = 128;
 
 /// The queue whose messages are dead letters: its name ends so (see `wrangler.toml`).
 pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
@@ -58,7 +58,7 @@ pub struct EventsConfig {
     pub url: String,
     pub secret: String,
     /// Rooms whose names start with one of these have events; empty: every room.
-    prefixes: Vec<String>,
+    prefixes: RoomPrefixes,
     pub max_attempts: u32,
     /// How long a delivery waits for the backend's answer.
     pub timeout_ms: u32,
@@ -89,20 +89,13 @@ impl EventsConfig {
             warnings.push("EVENTS_URL is not used: EVENTS_SECRET is not set".to_string());
             return (None, warnings);
         };
-        let mut prefixes = Vec::new();
-        for prefix in text("EVENTS_PREFIXES").unwrap_or_default().split(',') {
-            let prefix = prefix.trim();
-            if prefix.is_empty() {
-                continue;
-            }
-            if prefixes.len() == MAX_PREFIXES || prefix.len() > MAX_PREFIX_BYTES {
-                warnings.push(format!(
-                    "EVENTS_PREFIXES: an entry past {MAX_PREFIXES} prefixes of at most {MAX_PREFIX_BYTES} bytes is ignored"
-                ));
-                continue;
-            }
-            prefixes.push(prefix.to_string());
-        }
+        let (prefixes, ignored) =
+            RoomPrefixes::parse(text("EVENTS_PREFIXES").as_deref(), MAX_PREFIXES);
+        warnings.extend(RoomPrefixes::warning(
+            "EVENTS_PREFIXES",
+            ignored,
+            MAX_PREFIXES,
+        ));
         let number = |name: &str, default: u32, min: u32, max: u32| {
             text(name)
                 .and_then(|v| v.parse::<u32>().ok())
@@ -131,7 +124,7 @@ impl EventsConfig {
 
     /// Whether `room` has events.
     pub fn applies_to(&self, room: &str) -> bool {
-        self.prefixes.is_empty() || self.prefixes.iter().any(|p| room.starts_with(p))
+        self.prefixes.pick_or_all(room)
     }
 
     /// How long a room waits for word on a batch before it sends its events again: longer than

@@ -69,7 +69,6 @@ pub mod rate_limit;
 pub mod replay;
 pub mod request_head;
 pub mod room;
-pub mod room_access;
 pub mod room_api;
 pub mod room_archive;
 pub mod room_bans;
@@ -78,6 +77,7 @@ pub mod room_events;
 pub mod room_feeds;
 pub mod room_machine;
 pub mod room_name;
+pub mod room_prefixes;
 pub mod room_sql;
 #[cfg(test)]
 mod room_test_support;

@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 
 use crate::auth::User;
 use crate::error::{ErrorCode, RelayError};
+use crate::room_prefixes::RoomPrefixes;
 
 /// How long a call waits for the answer unless `PUBLISH_HOOK_TIMEOUT_MS` says (50 ms to 10 s):
 /// a user waits this long for their ack when the backend hangs.
@@ -36,9 +37,8 @@ pub const ANSWER_SLACK_BYTES: usize = 4_096;
 /// The reason a publish is refused with when the hook gave no usable answer and the room
 /// fails closed.
 pub const UNAVAILABLE_REASON: &str = "hook unavailable";
-/// Room-name prefixes `PUBLISH_HOOK_PREFIXES` may list, and their length.
+/// Room-name prefixes `PUBLISH_HOOK_PREFIXES` may list.
 const MAX_PREFIXES: usize = 64;
-const MAX_PREFIX_BYTES: usize = 128;
 
 /// What happens to a publish when the hook does not answer usably (timeout, no connection,
 /// a non-2xx status, a malformed answer).
@@ -66,7 +66,7 @@ pub struct HookConfig {
     /// configuration mistake never lets unchecked publishes through silently.
     pub target: Option<HookTarget>,
     /// Rooms whose names start with one of these are hooked; empty: every room.
-    prefixes: Vec<String>,
+    prefixes: RoomPrefixes,
     pub timeout_ms: u32,
     pub fail: FailMode,
 }
@@ -114,20 +114,13 @@ impl HookConfig {
             }
             Some(secret) => Some(HookTarget { url, secret }),
         };
-        let mut prefixes = Vec::new();
-        for prefix in text("PUBLISH_HOOK_PREFIXES").unwrap_or_default().split(',') {
-            let prefix = prefix.trim();
-            if prefix.is_empty() {
-                continue;
-            }
-            if prefixes.len() == MAX_PREFIXES || prefix.len() > MAX_PREFIX_BYTES {
-                warnings.push(format!(
-                    "PUBLISH_HOOK_PREFIXES: an entry past {MAX_PREFIXES} prefixes of at most {MAX_PREFIX_BYTES} bytes is ignored"
-                ));
-                continue;
-            }
-            prefixes.push(prefix.to_string());
-        }
+        let (prefixes, ignored) =
+            RoomPrefixes::parse(text("PUBLISH_HOOK_PREFIXES").as_deref(), MAX_PREFIXES);
+        warnings.extend(RoomPrefixes::warning(
+            "PUBLISH_HOOK_PREFIXES",
+            ignored,
+            MAX_PREFIXES,
+        ));
         let timeout_ms = text("PUBLISH_HOOK_TIMEOUT_MS")
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(DEFAULT_TIMEOUT_MS)
@@ -143,7 +136,7 @@ impl HookConfig {
 
     /// Whether `room`'s user publishes go through the hook.
     pub fn applies_to(&self, room: &str) -> bool {
-        self.prefixes.is_empty() || self.prefixes.iter().any(|p| room.starts_with(p))
+        self.prefixes.pick_or_all(room)
     }
 
     /// What a hooked room needs to decide (the URL and secret stay with the runtime).

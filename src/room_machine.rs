@@ -222,7 +222,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         }
     }
 
-    /// Admits only the room's members (see [`crate::room_access`]).
+    /// Admits only the room's members (`MEMBERS_ONLY_PREFIXES`, see [`crate::room_prefixes`]).
     pub fn members_only(mut self, members_only: bool) -> Self {
         self.members_only = members_only;
         self

@@ -240,7 +240,7 @@ impl Room {
         let archive_retry_at = room_archive::retry_at(&store)?;
         let archive_jitter_ms = random_below(self.limits.archive_delay_ms / 2 + 1, now_ms()) as i64;
         let settings = settings(&self.env);
-        let members_only = settings.members_only.applies_to(&name);
+        let members_only = settings.members_only.match_room(&name);
         let events = settings
             .events
             .as_ref()
