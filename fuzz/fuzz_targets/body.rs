@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use edge_relay::error::{ErrorCode, RelayError};
 use edge_relay::protocol::{self, ClientFrame};
 use edge_relay::webhook::{self, Broadcast, RoomBroadcast};
-use edge_relay::{dev_token, feed, room_name};
+use edge_relay::{cid, dev_token, feed, room_name};
 use libfuzzer_sys::fuzz_target;
 
 /// The legacy routes and the events they publish (the contract's table).
@@ -74,7 +74,7 @@ fn check_broadcast(result: Result<Broadcast, RelayError>) {
     protocol::validate_event_name(&broadcast.event).unwrap();
     assert!(broadcast.data.get().len() <= webhook::MAX_BROADCAST_DATA_BYTES);
     if let Some(id) = &broadcast.id {
-        protocol::validate_cid(id).unwrap();
+        cid::validate_cid(id).unwrap();
     }
     let sent = serde_json::to_string(&broadcast.for_room()).unwrap();
     let received: RoomBroadcast = serde_json::from_str(&sent).unwrap();
@@ -128,14 +128,14 @@ fn check_members(text: &str) {
 fn check_client_frame(text: &str) {
     match protocol::parse_client_frame(text) {
         Ok(ClientFrame::Publish(publish)) => {
-            protocol::validate_cid(publish.cid.as_deref().expect("a publish needs a cid")).unwrap();
+            cid::validate_cid(publish.cid.as_deref().expect("a publish needs a cid")).unwrap();
             protocol::validate_event_name(publish.event_name()).unwrap();
         }
         Ok(ClientFrame::Auth { token }) => {
             assert!((1..=protocol::MAX_TOKEN_BYTES).contains(&token.len()));
         }
         Ok(ClientFrame::Change(change)) => {
-            protocol::validate_cid(change.cid.as_deref().expect("a change needs a cid")).unwrap();
+            cid::validate_cid(change.cid.as_deref().expect("a change needs a cid")).unwrap();
             assert!(change.seq >= 1);
             assert!(change.data.as_ref().is_none_or(|data| data.get() != "null"));
         }
@@ -143,7 +143,7 @@ fn check_client_frame(text: &str) {
         Err(failure) => {
             assert_eq!(failure.error.code, ErrorCode::BadRequest);
             if let Some(cid) = &failure.cid {
-                protocol::validate_cid(cid).unwrap();
+                cid::validate_cid(cid).unwrap();
             }
         }
     }
@@ -177,6 +177,6 @@ fn check_room_update(text: &str) {
             .preview
             .as_ref()
             .is_none_or(|preview| preview.chars().count() <= 100));
-        protocol::validate_cid(&update.key()).unwrap();
+        cid::validate_cid(&update.key()).unwrap();
     }
 }
