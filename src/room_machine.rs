@@ -572,6 +572,17 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
 
     // ---- publishes over HTTP -------------------------------------------------------------
 
+    /// Whether `user` may publish (or edit) over HTTP now: a member where the room asks for
+    /// one, within their publish rate (a user over it just waits: HTTP has no socket to close).
+    pub(crate) fn admit_http_publish(&mut self, user: &User) -> RelayResult<()> {
+        self.check_member(user)?;
+        match self.rates.publish(&user.id, self.clock.now_ms()) {
+            Verdict::Allow => Ok(()),
+            Verdict::Refuse { retry_after_ms } => Err(RelayError::rate_limited(retry_after_ms)),
+            Verdict::Close => Err(RelayError::rate_limited(1_000)),
+        }
+    }
+
     /// A user's publish over HTTP, limited like one over their sockets; in a hooked room it
     /// waits for the hook call the runtime makes.
     pub fn publish_as_user(
@@ -580,14 +591,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         publish: &Publish,
         out: &mut Vec<Effect>,
     ) -> RelayResult<UserPublish> {
-        self.check_member(user)?;
-        match self.rates.publish(&user.id, self.clock.now_ms()) {
-            Verdict::Allow => {}
-            Verdict::Refuse { retry_after_ms } => {
-                return Err(RelayError::rate_limited(retry_after_ms))
-            }
-            Verdict::Close => return Err(RelayError::rate_limited(1_000)),
-        }
+        self.admit_http_publish(user)?;
         if let Some(hooked) = self.http_publish_via_hook(user, publish) {
             return hooked;
         }

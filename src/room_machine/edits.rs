@@ -50,14 +50,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         change: &Change,
         out: &mut Vec<Effect>,
     ) -> RelayResult<UserPublish> {
-        self.check_member(user)?;
-        match self.rates.publish(&user.id, self.clock.now_ms()) {
-            Verdict::Allow => {}
-            Verdict::Refuse { retry_after_ms } => {
-                return Err(RelayError::rate_limited(retry_after_ms))
-            }
-            Verdict::Close => return Err(RelayError::rate_limited(1_000)),
-        }
+        self.admit_http_publish(user)?;
         if let Some(hooked) = self.http_edit_via_hook(user, change) {
             return hooked;
         }
