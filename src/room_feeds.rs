@@ -34,13 +34,15 @@ impl<E: Sql, C: Stamps> RoomMachine<SqlRoomStore<E>, C> {
         Ok(())
     }
 
-    /// Up to `limit` of the updates members are owed, each with the room's newest message and
-    /// the member's unread count; none while the room keeps no message body to preview.
+    /// Up to `limit` of the updates members are owed, each with the room's newest message as it
+    /// is now (an edit's or delete's record is not a message to preview, but it changes the
+    /// one it names), the room's last seq and the member's unread count; none while the room
+    /// keeps no message body to preview.
     pub fn owed_feed_updates(&self, limit: u32) -> RelayResult<Vec<FeedUpdate>> {
         let core = self.core();
         let store = core.store();
         let last_seq = core.last_seq();
-        let newest = match store.body(last_seq)? {
+        let newest = match store.newest_message_body()? {
             Some(body) if last_seq > 0 => body,
             _ => return Ok(Vec::new()),
         };
@@ -83,6 +85,7 @@ impl<E: Sql, C: Stamps> RoomMachine<SqlRoomStore<E>, C> {
 mod tests {
     use super::*;
     use crate::auth::User;
+    use crate::edits::Change;
     use crate::protocol::Publish;
     use crate::room_test_support::{sql_machine, SqlMachine};
 
@@ -143,6 +146,71 @@ mod tests {
         assert!(m.feed_owed().unwrap());
         m.feed_delivered(&updates[1]).unwrap();
         assert!(!m.feed_owed().unwrap());
+    }
+
+    fn text(t: &str) -> Box<serde_json::value::RawValue> {
+        serde_json::value::to_raw_value(&serde_json::json!({ "text": t })).unwrap()
+    }
+
+    fn preview_for(m: &SqlMachine, member: &str) -> (u64, String, serde_json::Value, u64) {
+        let updates = m.owed_feed_updates(10).unwrap();
+        let update = updates
+            .iter()
+            .find(|u| u.personal_room == format!("user:{member}"))
+            .expect("an update for the member");
+        let json = update_json(update);
+        (
+            json["seq"].as_u64().unwrap(),
+            json["event"].as_str().unwrap().to_string(),
+            json["preview"].clone(),
+            json["unread"].as_u64().unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_preview_is_the_newest_message_as_edited_never_an_edit_or_delete_record() {
+        let mut m = machine();
+        let mut out = Vec::new();
+        m.replace_members(&[member("ann"), member("bob")], &mut out)
+            .unwrap();
+        for (cid, t) in [("c1", "first"), ("c2", "second")] {
+            let publish = Publish {
+                cid: Some(cid.into()),
+                event: None,
+                data: text(t),
+            };
+            m.publish_as_user(&user("ann"), &publish, &mut out).unwrap();
+        }
+        let edit = |seq, t: Option<&str>, cid: &str| Change {
+            cid: Some(cid.into()),
+            seq,
+            data: t.map(text),
+        };
+        // An edit of an older message: the preview stays the newest message.
+        m.change_as_user(&user("ann"), &edit(1, Some("first, fixed"), "e1"), &mut out)
+            .unwrap();
+        assert_eq!(
+            preview_for(&m, "bob"),
+            (3, "message".into(), "second".into(), 2)
+        );
+        // An edit of the newest message: its new text, under its own event.
+        m.change_as_user(
+            &user("ann"),
+            &edit(2, Some("second, fixed"), "e2"),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            preview_for(&m, "bob"),
+            (4, "message".into(), "second, fixed".into(), 2)
+        );
+        // The newest message deleted: no text to preview.
+        m.change_as_user(&user("ann"), &edit(2, None, "d2"), &mut out)
+            .unwrap();
+        assert_eq!(
+            preview_for(&m, "bob"),
+            (5, "message".into(), serde_json::Value::Null, 2)
+        );
     }
 
     #[test]

@@ -330,6 +330,20 @@ impl<E: Sql> SqlRoomStore<E> {
         Ok(rows.into_iter().next().map_or(0, |r| r.n))
     }
 
+    /// The current version of the room's newest message (not a record of an edit or delete),
+    /// if the room still keeps its body.
+    pub fn newest_message_body(&self) -> RelayResult<Option<String>> {
+        let rows: Vec<BodyOnly> = self.query(
+            "SELECT body FROM messages WHERE body IS NOT NULL AND event NOT IN (?, ?)
+             ORDER BY seq DESC LIMIT 1",
+            &[
+                crate::edits::EDITED_EVENT.into(),
+                crate::edits::DELETED_EVENT.into(),
+            ],
+        )?;
+        Ok(rows.into_iter().next().map(|r| r.body))
+    }
+
     /// The stored body of one message, if the room still keeps it.
     pub fn body(&self, seq: u64) -> RelayResult<Option<String>> {
         let rows: Vec<BodyOnly> = self.query(
