@@ -76,6 +76,8 @@ export async function receive(request: Request, body: Uint8Array, header: string
   for (const event of events) {
     if (event.type === "message.created") total += event.seq + (event.message?.data.text.length ?? 0);
     else if (event.type === "presence.left") total += event.last_seen.length + event.user.id.length;
+    else if (event.type === "message.edited") total += event.ref_seq + (event.message?.data.text.length ?? 0);
+    else if (event.type === "message.unread") total += event.unread + event.seq;
   }
   return total;
 }

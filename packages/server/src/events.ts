@@ -39,6 +39,45 @@ export interface MessageCreatedEvent<TData = unknown> extends EventBase {
   message_omitted?: true;
 }
 
+/** A message changed: its record at a new `seq`, naming the message changed by `ref_seq`. */
+interface MessageChangeEvent<TData> extends EventBase {
+  seq: number;
+  /** The seq of the message edited or deleted. */
+  ref_seq: number;
+  /** Who changed it: the author or a moderator. */
+  user: EventUser;
+  /** The record as clients see it (an edit's carries the new `data`); absent when over 100 000 bytes. */
+  message?: Message<TData>;
+  message_omitted?: true;
+}
+
+/** A message was edited; `message.data` is its new data. */
+export interface MessageEditedEvent<TData = unknown> extends MessageChangeEvent<TData> {
+  type: 'message.edited';
+}
+
+/** A message was deleted. */
+export interface MessageDeletedEvent<TData = unknown> extends MessageChangeEvent<TData> {
+  type: 'message.deleted';
+}
+
+/**
+ * A member offline in the room left others' messages unread for `UNREAD_NOTIFY_AFTER_S`: once
+ * per streak, the moment to send a push notification.
+ */
+export interface MessageUnreadEvent<TData = unknown> extends EventBase {
+  type: 'message.unread';
+  /** The oldest message the member left unread. */
+  seq: number;
+  /** How many messages the member has left unread from `seq` on. */
+  unread: number;
+  /** The member, with their `role` on the members list. */
+  user: EventUser;
+  /** The newest message left unread; absent when too large or no longer kept by the room. */
+  message?: Message<TData>;
+  message_omitted?: true;
+}
+
 /** The user's first connection in the room. */
 export interface PresenceJoinedEvent extends EventBase {
   type: 'presence.joined';
@@ -65,6 +104,9 @@ export interface ReadUpdatedEvent extends EventBase {
  */
 export type RelayEvent<TData = unknown> =
   | MessageCreatedEvent<TData>
+  | MessageEditedEvent<TData>
+  | MessageDeletedEvent<TData>
+  | MessageUnreadEvent<TData>
   | PresenceJoinedEvent
   | PresenceLeftEvent
   | ReadUpdatedEvent;

@@ -11,6 +11,9 @@ export { verifyEvents, MAX_EVENTS_BODY_BYTES } from './events.js';
 export type {
   EventUser,
   MessageCreatedEvent,
+  MessageDeletedEvent,
+  MessageEditedEvent,
+  MessageUnreadEvent,
   PresenceJoinedEvent,
   PresenceLeftEvent,
   ReadUpdatedEvent,
