@@ -38,6 +38,7 @@ export type {
   MembersAnswer,
   Message,
   Presence,
+  PresenceOptions,
   PublishOptions,
   PublishReceipt,
   RelayServerOptions,

@@ -169,8 +169,18 @@ export interface RoomStats {
 
 export interface Presence {
   room: string;
+  /** A page of the users online, by id. */
   users: { id: string; name?: string; role?: string }[];
   connections: number;
+  /** Pass as `after` for the next page; `null` on the last one. */
+  next: string | null;
+}
+
+export interface PresenceOptions {
+  /** Users per page, 1 to 1 000 (the relay's default and cap: 1 000). */
+  limit?: number;
+  /** The page after this user id (a previous page's `next`). */
+  after?: string;
 }
 
 type Credentials = { kind: 'webhook' } | { kind: 'admin' } | { kind: 'user'; token: string };
@@ -443,9 +453,18 @@ export class RelayServer {
     return this.#call({ method: 'GET', path: '/v1/stats/rooms', credentials: { kind: 'admin' } });
   }
 
-  /** Who is online in a room (admin secret). */
-  async presence(room: string): Promise<Presence> {
-    return this.#call({ method: 'GET', path: `/v1/rooms/${segment('room', room)}/presence`, credentials: { kind: 'admin' } });
+  /** A page of who is online in a room, by user id (admin secret); follow `next` for the rest. */
+  async presence(room: string, options: PresenceOptions = {}): Promise<Presence> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) {
+      if (!Number.isSafeInteger(options.limit) || options.limit < 1 || options.limit > 1000) {
+        throw invalid('limit must be an integer from 1 to 1000');
+      }
+      query.set('limit', String(options.limit));
+    }
+    if (options.after !== undefined) query.set('after', options.after);
+    const search = query.toString() === '' ? '' : `?${query}`;
+    return this.#call({ method: 'GET', path: `/v1/rooms/${segment('room', room)}/presence${search}`, credentials: { kind: 'admin' } });
   }
 
   /** A page of the room's history, read with a user token that grants the room. */

@@ -292,3 +292,23 @@ test('data that JSON cannot carry is refused as invalid_argument before anything
   }
   assert.equal(calls.length, 0);
 });
+
+test('presence pages by user id: limit and after go in the query, next comes back', async () => {
+  const { relay, calls } = server([
+    json(200, { room: 'big:1', users: [{ id: 'ann' }, { id: 'bob' }], connections: 3, next: 'bob' }),
+    json(200, { room: 'big:1', users: [{ id: 'cy' }], connections: 3, next: null }),
+  ]);
+  const first = await relay.presence('big:1', { limit: 2 });
+  assert.equal(first.next, 'bob');
+  const second = await relay.presence('big:1', { limit: 2, after: first.next });
+  assert.deepEqual(second.users, [{ id: 'cy' }]);
+  assert.equal(second.next, null);
+  assert.deepEqual(
+    calls.map((c) => { const u = new URL(c.url); return `${u.pathname}${u.search}`; }),
+    ['/v1/rooms/big%3A1/presence?limit=2', '/v1/rooms/big%3A1/presence?limit=2&after=bob'],
+  );
+  for (const limit of [0, 1001, 1.5]) {
+    await assert.rejects(relay.presence('big:1', { limit }), (e) => e.code === 'invalid_argument');
+  }
+  assert.equal(calls.length, 2, 'a bad limit never reaches the relay');
+});
