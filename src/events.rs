@@ -15,6 +15,7 @@ use crate::auth::User;
 use crate::error::{RelayError, RelayResult};
 use crate::protocol::ReadMarker;
 use crate::room_prefixes::RoomPrefixes;
+use crate::signed_target::SignedTarget;
 
 /// Events per delivery (one queue message, one POST).
 pub const MAX_BATCH_EVENTS: usize = 100;
@@ -55,8 +56,8 @@ pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
 /// `EVENTS_TIMEOUT_MS`. Not `Debug`: it holds the signing secret.
 #[derive(Clone)]
 pub struct EventsConfig {
-    pub url: String,
-    pub secret: String,
+    /// `EVENTS_URL` and `EVENTS_SECRET`.
+    pub target: SignedTarget,
     /// Rooms whose names start with one of these have events; empty: every room.
     prefixes: RoomPrefixes,
     pub max_attempts: u32,
@@ -74,20 +75,13 @@ impl EventsConfig {
                 .filter(|v| !v.is_empty())
         };
         let mut warnings = Vec::new();
-        let Some(url) = text("EVENTS_URL") else {
-            return (None, warnings);
-        };
-        // Events carry the rooms' messages: https only, as for identity-provider keys (plain
-        // http to a loopback address is for local development and tests).
-        if !crate::jwks::url_allowed(&url) {
-            warnings.push(
-                "EVENTS_URL is not used: it must be an https URL without credentials".to_string(),
-            );
-            return (None, warnings);
-        }
-        let Some(secret) = text("EVENTS_SECRET") else {
-            warnings.push("EVENTS_URL is not used: EVENTS_SECRET is not set".to_string());
-            return (None, warnings);
+        let target = match SignedTarget::from_vars(&text, "EVENTS_URL", "EVENTS_SECRET") {
+            Ok(Some(target)) => target,
+            Ok(None) => return (None, warnings),
+            Err(why) => {
+                warnings.push(why);
+                return (None, warnings);
+            }
         };
         let (prefixes, ignored) =
             RoomPrefixes::parse(text("EVENTS_PREFIXES").as_deref(), MAX_PREFIXES);
@@ -103,8 +97,7 @@ impl EventsConfig {
                 .clamp(min, max)
         };
         let config = EventsConfig {
-            url,
-            secret,
+            target,
             prefixes,
             max_attempts: number(
                 "EVENTS_MAX_ATTEMPTS",

@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use crate::auth::User;
 use crate::error::{ErrorCode, RelayError};
 use crate::room_prefixes::RoomPrefixes;
+use crate::signed_target::SignedTarget;
 
 /// How long a call waits for the answer unless `PUBLISH_HOOK_TIMEOUT_MS` says (50 ms to 10 s):
 /// a user waits this long for their ack when the backend hangs.
@@ -50,13 +51,6 @@ pub enum FailMode {
     Closed,
 }
 
-/// Where the hook is and how to sign for it. Not `Debug`: it holds the secret.
-#[derive(Clone)]
-pub struct HookTarget {
-    pub url: String,
-    pub secret: String,
-}
-
 /// `PUBLISH_HOOK_URL`, `PUBLISH_HOOK_SECRET`, `PUBLISH_HOOK_PREFIXES`, `PUBLISH_HOOK_TIMEOUT_MS`,
 /// `PUBLISH_HOOK_FAIL`.
 #[derive(Clone)]
@@ -64,7 +58,7 @@ pub struct HookConfig {
     /// `None` when `PUBLISH_HOOK_URL` is set but cannot be used (not https, or no secret): the
     /// hooked rooms then get no answer, and the fail mode decides (closed by default), so a
     /// configuration mistake never lets unchecked publishes through silently.
-    pub target: Option<HookTarget>,
+    pub target: Option<SignedTarget>,
     /// Rooms whose names start with one of these are hooked; empty: every room.
     prefixes: RoomPrefixes,
     pub timeout_ms: u32,
@@ -81,9 +75,10 @@ impl HookConfig {
                 .filter(|v| !v.is_empty())
         };
         let mut warnings = Vec::new();
-        let Some(url) = text("PUBLISH_HOOK_URL") else {
+        let target = SignedTarget::from_vars(&text, "PUBLISH_HOOK_URL", "PUBLISH_HOOK_SECRET");
+        if matches!(target, Ok(None)) {
             return (None, warnings);
-        };
+        }
         let fail = match text("PUBLISH_HOOK_FAIL").as_deref() {
             None | Some("closed") => FailMode::Closed,
             Some("open") => FailMode::Open,
@@ -93,27 +88,14 @@ impl HookConfig {
                 FailMode::Closed
             }
         };
-        let consequence = match fail {
-            FailMode::Closed => "publishes in hooked rooms are refused",
-            FailMode::Open => "publishes in hooked rooms are accepted unchecked",
-        };
-        // The hook sees the rooms' messages: https only, as for events (plain http to a
-        // loopback address is for local development and tests).
-        let target = match text("PUBLISH_HOOK_SECRET") {
-            _ if !crate::jwks::url_allowed(&url) => {
-                warnings.push(format!(
-                    "PUBLISH_HOOK_URL is not used: it must be an https URL without credentials; {consequence}"
-                ));
-                None
-            }
-            None => {
-                warnings.push(format!(
-                    "PUBLISH_HOOK_URL is not used: PUBLISH_HOOK_SECRET is not set; {consequence}"
-                ));
-                None
-            }
-            Some(secret) => Some(HookTarget { url, secret }),
-        };
+        let target = target.unwrap_or_else(|why| {
+            let consequence = match fail {
+                FailMode::Closed => "publishes in hooked rooms are refused",
+                FailMode::Open => "publishes in hooked rooms are accepted unchecked",
+            };
+            warnings.push(format!("{why}; {consequence}"));
+            None
+        });
         let (prefixes, ignored) =
             RoomPrefixes::parse(text("PUBLISH_HOOK_PREFIXES").as_deref(), MAX_PREFIXES);
         warnings.extend(RoomPrefixes::warning(

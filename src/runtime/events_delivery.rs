@@ -59,9 +59,9 @@ async fn deliver(env: &Env, queue: &str, body: &str, attempts: u32) -> Next {
         return Next::Ack;
     };
     let delivery = batch.delivery_body();
-    let signature = events::signature(&delivery, &config.secret, now_ms() / 1000);
+    let signature = events::signature(&delivery, &config.target.secret, now_ms() / 1000);
     let answer = JsFuture::from(post_events(
-        &config.url,
+        &config.target.url,
         &delivery,
         &signature,
         config.timeout_ms,
