@@ -19,6 +19,7 @@ pub mod backend;
 pub mod config;
 pub mod http;
 pub mod shape;
+pub mod signing;
 pub mod token;
 pub mod ws;
 

@@ -2,30 +2,22 @@
 //! idempotency key, validation that delivers nothing) and the legacy Realtime Service API
 //! `POST /api/v1/broadcast/{kind}`, including the call-center fan-out scenario.
 
-use hmac::{Hmac, Mac};
 use relay_e2e::backend::*;
 use relay_e2e::http::ReqAuth;
+use relay_e2e::signing::hmac_hex;
 use relay_e2e::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::time::Duration;
 
 // ---- helpers ---------------------------------------------------------------------------
 
 /// `t=<t>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>`.
 fn signature(key: &[u8], t: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length is fine for HMAC");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("t={t},v1={hex}")
+    format!(
+        "t={t},v1={}",
+        hmac_hex(key, &[t.to_string().as_bytes(), body])
+    )
 }
 
 fn now_secs() -> i64 {

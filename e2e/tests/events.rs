@@ -12,16 +12,13 @@
 //! `EVENTS_MAX_ATTEMPTS=7` (63 s).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use relay_e2e::backend::{broadcast_ok, set_members};
+use relay_e2e::signing::{self, Answer, SignedRequest};
 use relay_e2e::*;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 /// Longest wait for events that should arrive (a few backoffs of the local queue).
 const ARRIVAL: Duration = Duration::from_secs(90);
@@ -61,69 +58,24 @@ struct Sink {
 fn sink() -> &'static Mutex<Sink> {
     static SINK: OnceLock<Mutex<Sink>> = OnceLock::new();
     SINK.get_or_init(|| {
-        let url = env("EVENTS_URL");
-        let address = url
-            .strip_prefix("http://")
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_else(|| panic!("EVENTS_URL={url:?} must be http://127.0.0.1:PORT/..."));
-        assert!(
-            address.starts_with("127.0.0.1:"),
-            "the sink listens on loopback only"
+        signing::serve(
+            &env("EVENTS_URL"),
+            env("EVENTS_SECRET"),
+            MAX_REQUEST_BYTES,
+            judge,
         );
-        let listener = TcpListener::bind(address).expect("the sink's port is free");
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                std::thread::spawn(move || serve(stream));
-            }
-        });
         Mutex::new(Sink::default())
     })
 }
 
-/// One HTTP/1.1 request per connection: read it, answer it, close.
-fn serve(mut stream: std::net::TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(stream.try_clone().expect("stream clones"));
-    let mut signature = None;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "x-relay-signature" => signature = Some(value.trim().to_string()),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length.min(MAX_REQUEST_BYTES)];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let (status, late) = judge(&body, signature.as_deref());
-    if late {
-        std::thread::sleep(too_late());
-    }
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    );
-}
-
-/// Records a delivery and decides its answer, and whether it comes too late (such a delivery
-/// counts as failed, as the relay no longer waits for it).
-fn judge(body: &[u8], signature: Option<&str>) -> (u16, bool) {
+/// Records a delivery and decides its answer, which comes too late for a first delivery the
+/// room's rule hangs (such a delivery counts as failed, as the relay no longer waits for it).
+fn judge(request: SignedRequest) -> Answer {
+    let body = &request.body;
     let mut sink = sink().lock().unwrap();
-    if !signed(body, signature) {
+    if !request.signed {
         sink.bad_signatures += 1;
-        return (401, false);
+        return Answer::status(401);
     }
     let delivery: Value = serde_json::from_slice(body).expect("a delivery is JSON");
     let events = delivery["events"].as_array().expect("events array").clone();
@@ -142,7 +94,10 @@ fn judge(body: &[u8], signature: Option<&str>) -> (u16, bool) {
         *n
     };
     if matches!(sink.rules.get(&room), Some(Rule::HangFirst)) && attempt == 1 {
-        return (200, true);
+        return Answer {
+            delay: too_late(),
+            ..Answer::status(200)
+        };
     }
     let status = match sink.rules.get(&room) {
         Some(Rule::FailFirst(n)) if attempt <= *n => 500,
@@ -153,37 +108,7 @@ fn judge(body: &[u8], signature: Option<&str>) -> (u16, bool) {
     if status == 200 {
         sink.accepted.entry(room).or_default().push(events);
     }
-    (status, false)
-}
-
-/// `t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` with EVENTS_SECRET, within 5 minutes.
-fn signed(body: &[u8], header: Option<&str>) -> bool {
-    let Some(header) = header else {
-        return false;
-    };
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", value)) => t = value.parse::<i64>().ok(),
-            Some(("v1", value)) => v1 = Some(value.to_string()),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return false;
-    };
-    if (chrono::Utc::now().timestamp() - t).abs() > 300 {
-        return false;
-    }
-    let mut mac = Hmac::<Sha256>::new_from_slice(env("EVENTS_SECRET").as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    hex_lower(&mac.finalize().into_bytes()) == v1
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Answer::status(status)
 }
 
 /// Longer than the relay waits for an answer (`EVENTS_TIMEOUT_MS`).

@@ -12,20 +12,17 @@
 //! with `open`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::time::Instant as Deadline;
 
-use hmac::{Hmac, Mac};
 use relay_e2e::backend::{broadcast_ok, history_messages};
 use relay_e2e::http::{self, publish, HttpResponse};
+use relay_e2e::signing::{self, Answer, SignedRequest};
 use relay_e2e::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 /// Longest request the hook reads.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -47,117 +44,45 @@ struct Call {
 fn calls() -> &'static Mutex<HashMap<String, Vec<Call>>> {
     static CALLS: OnceLock<Mutex<HashMap<String, Vec<Call>>>> = OnceLock::new();
     CALLS.get_or_init(|| {
-        let url = env("PUBLISH_HOOK_URL");
-        let address = url
-            .strip_prefix("http://")
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_else(|| panic!("PUBLISH_HOOK_URL={url:?} must be http://127.0.0.1:PORT/…"));
-        assert!(
-            address.starts_with("127.0.0.1:"),
-            "the hook listens on loopback only"
+        signing::serve(
+            &env("PUBLISH_HOOK_URL"),
+            env("PUBLISH_HOOK_SECRET"),
+            MAX_REQUEST_BYTES,
+            hook,
         );
-        let listener = TcpListener::bind(address).expect("the hook's port is free");
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                std::thread::spawn(move || serve(stream));
-            }
-        });
         Mutex::new(HashMap::new())
     })
 }
 
-/// One HTTP/1.1 request per connection: read it, record it, answer it, close.
-fn serve(mut stream: std::net::TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(stream.try_clone().expect("stream clones"));
-    let mut signature = None;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "x-relay-signature" => signature = Some(value.trim().to_string()),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length.min(MAX_REQUEST_BYTES)];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
+/// Records a call and answers as its data says.
+fn hook(SignedRequest { body, signed }: SignedRequest) -> Answer {
     let request: Value = serde_json::from_slice(&body).expect("a hook call is JSON");
     let room = request["room"].as_str().expect("room").to_string();
     let call = Call {
         request: request.clone(),
-        signed: signed(&body, signature.as_deref()),
+        signed,
     };
     calls().lock().unwrap().entry(room).or_default().push(call);
     let data = &request["data"];
-    let (status, answer) = match data["hook"].as_str() {
-        Some("reject") => (
-            200,
-            json!({"action": "reject", "reason": data["reason"]}).to_string(),
-        ),
-        Some("replace") => (
-            200,
-            json!({"action": "replace", "data": data["with"]}).to_string(),
-        ),
-        Some("slow") => {
-            std::thread::sleep(Duration::from_millis(data["ms"].as_u64().unwrap_or(0)));
-            (200, json!({"action": "accept"}).to_string())
+    let accept = || Answer::json(json!({"action": "accept"}).to_string());
+    match data["hook"].as_str() {
+        Some("reject") => {
+            Answer::json(json!({"action": "reject", "reason": data["reason"]}).to_string())
         }
-        Some("hang") => {
-            std::thread::sleep(timeout() + Duration::from_secs(1));
-            (200, json!({"action": "accept"}).to_string())
+        Some("replace") => {
+            Answer::json(json!({"action": "replace", "data": data["with"]}).to_string())
         }
-        Some("fail") => (500, String::new()),
-        _ => (200, json!({"action": "accept"}).to_string()),
-    };
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-        answer.len()
-    );
-}
-
-/// `t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` with PUBLISH_HOOK_SECRET, within 5 minutes.
-fn signed(body: &[u8], header: Option<&str>) -> bool {
-    let Some(header) = header else {
-        return false;
-    };
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", value)) => t = value.parse::<i64>().ok(),
-            Some(("v1", value)) => v1 = Some(value.to_string()),
-            _ => {}
-        }
+        Some("slow") => Answer {
+            delay: Duration::from_millis(data["ms"].as_u64().unwrap_or(0)),
+            ..accept()
+        },
+        Some("hang") => Answer {
+            delay: timeout() + Duration::from_secs(1),
+            ..accept()
+        },
+        Some("fail") => Answer::status(500),
+        _ => accept(),
     }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return false;
-    };
-    if (chrono::Utc::now().timestamp() - t).abs() > 300 {
-        return false;
-    }
-    let mut mac = Hmac::<Sha256>::new_from_slice(env("PUBLISH_HOOK_SECRET").as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    hex == v1
 }
 
 /// How long the relay waits for the hook (`PUBLISH_HOOK_TIMEOUT_MS`).

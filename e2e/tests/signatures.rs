@@ -2,27 +2,15 @@
 //! as well as the body, path-scoped routes refuse `v1`, a replayed signed broadcast without an
 //! `id` delivers nothing again, and extreme timestamps are refused.
 
-use hmac::{Hmac, Mac};
 use relay_e2e::backend::*;
+use relay_e2e::signing::hmac_hex;
 use relay_e2e::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 /// The hex HMAC-SHA256 under the webhook secret of `parts` joined with `.`.
 fn mac_hex(parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(webhook_secret().as_bytes()).unwrap();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            mac.update(b".");
-        }
-        mac.update(part);
-    }
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hmac_hex(webhook_secret().as_bytes(), parts)
 }
 
 /// `t=<t>,v1=<HMAC of "t.body">`.
