@@ -2,19 +2,10 @@
 // send to the queue binding.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
+import { serve as serveOn } from "./local_server.mjs";
 import { postEvents, sendToQueue } from "../events.mjs";
 
-async function serve(handler) {
-  const server = http.createServer(handler);
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${server.address().port}/events`;
-  const stop = () => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
-  };
-  return { url, stop };
-}
+const serve = (handler) => serveOn(handler, "/events");
 
 test("a POST carries the body and the signature and gives the status", async () => {
   const seen = [];

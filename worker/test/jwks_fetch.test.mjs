@@ -2,23 +2,13 @@
 // answer it hands to Rust, and its bounds in time and size.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
+import { serve as serveOn } from "./local_server.mjs";
 import { fetchJwks } from "../jwks_fetch.mjs";
 
 const JWKS = '{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}';
 const CAP = 64 * 1024;
 
-/** Starts a server with `handler` on a free 127.0.0.1 port; returns its URL and a stop function. */
-async function serve(handler) {
-  const server = http.createServer(handler);
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${server.address().port}/.well-known/jwks.json`;
-  const stop = () => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
-  };
-  return { url, stop };
-}
+const serve = (handler) => serveOn(handler, "/.well-known/jwks.json");
 
 test("a 200 gives the body and the Cache-Control header", async () => {
   const { url, stop } = await serve((req, res) => {

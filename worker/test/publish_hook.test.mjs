@@ -2,19 +2,10 @@
 // bounded in time and in the size of the answer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
+import { serve as serveOn } from "./local_server.mjs";
 import { callPublishHook } from "../publish_hook.mjs";
 
-async function serve(handler) {
-  const server = http.createServer(handler);
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${server.address().port}/hook`;
-  const stop = () => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
-  };
-  return { url, stop };
-}
+const serve = (handler) => serveOn(handler, "/hook");
 
 test("the call carries the body and the signature and gives status and answer", async () => {
   const seen = [];
