@@ -4,6 +4,7 @@
 // in development reuses the client instead of opening a second socket.
 import { useEffect, useRef, useState } from 'react';
 import { RelayClient, inbox } from './index.js';
+import { trackTyping } from './typing.js';
 import type { ConnectOptions, Inbox, InboxOptions, InboxRoom, Message, RelayError, Status, User } from './index.js';
 
 /**
@@ -135,8 +136,6 @@ export function usePresence(client: RelayClient<any> | null): User[] {
   return presence;
 }
 
-const MAX_TYPING = 100; // users listed as typing at once
-
 export interface TypingState {
   /** Other users typing now. */
   typing: User[];
@@ -151,35 +150,10 @@ export interface TypingState {
  */
 export function useTyping(client: RelayClient<any> | null, { expireMs = 6000 }: { expireMs?: number } = {}): TypingState {
   const [typing, setTypingUsers] = useOf<RelayClient<any>, User[]>(client, []);
-  useEffect(() => {
-    if (!client) return;
-    const timers = new Map<string, { user: User; timer: ReturnType<typeof setTimeout> }>();
-    const publish = () => setTypingUsers(() => [...timers.values()].map((t) => t.user));
-    const stop = (id: string) => {
-      const t = timers.get(id);
-      if (!t) return;
-      clearTimeout(t.timer);
-      timers.delete(id);
-      publish();
-    };
-    const offs = [
-      client.on('typing', (f) => {
-        if (client.user && f.user.id === client.user.id) return;
-        if (!f.active) return stop(f.user.id);
-        const old = timers.get(f.user.id);
-        if (old) clearTimeout(old.timer);
-        else if (timers.size >= MAX_TYPING) return;
-        timers.set(f.user.id, { user: f.user, timer: setTimeout(() => stop(f.user.id), expireMs) });
-        publish();
-      }),
-      client.on('message', (m) => m.from && stop(m.from.id)),
-      client.on('presence', (p) => p.event === 'leave' && p.user && stop(p.user.id)),
-    ];
-    return () => {
-      offs.forEach((off) => off());
-      for (const t of timers.values()) clearTimeout(t.timer);
-    };
-  }, [client, expireMs]);
+  useEffect(
+    () => (client ? trackTyping(client, expireMs, (users) => setTypingUsers(() => users)) : undefined),
+    [client, expireMs],
+  );
   return { typing, setTyping: (active) => client && client.typing(active) };
 }
 

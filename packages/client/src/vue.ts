@@ -7,6 +7,7 @@
 import { computed, getCurrentInstance, onMounted, onScopeDispose, shallowRef, toValue, watch } from 'vue';
 import type { ComputedRef, MaybeRefOrGetter, ShallowRef } from 'vue';
 import { RelayClient, inbox } from './index.js';
+import { trackTyping } from './typing.js';
 import type { ConnectOptions, Inbox, InboxOptions, InboxRoom, Message, RelayError, Status, User } from './index.js';
 
 /**
@@ -148,8 +149,6 @@ export function usePresence(client: MaybeRefOrGetter<RelayClient<any> | null>): 
   return presence;
 }
 
-const MAX_TYPING = 100; // users listed as typing at once
-
 export interface TypingState {
   /** Other users typing now. */
   typing: Readonly<ShallowRef<User[]>>;
@@ -171,33 +170,7 @@ export function useTyping(
     () => toValue(client),
     (c, _old, onCleanup) => {
       typing.value = [];
-      if (!c) return;
-      const timers = new Map<string, { user: User; timer: ReturnType<typeof setTimeout> }>();
-      const publish = () => (typing.value = [...timers.values()].map((t) => t.user));
-      const stop = (id: string) => {
-        const t = timers.get(id);
-        if (!t) return;
-        clearTimeout(t.timer);
-        timers.delete(id);
-        publish();
-      };
-      const offs = [
-        c.on('typing', (f) => {
-          if (c.user && f.user.id === c.user.id) return;
-          if (!f.active) return stop(f.user.id);
-          const old = timers.get(f.user.id);
-          if (old) clearTimeout(old.timer);
-          else if (timers.size >= MAX_TYPING) return;
-          timers.set(f.user.id, { user: f.user, timer: setTimeout(() => stop(f.user.id), expireMs) });
-          publish();
-        }),
-        c.on('message', (m) => m.from && stop(m.from.id)),
-        c.on('presence', (p) => p.event === 'leave' && p.user && stop(p.user.id)),
-      ];
-      onCleanup(() => {
-        offs.forEach((off) => off());
-        for (const t of timers.values()) clearTimeout(t.timer);
-      });
+      if (c) onCleanup(trackTyping(c, expireMs, (users) => (typing.value = users)));
     },
     { immediate: true },
   );
