@@ -126,7 +126,8 @@ func (c *Client) Broadcast(ctx context.Context, rooms []string, event string, da
 	}
 	if err != nil {
 		for _, room := range pending {
-			if result, answered := results[room]; !answered || result.Error == nil {
+			// A room answered in this round keeps its answer (a seq is never overwritten).
+			if _, answered := results[room]; !answered {
 				roomError := &RoomError{Code: CodeInternal, Message: err.Error()}
 				var failure *Error
 				if errors.As(err, &failure) {
