@@ -7,11 +7,12 @@ package edgerelay
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"math"
-	"math/rand"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -91,7 +92,7 @@ func New(options Options) (*Client, error) {
 		timeout:       options.Timeout,
 		now:           options.Now,
 		sleep:         sleepContext,
-		jitter:        rand.Float64,
+		jitter:        randomFraction,
 	}
 	if client.http == nil {
 		client.http = http.DefaultClient
@@ -124,6 +125,16 @@ func New(options Options) (*Client, error) {
 		return nil, invalidArgument("MaxAttempts must be within 1..=10")
 	}
 	return client, nil
+}
+
+// randomFraction is a number in [0, 1) from crypto/rand: math/rand's global source starts from
+// the same seed in every process before Go 1.20, which would put backends in lockstep.
+func randomFraction() float64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0.5
+	}
+	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
 }
 
 func sleepContext(ctx context.Context, wait time.Duration) error {

@@ -467,3 +467,23 @@ func TestRefusedBeforeSending(t *testing.T) {
 		}
 	}
 }
+
+func TestBackoffJitterStaysWithinHalfToAllOfTheStep(t *testing.T) {
+	client, err := New(Options{URL: "https://relay.example", WebhookSecret: "s", BaseDelay: time.Second, MaxDelay: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 200; i++ {
+		for retry, step := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 3 * time.Second, 30: 3 * time.Second} {
+			wait := client.backoff(retry)
+			if wait < step/2 || wait > step {
+				t.Fatalf("retry %d waits %v, want %v..=%v", retry, wait, step/2, step)
+			}
+			seen[wait] = true
+		}
+	}
+	if len(seen) < 100 {
+		t.Errorf("%d distinct waits in 800: the jitter is not random", len(seen))
+	}
+}
