@@ -375,8 +375,9 @@ export class RelayServer {
       // Rooms answered in an earlier round keep their results; only a call where no room
       // was answered at all is a failure of the whole broadcast.
       if (results.size === 0 || !RelayError.is(error)) throw error;
+      // A room with a result keeps it (its seq, or its earlier error); the others get this error.
       for (const room of pending) {
-        if (!results.get(room)?.error) {
+        if (!results.has(room)) {
           results.set(room, { room, error: { code: error.code, message: error.message } });
         }
       }

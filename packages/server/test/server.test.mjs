@@ -312,3 +312,11 @@ test('presence pages by user id: limit and after go in the query, next comes bac
   }
   assert.equal(calls.length, 2, 'a bad limit never reaches the relay');
 });
+
+test('a broadcast answer that leaves out a room keeps the rooms it answered', async () => {
+  const { relay } = server([json(200, { results: [{ room: 'a', seq: 7 }] })]);
+  const outcome = await relay.broadcast(['a', 'b'], 'order:new', { id: 42 }, { id: 'order-42' });
+  assert.deepEqual(outcome.results[0], { room: 'a', seq: 7 });
+  assert.equal(outcome.results[1].room, 'b');
+  assert.ok(outcome.results[1].error, 'the room left out is reported failed');
+});
