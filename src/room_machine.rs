@@ -320,19 +320,27 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         }
     }
 
-    fn on_publish(&mut self, conn: &Connection, publish: &Publish, out: &mut Vec<Effect>) {
-        let cid = publish.cid.as_deref().unwrap_or_default();
+    /// Whether a socket's publish, edit or delete (one bucket) is within the user's rate; if
+    /// not, the refusal (with `cid`) or, for abuse, the close is in `out`.
+    fn within_publish_rate(&mut self, conn: &Connection, cid: &str, out: &mut Vec<Effect>) -> bool {
         match self.rates.publish(&conn.user.id, self.clock.now_ms()) {
-            Verdict::Allow => {}
+            Verdict::Allow => true,
             Verdict::Refuse { retry_after_ms } => {
                 let refusal = RelayError::rate_limited(retry_after_ms).to_frame(Some(cid));
                 out.push(Effect::Reply(refusal));
-                return;
+                false
             }
             Verdict::Close => {
                 out.push(Effect::Close(disconnect::RATE_LIMIT_ABUSE));
-                return;
+                false
             }
+        }
+    }
+
+    fn on_publish(&mut self, conn: &Connection, publish: &Publish, out: &mut Vec<Effect>) {
+        let cid = publish.cid.as_deref().unwrap_or_default();
+        if !self.within_publish_rate(conn, cid, out) {
+            return;
         }
         if self.publish_via_hook(conn, publish, out) {
             return;

@@ -5,11 +5,9 @@
 use super::publish_hook::UserPublish;
 use super::{Connection, Effect, MachineStore, Pace, RoomMachine};
 use crate::auth::User;
-use crate::disconnect;
 use crate::edits::{self, Applied, Change, Target};
 use crate::error::{RelayError, RelayResult};
 use crate::protocol::{self, Receipt};
-use crate::rate_limit::Verdict;
 use crate::room::{self, Published, Stamps};
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
@@ -17,17 +15,8 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     /// sender and broadcast to the others.
     pub(super) fn on_change(&mut self, conn: &Connection, change: &Change, out: &mut Vec<Effect>) {
         let cid = change.cid.as_deref().unwrap_or_default();
-        match self.rates.publish(&conn.user.id, self.clock.now_ms()) {
-            Verdict::Allow => {}
-            Verdict::Refuse { retry_after_ms } => {
-                let refusal = RelayError::rate_limited(retry_after_ms).to_frame(Some(cid));
-                out.push(Effect::Reply(refusal));
-                return;
-            }
-            Verdict::Close => {
-                out.push(Effect::Close(disconnect::RATE_LIMIT_ABUSE));
-                return;
-            }
+        if !self.within_publish_rate(conn, cid, out) {
+            return;
         }
         if self.edit_via_hook(conn, change, out) {
             return;
