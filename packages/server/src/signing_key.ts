@@ -3,6 +3,7 @@
 // private JWK is checked to fit exactly one of them and made ready to sign, WebCrypto only.
 
 import { RelayError } from './errors.js';
+import { utf8 } from './encoding.js';
 import { subtle } from './hmac.js';
 
 /** The JWS algorithms the relay verifies with a public key. */
@@ -72,6 +73,8 @@ function jwkAlgorithm(jwk: PrivateJwk): SigningAlgorithm {
   const fits = jwk.alg === undefined || jwk.alg === alg || (alg === 'EdDSA' && jwk.alg === 'Ed25519');
   if (!fits) throw invalid(`the JWK's alg ${jwk.alg} does not fit its key (${alg})`);
   if (typeof jwk.d !== 'string') throw invalid('privateKey is a public JWK: it needs its private part ("d")');
+  // The relay skips keys published for another use, so their tokens would all be refused.
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw invalid(`the JWK is for use "${jwk.use}", not "sig"`);
   return alg;
 }
 
@@ -99,7 +102,7 @@ export async function readySigningKey(privateKey: PrivateKey, kid: string | unde
   } else {
     alg = jwkAlgorithm(privateKey);
     chosenKid ??= privateKey.kid;
-    // The JWK's own `key_ops`/`use`/`ext` would only get in the way of the one thing done here.
+    // Its `key_ops`/`use`/`ext` (checked above or irrelevant here) could only make the import fail.
     const { key_ops: _ops, use: _use, ext: _ext, kid: _kid, ...material } = privateKey;
     try {
       key = await subtle().importKey('jwk', material, importParams(alg), false, ['sign']);
@@ -110,7 +113,7 @@ export async function readySigningKey(privateKey: PrivateKey, kid: string | unde
   }
   if (chosenKid !== undefined) {
     if (typeof chosenKid !== 'string' || chosenKid === '') throw invalid('kid must be a non-empty string');
-    if (new TextEncoder().encode(chosenKid).length > MAX_KID_BYTES) throw invalid(`kid must be at most ${MAX_KID_BYTES} bytes`);
+    if (utf8(chosenKid).length > MAX_KID_BYTES) throw invalid(`kid must be at most ${MAX_KID_BYTES} bytes`);
   }
   const params = signParams(alg);
   return {

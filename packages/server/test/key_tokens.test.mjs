@@ -94,6 +94,7 @@ test('public keys, mismatched JWK algs, bad kids and a secret next to a key are 
   await refused({ privateKey: await subtle.exportKey('jwk', ed.publicKey) }, /public JWK/);
   const esJwk = await subtle.exportKey('jwk', pairs.ES256.privateKey);
   await refused({ privateKey: { ...esJwk, alg: 'RS256' } }, /does not fit/);
+  await refused({ privateKey: { ...esJwk, use: 'enc' } }, /use "enc"/);
   await refused({ privateKey: { ...esJwk, d: 'AAAA' } }, /not a usable ES256 JWK/);
   const notExtractable = await subtle.importKey('jwk', esJwk, KINDS.ES256, false, ['sign']);
   assert.ok(await signToken({ ...claims, privateKey: notExtractable }));
