@@ -16,7 +16,8 @@ export function secretBytes(secret: Secret, what: string): Uint8Array<ArrayBuffe
   return bytes;
 }
 
-function subtle(): SubtleCrypto {
+/** WebCrypto's SubtleCrypto, or an `invalid_argument` error in a runtime without it. */
+export function subtle(): SubtleCrypto {
   const crypto = globalThis.crypto;
   if (!crypto?.subtle) {
     throw new RelayError({
