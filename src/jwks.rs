@@ -39,6 +39,13 @@ impl PublicKey {
         }
     }
 
+    /// Whether a JWK's `alg` member names what this key verifies: its JWS algorithm, or for
+    /// an Ed25519 key also `Ed25519`, the fully specified name (RFC 9864) that newer key sets
+    /// (WebCrypto's export among them) carry.
+    fn fits_jwk_alg(&self, alg: &str) -> bool {
+        alg == self.algorithm() || matches!(self, PublicKey::EdDsa(_)) && alg == "Ed25519"
+    }
+
     /// The key in `jwk`, if it is one of the kinds above with valid material.
     fn from_jwk(jwk: &JsonWebKey<'_>) -> Option<Self> {
         match jwk {
@@ -191,7 +198,7 @@ fn usable_key(json: &str) -> Option<SetKey> {
         return None;
     }
     let key = PublicKey::from_jwk(&members.to_jwk()?)?;
-    if members.alg.is_some_and(|alg| alg != key.algorithm()) {
+    if members.alg.is_some_and(|alg| !key.fits_jwk_alg(&alg)) {
         return None;
     }
     Some(SetKey {
@@ -358,6 +365,16 @@ pub(crate) mod tests {
         ]});
         let set = parse(&set.to_string()).unwrap();
         assert_eq!(kids(&set), [(Some("ed-2"), "EdDSA")]);
+    }
+
+    #[test]
+    fn an_ed25519_key_may_name_its_algorithm_ed25519_but_no_other_key_may() {
+        let mut ed = public(&fixture_key("ed-1"));
+        ed["alg"] = json!("Ed25519");
+        let mut es = public(&fixture_key("es-1"));
+        es["alg"] = json!("Ed25519");
+        let set = parse(&json!({ "keys": [ed, es] }).to_string()).unwrap();
+        assert_eq!(kids(&set), [(Some("ed-1"), "EdDSA")]);
     }
 
     #[test]
