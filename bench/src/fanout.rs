@@ -13,6 +13,7 @@
 //! `message.created` event and reports what arrived.
 
 use crate::common::{self, now_us, publish_frame, Counts, Ctx, Frame, Res, RunOutput, Ws};
+use crate::cpu;
 use crate::events_sink::Sink;
 use crate::stats::{sample, summary_ms};
 use crate::CommonArgs;
@@ -68,6 +69,11 @@ pub struct FanoutArgs {
     /// acknowledged message (0..=600).
     #[arg(long, default_value_t = 30.0)]
     pub events_wait: f64,
+    /// Pid of the server (`wrangler dev`): adds `server_cpu_s`, the CPU of its whole process
+    /// tree from the first send to the end of the run (with --events PORT, to the end of the
+    /// wait for the events: their delivery included), and `server_cpu_ms_per_publish`.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// Which side of the events comparison a run is.
@@ -318,6 +324,7 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
         r#"{{"rooms":[{}],"event":"bench","data":"#,
         serde_json::to_string(&room).expect("room as JSON")
     );
+    let cpu_at_start = a.server_pid.map(|pid| (pid, cpu::tree_cpu_s(pid)));
     let first_send_us = now_us();
     let start = Instant::now();
     let mut sent = 0u64;
@@ -550,6 +557,17 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
             json!(common::r3(wait_start.elapsed().as_secs_f64())),
         );
         results.insert("events".into(), sink.stop(&expected).await);
+    }
+    if let Some(cpu_s) =
+        cpu_at_start.and_then(|(pid, at_start)| Some(cpu::tree_cpu_s(pid)? - at_start?))
+    {
+        results.insert("server_cpu_s".into(), json!(common::r3(cpu_s)));
+        if sent > 0 {
+            results.insert(
+                "server_cpu_ms_per_publish".into(),
+                json!(common::r3(cpu_s * 1000.0 / sent as f64)),
+            );
+        }
     }
     Ok(RunOutput {
         scenario,

@@ -39,7 +39,7 @@ const fn on(path: &'static str, label: &'static str, better: &'static str) -> Ro
     }
 }
 
-const ROWS: [Row; 19] = [
+const ROWS: [Row; 20] = [
     both("ack_ms.p50", "publish ack p50 (ms)", "lower"),
     both("ack_ms.p99", "publish ack p99 (ms)", "lower"),
     both(
@@ -54,6 +54,11 @@ const ROWS: [Row; 19] = [
     ),
     both("delivered_per_s", "fan-out: delivered msgs/s", "higher"),
     both("sent_per_s", "published msgs/s", "higher"),
+    both(
+        "server_cpu_ms_per_publish",
+        "server CPU per publish (ms)",
+        "lower",
+    ),
     both("lost", "lost", "lower"),
     both("duplicated", "duplicated", "lower"),
     on("events.received", "events of the run's room received", ""),
