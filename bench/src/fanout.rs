@@ -754,3 +754,17 @@ async fn receive(
     tokio::spawn(common::close_ws(ws, Duration::from_secs(2)));
     st
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_takes_off_or_a_port() {
+        assert_eq!(parse_events_side("off"), Ok(EventsSide::Off));
+        assert_eq!(parse_events_side("8788"), Ok(EventsSide::On(8788)));
+        for bad in ["0", "on", "65536", "-1", ""] {
+            assert!(parse_events_side(bad).is_err(), "{bad}");
+        }
+    }
+}
