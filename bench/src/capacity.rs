@@ -276,17 +276,6 @@ fn workload(a: &CapacityArgs, rate: f64, tag: String) -> Workload {
     }
 }
 
-/// The machine's one-minute load average: the load tool and the server share the machine with
-/// whatever else runs, which moves every latency figure.
-fn load_average_1m() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// Rests `settle` seconds; with a server pid, goes on in half-second slices (at most `settle`
 /// more) while the server uses more than 20% of a core. Returns the seconds rested and the
 /// server's CPU share over the last slice.
@@ -385,7 +374,7 @@ pub async fn run(ctx: &'static Ctx, a: &CapacityArgs) -> Res<RunOutput> {
             "failed_because": failed_because,
             "settled_s": common::r3(settled_s),
             "tool_cpu_s": tool_cpu_s,
-            "load_average_1m": load_average_1m(),
+            "load_average_1m": common::load_average_1m(),
         });
         for key in ["server_cpu_s", "server_cpu_us_per_delivery"] {
             if let Some(v) = r.get(key) {

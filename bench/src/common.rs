@@ -468,6 +468,17 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// The machine's one-minute load average: the load tool and the server share the machine with
+/// whatever else runs, which moves every latency figure.
+pub fn load_average_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Rounds to 3 decimals for the output.
 pub fn r3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0

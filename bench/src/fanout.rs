@@ -5,8 +5,16 @@
 //! Every receiver records the latency of each receipt (now − the `t` stamped into the
 //! message) and counts seqs: a fresh room numbers the messages 1..=M, so a seq never seen is
 //! lost and a seq seen twice is duplicated.
+//!
+//! With `--events off|PORT` the run is one side of the events comparison (scenario `events`):
+//! `off` against a server without `EVENTS_URL`; `PORT` against one whose `EVENTS_URL` points at
+//! 127.0.0.1:PORT, where an event sink ([`crate::events_sink`]) runs for the run, and after
+//! the fan-out the run waits (at most `--events-wait`) for every acknowledged message's
+//! `message.created` event and reports what arrived.
 
 use crate::common::{self, now_us, publish_frame, Counts, Ctx, Frame, Res, RunOutput, Ws};
+use crate::cpu;
+use crate::events_sink::Sink;
 use crate::stats::{sample, summary_ms};
 use crate::CommonArgs;
 use clap::Args;
@@ -49,6 +57,41 @@ pub struct FanoutArgs {
     /// Connections opened at once while setting up the receivers.
     #[arg(long, default_value_t = 50)]
     pub connect_concurrency: usize,
+    /// Run as one side of the events comparison (scenario `events`, case suffix
+    /// ` events=off` / ` events=on`): `off` for a server without EVENTS_URL, or the port on
+    /// 127.0.0.1 its EVENTS_URL points at, where an event sink then runs for the run.
+    #[arg(long, value_parser = parse_events_side)]
+    pub events: Option<EventsSide>,
+    /// EVENTS_SECRET of the server, to verify the deliveries' signatures (--events PORT).
+    #[arg(long, env = "EVENTS_SECRET", hide_env_values = true)]
+    pub events_secret: Option<String>,
+    /// With --events PORT: seconds to wait after the fan-out for the events of every
+    /// acknowledged message (0..=600).
+    #[arg(long, default_value_t = 30.0)]
+    pub events_wait: f64,
+    /// Pid of the server (`wrangler dev`): adds `server_cpu_s`, the CPU of its whole process
+    /// tree from the first send to the end of the run (with --events PORT, to the end of the
+    /// wait for the events: their delivery included), and `server_cpu_ms_per_publish`.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+/// Which side of the events comparison a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventsSide {
+    Off,
+    /// The sink's port.
+    On(u16),
+}
+
+fn parse_events_side(s: &str) -> Result<EventsSide, String> {
+    match s {
+        "off" => Ok(EventsSide::Off),
+        _ => match s.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(EventsSide::On(port)),
+            _ => Err(format!("{s:?}: give `off` or the sink's port (1..=65535)")),
+        },
+    }
 }
 
 /// What the receivers share with the sender.
@@ -97,6 +140,16 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
     };
     let drain = Duration::from_secs_f64(a.drain.clamp(0.1, 600.0));
     let room = format!("bench:fanout:{}", ctx.run_id);
+    let scenario = if a.events.is_some() {
+        "events"
+    } else {
+        "fanout"
+    };
+    let events_suffix = match a.events {
+        None => "",
+        Some(EventsSide::Off) => " events=off",
+        Some(EventsSide::On(_)) => " events=on",
+    };
     let mut params = Map::new();
     let mode = match (window, a.rate) {
         (Some(w), _) => format!("W={w}"),
@@ -106,7 +159,7 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
     params.insert(
         "case".into(),
         json!(ctx.case_label(format!(
-            "N={n} M={m} {mode}{}",
+            "N={n} M={m} {mode}{}{events_suffix}",
             if a.via_broadcast {
                 " via broadcast"
             } else {
@@ -133,7 +186,7 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
             results.insert("unsupported".into(), json!(reason));
             results.insert("complete".into(), json!(false));
             return Ok(RunOutput {
-                scenario: "fanout",
+                scenario,
                 target: ctx.target.clone(),
                 params,
                 results,
@@ -142,6 +195,21 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
         Some(secret)
     } else {
         None
+    };
+
+    if a.events.is_some() {
+        // The machine is shared: the comparison's runs say what else was running.
+        results.insert(
+            "load_average_1m_at_start".into(),
+            json!(common::load_average_1m()),
+        );
+    }
+    // Up before the first connect, so that the presence events find it too.
+    let events_sink = match a.events {
+        Some(EventsSide::On(port)) => {
+            Some(Sink::start(port, a.events_secret.as_deref().unwrap_or_default(), &room).await?)
+        }
+        _ => None,
     };
 
     // Receivers: one user for all of them (presence is per user, so N receivers cause one
@@ -209,7 +277,7 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
             tokio::spawn(common::close_ws(ws, Duration::from_secs(2)));
         }
         return Ok(RunOutput {
-            scenario: "fanout",
+            scenario,
             target: ctx.target.clone(),
             params,
             results,
@@ -256,6 +324,7 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
         r#"{{"rooms":[{}],"event":"bench","data":"#,
         serde_json::to_string(&room).expect("room as JSON")
     );
+    let cpu_at_start = a.server_pid.map(|pid| (pid, cpu::tree_cpu_s(pid)));
     let first_send_us = now_us();
     let start = Instant::now();
     let mut sent = 0u64;
@@ -471,8 +540,37 @@ pub async fn run(ctx: &'static Ctx, a: &FanoutArgs) -> Res<RunOutput> {
     if let Some(r) = stop_reason {
         results.insert("incomplete_reason".into(), json!(r));
     }
+    if let Some(sink) = events_sink {
+        let expected: Vec<u64> = expected_seqs
+            .iter()
+            .enumerate()
+            .filter(|(_, &e)| e)
+            .map(|(k, _)| base_seq + k as u64)
+            .collect();
+        let wait_start = Instant::now();
+        let wait_until = wait_start + Duration::from_secs_f64(a.events_wait.clamp(0.0, 600.0));
+        while sink.created() < expected.len() as u64 && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        results.insert(
+            "events_wait_s".into(),
+            json!(common::r3(wait_start.elapsed().as_secs_f64())),
+        );
+        results.insert("events".into(), sink.stop(&expected).await);
+    }
+    if let Some(cpu_s) =
+        cpu_at_start.and_then(|(pid, at_start)| Some(cpu::tree_cpu_s(pid)? - at_start?))
+    {
+        results.insert("server_cpu_s".into(), json!(common::r3(cpu_s)));
+        if sent > 0 {
+            results.insert(
+                "server_cpu_ms_per_publish".into(),
+                json!(common::r3(cpu_s * 1000.0 / sent as f64)),
+            );
+        }
+    }
     Ok(RunOutput {
-        scenario: "fanout",
+        scenario,
         target: ctx.target.clone(),
         params,
         results,
@@ -655,4 +753,18 @@ async fn receive(
     // The socket is closed in the background: the run's figures do not wait for it.
     tokio::spawn(common::close_ws(ws, Duration::from_secs(2)));
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_takes_off_or_a_port() {
+        assert_eq!(parse_events_side("off"), Ok(EventsSide::Off));
+        assert_eq!(parse_events_side("8788"), Ok(EventsSide::On(8788)));
+        for bad in ["0", "on", "65536", "-1", ""] {
+            assert!(parse_events_side(bad).is_err(), "{bad}");
+        }
+    }
 }

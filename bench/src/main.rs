@@ -9,9 +9,11 @@
 mod capacity;
 mod common;
 mod cpu;
+mod events_sink;
 mod fanout;
 mod history;
 mod report;
+mod report_events;
 mod rooms;
 mod stats;
 mod storm;
@@ -78,13 +80,21 @@ enum Cmd {
     Report {
         /// The JSON lines file.
         input: PathBuf,
+        /// Only the events comparison's section (runs of `fanout --events`).
+        #[arg(long)]
+        events_only: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Cmd::Report { input } = &cli.cmd {
-        return match report::run(input) {
+    if let Cmd::Report { input, events_only } = &cli.cmd {
+        let report = if *events_only {
+            report::run_events_only(input)
+        } else {
+            report::run(input)
+        };
+        return match report {
             Ok(md) => {
                 print!("{md}");
                 ExitCode::SUCCESS

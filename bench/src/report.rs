@@ -108,12 +108,12 @@ fn metrics(scenario: &str) -> &'static [Metric] {
     }
 }
 
-fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+pub fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(v, |v, k| v.get(k))
 }
 
 /// Decimals for a cell: none for integers and for values of 100 and more, one from 10, two below.
-fn decimals(vals: &[f64], med: f64) -> usize {
+pub fn decimals(vals: &[f64], med: f64) -> usize {
     if vals.iter().all(|v| v.fract() == 0.0) || med.abs() >= 100.0 {
         0
     } else if med.abs() >= 10.0 {
@@ -124,7 +124,7 @@ fn decimals(vals: &[f64], med: f64) -> usize {
 }
 
 /// `x` with `dec` decimals; integers get thin groups of three digits (1 098 121).
-fn fmt_num(x: f64, dec: usize) -> String {
+pub fn fmt_num(x: f64, dec: usize) -> String {
     if dec > 0 {
         return format!("{x:.dec$}");
     }
@@ -150,12 +150,12 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-struct Cell {
-    text: String,
-    median: Option<f64>,
+pub struct Cell {
+    pub text: String,
+    pub median: Option<f64>,
 }
 
-fn cell(runs: &[&Value], path: &str) -> Cell {
+pub fn cell(runs: &[&Value], path: &str) -> Cell {
     if runs.is_empty() {
         return Cell {
             text: "—".into(),
@@ -196,7 +196,39 @@ fn cell(runs: &[&Value], path: &str) -> Cell {
     }
 }
 
+/// The runs of a results file: grouped by (scenario, case) and target, in first-seen order.
+pub struct Loaded {
+    pub meta: Value,
+    pub order: Vec<(String, String)>,
+    pub groups: BTreeMap<(String, String), BTreeMap<String, Vec<Value>>>,
+    targets: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// The whole report.
 pub fn run(input: &Path) -> Result<String, String> {
+    let loaded = load(input)?;
+    let mut md = render(input, &loaded);
+    let events = crate::report_events::section(&loaded);
+    if !events.is_empty() {
+        md.push('\n');
+        md.push_str(&events);
+    }
+    Ok(md)
+}
+
+/// Only the events comparison (`report --events-only`): what `bench/run --only events`
+/// puts in place of that section of RESULTS.md.
+pub fn run_events_only(input: &Path) -> Result<String, String> {
+    let loaded = load(input)?;
+    let md = crate::report_events::section(&loaded);
+    if md.is_empty() {
+        return Err(format!("{}: no events runs", input.display()));
+    }
+    Ok(md)
+}
+
+fn load(input: &Path) -> Result<Loaded, String> {
     let text = std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
     let mut meta = Value::Null;
     // (scenario, case) in first-seen order -> target -> results of each run
@@ -268,6 +300,24 @@ pub fn run(input: &Path) -> Result<String, String> {
     }
     // edge-relay first, then the baselines in the order they appeared
     targets.sort_by_key(|t| t != PRIMARY);
+    Ok(Loaded {
+        meta,
+        order,
+        groups,
+        targets,
+        notes,
+    })
+}
+
+fn render(input: &Path, loaded: &Loaded) -> String {
+    let Loaded {
+        meta,
+        order,
+        groups,
+        targets,
+        notes,
+    } = loaded;
+    let mut notes = notes.clone();
     let baselines: Vec<&String> = targets.iter().filter(|t| *t != PRIMARY).collect();
 
     let mut md = String::new();
@@ -321,7 +371,11 @@ pub fn run(input: &Path) -> Result<String, String> {
 
     let _ = writeln!(md, "## Results\n");
     let mut last_scenario = String::new();
-    for key in &order {
+    // The events comparison has a section of its own (report_events).
+    for key in order
+        .iter()
+        .filter(|(s, _)| s != crate::report_events::SCENARIO)
+    {
         let (scenario, case) = key;
         let by_target = &groups[key];
         if *scenario != last_scenario {
@@ -339,7 +393,7 @@ pub fn run(input: &Path) -> Result<String, String> {
         );
         let mut header = String::from("| metric |");
         let mut rule = String::from("|---|");
-        for t in &targets {
+        for t in targets {
             let _ = write!(header, " {t} |");
             rule.push_str("---|");
         }
@@ -386,7 +440,7 @@ pub fn run(input: &Path) -> Result<String, String> {
         }
         md.push('\n');
         if scenario == "capacity" {
-            capacity_steps(&mut md, &targets, by_target);
+            capacity_steps(&mut md, targets, by_target);
         }
     }
 
@@ -420,7 +474,7 @@ pub fn run(input: &Path) -> Result<String, String> {
             let _ = writeln!(md, "- {n}");
         }
     }
-    Ok(md)
+    md
 }
 
 /// Every step of every capacity run of one case: rate, latency, losses, server CPU, the
