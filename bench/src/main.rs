@@ -11,6 +11,7 @@ mod common;
 mod cpu;
 mod fanout;
 mod history;
+mod received;
 mod report;
 mod rooms;
 mod stats;
