@@ -226,6 +226,17 @@ fn ws_config() -> WebSocketConfig {
 /// welcome's `seq` (the room's last seq), or a short failure reason (used as a bucket in
 /// the failure counts: `http 503`, `timeout`, `io ConnectionRefused`, …).
 pub async fn open(ctx: &Ctx, room: &str, token: &str) -> Result<(Ws, u64), String> {
+    let (ws, welcome) = open_welcomed(ctx, room, token).await?;
+    let seq = serde_json::from_str::<Frame>(&welcome)
+        .ok()
+        .and_then(|f| f.seq)
+        .unwrap_or(0);
+    Ok((ws, seq))
+}
+
+/// [`open`], returning the `welcome` frame's text instead of its `seq` (a storm counts its
+/// bytes: in a room with presence lists it grows with the room).
+pub async fn open_welcomed(ctx: &Ctx, room: &str, token: &str) -> Result<(Ws, String), String> {
     let url = ctx.ws_url(room, token);
     let fut = async {
         let (mut ws, _resp) =
@@ -236,7 +247,7 @@ pub async fn open(ctx: &Ctx, room: &str, token: &str) -> Result<(Ws, u64), Strin
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
                     return match serde_json::from_str::<Frame>(t.as_str()) {
-                        Ok(f) if f.ty == "welcome" => Ok((ws, f.seq.unwrap_or(0))),
+                        Ok(f) if f.ty == "welcome" => Ok((ws, t.as_str().to_string())),
                         Ok(f) => Err(format!("first frame {}", f.ty)),
                         Err(_) => Err("first frame not JSON".to_string()),
                     };

@@ -12,6 +12,7 @@ mod cpu;
 mod events_sink;
 mod fanout;
 mod history;
+mod received;
 mod report;
 mod report_events;
 mod rooms;

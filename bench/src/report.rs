@@ -41,12 +41,22 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         m("lost", "lost", "lower"),
         m("duplicated", "duplicated", "lower"),
     ];
-    const STORM: [Metric; 5] = [
+    const STORM: [Metric; 7] = [
         m("connections_per_s", "connections/s", "higher"),
         m("failed", "failed opens", "lower"),
         m("connect_ms.p50", "connect p50 (ms)", "lower"),
         m("connect_ms.p99", "connect p99 (ms)", "lower"),
         m("close_s", "close all (s)", "lower"),
+        m(
+            "received_per_connection.frames.mean",
+            "frames received per connection, welcome to storm end (mean)",
+            "lower",
+        ),
+        m(
+            "received_per_connection.bytes.mean",
+            "bytes received per connection (mean)",
+            "lower",
+        ),
     ];
     const IDLE: [Metric; 6] = [
         m("opened", "opened", "higher"),
@@ -600,6 +610,30 @@ mod tests {
         );
         assert!(
             md.contains("| baseline-js, 1 | stopped: bracketed |"),
+            "{md}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_storm_shows_what_each_connection_received() {
+        let dir = std::env::temp_dir().join(format!("relay-bench-storm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("r.jsonl");
+        let lines = [
+            r#"{"scenario":"storm","target":"edge-relay","params":{"case":"C=2000 L=100 per room 1000"},"results":{"connections_per_s":600.0,"received_per_connection":{"frames":{"mean":7.5},"bytes":{"mean":1200.0}},"complete":true}}"#,
+            r#"{"scenario":"storm","target":"baseline-js","params":{"case":"C=2000 L=100 per room 1000"},"results":{"connections_per_s":650.0,"received_per_connection":{"frames":{"mean":1.0},"bytes":{"mean":100.0}},"complete":true}}"#,
+        ];
+        std::fs::write(&f, lines.join("\n")).unwrap();
+        let md = run(&f).unwrap();
+        assert!(
+            md.contains("| frames received per connection, welcome to storm end (mean) (lower is better) | 7.50 | 1 | 7.50 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| bytes received per connection (mean) (lower is better) | 1 200 | 100 | 12.00 |"
+            ),
             "{md}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

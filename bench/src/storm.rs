@@ -4,9 +4,11 @@
 //! Every connection has its own token and user. Connections are spread over rooms of
 //! `--per-room` (100 by default): one room with thousands of distinct users would measure
 //! the O(C²) presence `join` broadcast, not connecting. An open counts when its `welcome`
-//! arrives. Held connections keep reading (presence frames) so that no buffer fills up.
+//! arrives. Held connections keep reading (presence frames) so that no buffer fills up, and
+//! count what they read by kind (see `received`): the price of presence in a storm.
 
 use crate::common::{self, now_us, Counts, Ctx, Res, RunOutput};
+use crate::received::{self, Kind, Received};
 use crate::stats::{sample, summary_ms};
 use crate::CommonArgs;
 use clap::Args;
@@ -58,7 +60,8 @@ pub struct IdleArgs {
 }
 
 struct Held {
-    frames: u64,
+    /// Everything this connection read, its welcome included, until it was asked to close.
+    received: Received,
     ended_early: Option<String>,
 }
 
@@ -103,12 +106,17 @@ async fn open_many(
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire().await.expect("semaphore");
             let t0 = now_us();
-            let r = common::open(ctx, &room, &token).await;
+            let r = common::open_welcomed(ctx, &room, &token).await;
             drop(permit);
             let t1 = now_us();
+            let mut held = Held {
+                received: Received::default(),
+                ended_early: None,
+            };
             let mut ws = match r {
-                Ok((ws, _)) => {
+                Ok((ws, welcome)) => {
                     let _ = tx.send((Ok(sample(t0, t1)), t1));
+                    held.received.count_message(&welcome);
                     ws
                 }
                 Err(reason) => {
@@ -117,10 +125,6 @@ async fn open_many(
                 }
             };
             drop(tx);
-            let mut held = Held {
-                frames: 0,
-                ended_early: None,
-            };
             loop {
                 let msg = tokio::select! {
                     biased;
@@ -135,7 +139,8 @@ async fn open_many(
                         ));
                         break;
                     }
-                    Some(Ok(_)) => held.frames += 1,
+                    Some(Ok(Message::Text(t))) => held.received.count_message(t.as_str()),
+                    Some(Ok(other)) => held.received.count_other(other.len()),
                     Some(Err(e)) => {
                         held.ended_early = Some(common::classify(&e));
                         break;
@@ -183,26 +188,49 @@ async fn open_many(
     }
 }
 
-/// Stops every held connection and waits (bounded) until all are closed. Returns the
-/// seconds that took and what the held connections saw.
-async fn close_all(
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Option<Held>>>,
-) -> (f64, u64, Counts) {
+/// What the held connections saw until they were asked to close.
+struct Closed {
+    /// Seconds from the request to close to the last connection closed.
+    close_s: f64,
+    /// One entry per opened connection.
+    each: Vec<Received>,
+    early: Counts,
+}
+
+impl Closed {
+    fn total(&self) -> Received {
+        let mut total = Received::default();
+        self.each.iter().for_each(|r| total.add(r));
+        total
+    }
+
+    /// Frames after the welcome, over all connections.
+    fn frames_after_welcome(&self) -> u64 {
+        let total = self.total();
+        total.frames() - total.frames_of(Kind::Welcome)
+    }
+}
+
+/// Stops every held connection and waits (bounded) until all are closed.
+async fn close_all(stop: watch::Sender<bool>, tasks: Vec<JoinHandle<Option<Held>>>) -> Closed {
     let t0 = Instant::now();
     let _ = stop.send(true);
-    let mut frames = 0;
+    let mut each = Vec::with_capacity(tasks.len());
     let mut early = Counts::default();
     for t in tasks {
         // Unfinished connects are bounded by --connect-timeout; closes by 5 s each.
         if let Ok(Some(h)) = t.await {
-            frames += h.frames;
+            each.push(h.received);
             if let Some(e) = h.ended_early {
                 early.add(&e);
             }
         }
     }
-    (t0.elapsed().as_secs_f64(), frames, early)
+    Closed {
+        close_s: t0.elapsed().as_secs_f64(),
+        each,
+        early,
+    }
 }
 
 fn open_results(results: &mut Map<String, Value>, o: &mut Opened, n: usize) {
@@ -245,10 +273,20 @@ pub async fn run_storm(ctx: &'static Ctx, a: &StormArgs) -> Res<RunOutput> {
     let mut o = open_many(ctx, a.connections, a.concurrency, a.per_room, stop_rx).await;
     let mut results = Map::new();
     open_results(&mut results, &mut o, a.connections);
-    let (close_s, frames, early) = close_all(stop_tx, std::mem::take(&mut o.tasks)).await;
-    results.insert("close_s".into(), json!(common::r3(close_s)));
-    results.insert("frames_while_held".into(), json!(frames));
-    results.insert("dropped_while_held".into(), early.to_json());
+    let closed = close_all(stop_tx, std::mem::take(&mut o.tasks)).await;
+    results.insert("close_s".into(), json!(common::r3(closed.close_s)));
+    results.insert(
+        "frames_while_held".into(),
+        json!(closed.frames_after_welcome()),
+    );
+    // From each welcome to the end of the storm (the last welcome), when every connection
+    // is asked to close.
+    results.insert(
+        "received_per_connection".into(),
+        received::per_connection(&closed.each),
+    );
+    results.insert("received_by_kind".into(), closed.total().to_json());
+    results.insert("dropped_while_held".into(), closed.early.to_json());
     results.insert("complete".into(), json!(!o.timed_out));
     if o.timed_out {
         results.insert("incomplete_reason".into(), json!("timeout"));
@@ -306,7 +344,7 @@ pub async fn run_idle(ctx: &'static Ctx, a: &IdleArgs) -> Res<RunOutput> {
     }
     let during_by_process = a.server_pid.map(common::tree_rss_json);
     let held_s = hold_start.elapsed().as_secs_f64();
-    let (close_s, frames, early) = close_all(stop_tx, std::mem::take(&mut o.tasks)).await;
+    let closed = close_all(stop_tx, std::mem::take(&mut o.tasks)).await;
     let settle_end = (Instant::now() + Duration::from_secs_f64(a.settle)).min(ctx.deadline);
     tokio::time::sleep_until(settle_end).await;
     let after = rss(a.server_pid);
@@ -315,9 +353,12 @@ pub async fn run_idle(ctx: &'static Ctx, a: &IdleArgs) -> Res<RunOutput> {
 
     let mib = |v: Option<(u64, usize)>| v.map(|(k, _)| common::r3(k as f64 / 1024.0));
     results.insert("held_s".into(), json!(common::r3(held_s)));
-    results.insert("close_s".into(), json!(common::r3(close_s)));
-    results.insert("frames_while_held".into(), json!(frames));
-    results.insert("dropped_while_held".into(), early.to_json());
+    results.insert("close_s".into(), json!(common::r3(closed.close_s)));
+    results.insert(
+        "frames_while_held".into(),
+        json!(closed.frames_after_welcome()),
+    );
+    results.insert("dropped_while_held".into(), closed.early.to_json());
     results.insert("server_processes".into(), json!(before.map(|b| b.1)));
     results.insert("rss_before_mib".into(), json!(mib(before)));
     results.insert("rss_during_mib".into(), json!(mib(during)));
