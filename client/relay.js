@@ -37,7 +37,7 @@ var storageGet = (s, key) => {
     return null;
   }
 };
-var tokenError = (e) => e instanceof RelayError ? e : new RelayError("token", String(e && e.message || e));
+var tokenError = (e) => e instanceof RelayError ? e : new RelayError("token", String(e?.message || e));
 async function request(fetchFn, url, room, token, method, path, body, signal) {
   const res = await fetchFn(roomPath(url, room) + path, {
     method,
@@ -54,7 +54,7 @@ async function request(fetchFn, url, room, token, method, path, body, signal) {
   const e = json && json.error || {};
   throw new RelayError(e.code || "http_" + res.status, e.message || "HTTP " + res.status, {
     status: res.status,
-    retryAfter: Number(res.headers && res.headers.get && res.headers.get("retry-after")) || 0
+    retryAfter: Number(res.headers?.get?.("retry-after")) || 0
   });
 }
 var RelayClient = class _RelayClient {
@@ -125,7 +125,7 @@ var RelayClient = class _RelayClient {
     };
     if (!o.url || !o.room) throw new TypeError("url and room are required");
     if (o.token == null && !o.getToken) throw new TypeError("token or getToken is required");
-    o.WebSocket = o.WebSocket || globalThis.WebSocket;
+    o.WebSocket ||= globalThis.WebSocket;
     if (o.navigator === void 0) o.navigator = globalThis.navigator;
     if (typeof o.WebSocket !== "function") {
       throw new TypeError("no WebSocket implementation: pass one as the WebSocket option");
@@ -153,7 +153,7 @@ var RelayClient = class _RelayClient {
     this._polling = false;
     this._readWant = 0;
     this._onOnline = () => this._ready || this.reconnect();
-    this._onOffline = () => this._ws ? this._drop(this._ws) : this._isOffline() && this._pause();
+    this._onOffline = () => this._ws ? this._drop(this._ws) : this._offline();
     this._events = o.events === void 0 ? globalThis : o.events;
     if (this._events && this._events.addEventListener) {
       this._events.addEventListener("online", this._onOnline);
@@ -247,9 +247,11 @@ var RelayClient = class _RelayClient {
       fn();
     }, ms);
   }
-  _clear(name) {
-    if (this._t[name] != null) this._o.clearTimeout(this._t[name]);
-    delete this._t[name];
+  _clear(...names) {
+    for (const name of names) {
+      if (this._t[name] != null) this._o.clearTimeout(this._t[name]);
+      delete this._t[name];
+    }
   }
   // ---- public API
   /** The open WebSocket, or null. */
@@ -367,22 +369,22 @@ var RelayClient = class _RelayClient {
     }
     return this._tokP;
   }
-  /** The browser says there is no network: nothing the client tries can work. */
-  _isOffline() {
+  /**
+   * Whether the browser says there is no network; then nothing the client tries can work: no
+   * socket, no retry, no polling (each would only fail) until `online`.
+   */
+  _offline() {
     const n = this._o.navigator;
-    return !!n && n.onLine === false;
-  }
-  /** Offline: no socket, no retry, no polling (each would only fail) until `online`. */
-  _pause() {
-    if (this.status === "closed") return;
+    if (!n || n.onLine !== false || this.status === "closed") return false;
     this._polling = false;
-    for (const n of ["retry", "poll"]) this._clear(n);
+    this._clear("retry", "poll");
     this._status("offline");
+    return true;
   }
   async _open() {
     if (this.status === "closed" || this._ws || this._opening) return;
     this._clear("retry");
-    if (this._isOffline()) return this._pause();
+    if (this._offline()) return;
     this._opening = true;
     let token, failed;
     try {
@@ -393,11 +395,11 @@ var RelayClient = class _RelayClient {
     }
     this._opening = false;
     if (this.status === "closed" || this._ws) return;
-    if (this._isOffline()) return this._pause();
+    if (this._offline()) return;
     if (failed) return this._closed(null, 1006);
     const refused = this._refused;
     if (!token || refused && token === refused.token) {
-      return this._stop(new RelayError("unauthorized", refused && refused.reason || "no token to connect with", { closeCode: refused ? 4001 : void 0, reason: refused && refused.reason }));
+      return this._stop(new RelayError("unauthorized", refused?.reason || "no token to connect with", { closeCode: refused ? 4001 : void 0, reason: refused?.reason }));
     }
     this._sockToken = token;
     if (this._key == null && this._o.storage) this._restore(token);
@@ -418,19 +420,19 @@ var RelayClient = class _RelayClient {
     ws.onerror = () => {
     };
   }
-  _drop(ws, code = 1006) {
+  _drop(ws) {
     try {
       ws.close();
     } catch {
     }
-    this._closed(ws, code);
+    this._closed(ws, 1006);
   }
   _closed(ws, code, reason) {
     if (ws !== this._ws) return;
     const wasOpen = this._ready;
     this._ws = null;
     this._ready = false;
-    for (const n of ["connect", "heartbeat", "stable", "renew", "auth"]) this._clear(n);
+    this._clear("connect", "heartbeat", "stable", "renew", "auth");
     this._renewing = null;
     for (const p of this._q) if (p.via === ws) p.via = null;
     if (this.status === "closed") return;
@@ -441,7 +443,7 @@ var RelayClient = class _RelayClient {
       this._refused = { token: this._sockToken, reason };
       this._stale = true;
     } else if (err && code >= 4e3) this._emit("error", err);
-    if (this._isOffline()) return this._pause();
+    if (this._offline()) return;
     if (wasOpen) this._failures = 0;
     else if (!(code >= 4e3)) this._failures++;
     if (!this._polling && this._failures >= this._o.maxFailures) {
@@ -489,7 +491,8 @@ var RelayClient = class _RelayClient {
       case "ack":
         return this._ack(f);
       case "typing":
-        return this._emit("typing", f);
+      case "synced":
+        return this._emit(f.type, f);
       case "read":
         this.reads.set(f.user.id, f);
         return this._emit("read", f);
@@ -499,8 +502,6 @@ var RelayClient = class _RelayClient {
         this.presence = this.presence.filter((u) => u.id !== f.user.id);
         if (f.event === "join") this.presence.push(f.user);
         return this._emit("presence", f);
-      case "synced":
-        return this._emit("synced", f);
       case "reset":
         return this._reset(f.seq);
       case "auth":
@@ -581,10 +582,8 @@ var RelayClient = class _RelayClient {
     this._timer("stable", () => this._attempt = 0, this._o.stableAfter);
     this._beat();
     this._scheduleRenew(jwtClaims(this._sockToken).exp);
-    if (this._polling) {
-      this._polling = false;
-      this._clear("poll");
-    }
+    this._polling = false;
+    this._clear("poll");
     this._status("open");
     this._emit("welcome", f);
     this._emit("presence", { type: "presence", event: "sync", presence: this.presence });
@@ -698,7 +697,8 @@ var RelayClient = class _RelayClient {
     if (s.type !== "publish") m.ref_seq = s.seq;
     this._deliver(m);
   }
-  _retryLater(p, ms) {
+  /** Sends `p` again after `ms` (a refusal worth retrying, or a relay that was busy). */
+  _retry(p, ms) {
     p.via = null;
     p.tries++;
     p.wait = this._o.setTimeout(() => {
@@ -711,7 +711,7 @@ var RelayClient = class _RelayClient {
     if (!f.cid && this._renewing != null && (f.code === "unauthorized" || f.code === "forbidden")) return this._renewFailed(err);
     const p = f.cid && this._q.find((q) => q.cid === f.cid);
     if (!p) return this._emit("error", err);
-    if (RETRYABLE.has(f.code) && p.tries < MAX_SEND_TRIES) this._retryLater(p, 500 + backoffDelay(p.tries, 500, 1e4, this._o.random));
+    if (RETRYABLE.has(f.code) && p.tries < MAX_SEND_TRIES) this._retry(p, 500 + backoffDelay(p.tries, 500, 1e4, this._o.random));
     else this._settle(p, err);
   }
   _flush() {
@@ -740,7 +740,7 @@ var RelayClient = class _RelayClient {
           if (p.via === "http") p.via = null;
           const status = e.status;
           if (status === 429 || status >= 500 && p.tries < MAX_SEND_TRIES) {
-            this._retryLater(p, e.retryAfter ? e.retryAfter * 1e3 : 1e3 + backoffDelay(p.tries, 500, 1e4, this._o.random));
+            this._retry(p, e.retryAfter ? e.retryAfter * 1e3 : 1e3 + backoffDelay(p.tries, 500, 1e4, this._o.random));
           } else if (status >= 400 && status !== 401 && status !== 403) this._settle(p, e);
           else {
             this._httpError(e);
@@ -778,9 +778,9 @@ var RelayClient = class _RelayClient {
   async _request(method, path, body, token) {
     const o = this._o;
     const ctrl = typeof AbortController == "function" ? new AbortController() : null;
-    const id = o.setTimeout(() => ctrl && ctrl.abort(), o.requestTimeout);
+    const id = o.setTimeout(() => ctrl?.abort(), o.requestTimeout);
     try {
-      return await request(o.fetch, this.url, this.room, token, method, path, body, ctrl && ctrl.signal);
+      return await request(o.fetch, this.url, this.room, token, method, path, body, ctrl?.signal);
     } finally {
       o.clearTimeout(id);
     }
@@ -790,7 +790,7 @@ var RelayClient = class _RelayClient {
     const ws = this._ws;
     this._ws = null;
     this._ready = this._polling = false;
-    for (const n of Object.keys(this._t)) this._clear(n);
+    this._clear(...Object.keys(this._t));
     if (ws) {
       try {
         ws.close(1e3);

@@ -102,7 +102,7 @@ const storageGet = (s: SeqStorage, key: string) => {
 };
 
 const tokenError = (e: unknown) =>
-  e instanceof RelayError ? e : new RelayError('token', String((e && (e as Error).message) || e));
+  e instanceof RelayError ? e : new RelayError('token', String((e as Error)?.message || e));
 
 async function request<R>(
   fetchFn: typeof fetch,
@@ -128,7 +128,7 @@ async function request<R>(
   const e = (json && json.error) || {};
   throw new RelayError(e.code || 'http_' + res.status, e.message || 'HTTP ' + res.status, {
     status: res.status,
-    retryAfter: Number(res.headers && res.headers.get && res.headers.get('retry-after')) || 0,
+    retryAfter: Number(res.headers?.get?.('retry-after')) || 0,
   });
 }
 
@@ -295,7 +295,7 @@ export class RelayClient<TData = unknown> {
     } as Options);
     if (!o.url || !o.room) throw new TypeError('url and room are required');
     if (o.token == null && !o.getToken) throw new TypeError('token or getToken is required');
-    o.WebSocket = o.WebSocket || (globalThis as { WebSocket?: Options['WebSocket'] }).WebSocket!;
+    o.WebSocket ||= (globalThis as { WebSocket?: Options['WebSocket'] }).WebSocket!;
     if (o.navigator === undefined) o.navigator = (globalThis as { navigator?: { onLine?: boolean } }).navigator;
     if (typeof o.WebSocket !== 'function') {
       throw new TypeError('no WebSocket implementation: pass one as the WebSocket option');
@@ -326,7 +326,7 @@ export class RelayClient<TData = unknown> {
     // Browsers: drop the socket when the network goes (and stay `offline` while
     // navigator.onLine is false), reconnect at once when it comes back.
     this._onOnline = () => this._ready || this.reconnect();
-    this._onOffline = () => (this._ws ? this._drop(this._ws) : this._isOffline() && this._pause());
+    this._onOffline = () => (this._ws ? this._drop(this._ws) : this._offline());
     this._events = o.events === undefined ? globalThis : o.events;
     if (this._events && this._events.addEventListener) {
       this._events.addEventListener('online', this._onOnline);
@@ -435,9 +435,11 @@ export class RelayClient<TData = unknown> {
     }, ms);
   }
 
-  private _clear(name: string) {
-    if (this._t[name] != null) this._o.clearTimeout(this._t[name]);
-    delete this._t[name];
+  private _clear(...names: string[]) {
+    for (const name of names) {
+      if (this._t[name] != null) this._o.clearTimeout(this._t[name]);
+      delete this._t[name];
+    }
   }
 
   // ---- public API
@@ -570,24 +572,23 @@ export class RelayClient<TData = unknown> {
     return this._tokP;
   }
 
-  /** The browser says there is no network: nothing the client tries can work. */
-  private _isOffline() {
+  /**
+   * Whether the browser says there is no network; then nothing the client tries can work: no
+   * socket, no retry, no polling (each would only fail) until `online`.
+   */
+  private _offline() {
     const n = this._o.navigator;
-    return !!n && n.onLine === false;
-  }
-
-  /** Offline: no socket, no retry, no polling (each would only fail) until `online`. */
-  private _pause() {
-    if (this.status === 'closed') return;
+    if (!n || n.onLine !== false || this.status === 'closed') return false;
     this._polling = false;
-    for (const n of ['retry', 'poll']) this._clear(n);
+    this._clear('retry', 'poll');
     this._status('offline');
+    return true;
   }
 
   private async _open(): Promise<void> {
     if (this.status === 'closed' || this._ws || this._opening) return;
     this._clear('retry');
-    if (this._isOffline()) return this._pause();
+    if (this._offline()) return;
     this._opening = true;
     let token, failed;
     try {
@@ -599,12 +600,12 @@ export class RelayClient<TData = unknown> {
     this._opening = false;
     // The status may have changed while the token was awaited.
     if ((this.status as Status) === 'closed' || this._ws) return;
-    if (this._isOffline()) return this._pause();
+    if (this._offline()) return;
     if (failed) return this._closed(null, 1006);
     const refused = this._refused;
     if (!token || (refused && token === refused.token)) {
       // No token, or the one the relay just refused: every retry would be refused the same way.
-      return this._stop(new RelayError('unauthorized', (refused && refused.reason) || 'no token to connect with', { closeCode: refused ? 4001 : undefined, reason: (refused && refused.reason) as string | undefined }));
+      return this._stop(new RelayError('unauthorized', refused?.reason || 'no token to connect with', { closeCode: refused ? 4001 : undefined, reason: refused?.reason }));
     }
     this._sockToken = token;
     if (this._key == null && this._o.storage) this._restore(token);
@@ -631,11 +632,11 @@ export class RelayClient<TData = unknown> {
     ws.onerror = () => {};
   }
 
-  private _drop(ws: WebSocketLike, code = 1006) {
+  private _drop(ws: WebSocketLike) {
     try {
       ws.close();
     } catch {}
-    this._closed(ws, code);
+    this._closed(ws, 1006);
   }
 
   private _closed(ws: WebSocketLike | null, code: number, reason?: string) {
@@ -643,7 +644,7 @@ export class RelayClient<TData = unknown> {
     const wasOpen = this._ready;
     this._ws = null;
     this._ready = false;
-    for (const n of ['connect', 'heartbeat', 'stable', 'renew', 'auth']) this._clear(n);
+    this._clear('connect', 'heartbeat', 'stable', 'renew', 'auth');
     this._renewing = null;
     for (const p of this._q) if (p.via === ws) p.via = null;
     if (this.status === 'closed') return;
@@ -660,7 +661,7 @@ export class RelayClient<TData = unknown> {
     } else if (err && code >= 4000) this._emit('error', err); // 4008, 4009, 4400 after the welcome
     // 4010 (slow consumer: the relay had too much unsent for this socket), 1012 and the rest
     // are no error of the app's: reconnect, resuming with since=lastSeq, and nothing is lost.
-    if (this._isOffline()) return this._pause();
+    if (this._offline()) return;
     // Only a socket that failed without a relay close code counts towards the HTTP fallback: a
     // relay code means WebSockets get through, and HTTP would be refused the same way.
     if (wasOpen) this._failures = 0;
@@ -716,7 +717,8 @@ export class RelayClient<TData = unknown> {
       case 'ack':
         return this._ack(f);
       case 'typing':
-        return this._emit('typing', f);
+      case 'synced':
+        return this._emit(f.type, f);
       case 'read':
         this.reads.set(f.user.id, f);
         return this._emit('read', f);
@@ -726,8 +728,6 @@ export class RelayClient<TData = unknown> {
         this.presence = this.presence.filter((u) => u.id !== f.user.id);
         if (f.event === 'join') this.presence.push(f.user);
         return this._emit('presence', f);
-      case 'synced':
-        return this._emit('synced', f);
       case 'reset':
         return this._reset(f.seq);
       case 'auth':
@@ -816,10 +816,8 @@ export class RelayClient<TData = unknown> {
     this._timer('stable', () => (this._attempt = 0), this._o.stableAfter);
     this._beat();
     this._scheduleRenew(jwtClaims(this._sockToken).exp);
-    if (this._polling) {
-      this._polling = false;
-      this._clear('poll');
-    }
+    this._polling = false;
+    this._clear('poll');
     this._status('open');
     this._emit('welcome', f);
     this._emit('presence', { type: 'presence', event: 'sync', presence: this.presence });
@@ -944,7 +942,8 @@ export class RelayClient<TData = unknown> {
     this._deliver(m);
   }
 
-  private _retryLater(p: PendingSend, ms: number) {
+  /** Sends `p` again after `ms` (a refusal worth retrying, or a relay that was busy). */
+  private _retry(p: PendingSend, ms: number) {
     p.via = null;
     p.tries++;
     p.wait = this._o.setTimeout(() => {
@@ -958,7 +957,7 @@ export class RelayClient<TData = unknown> {
     if (!f.cid && this._renewing != null && (f.code === 'unauthorized' || f.code === 'forbidden')) return this._renewFailed(err);
     const p = f.cid && this._q.find((q) => q.cid === f.cid);
     if (!p) return this._emit('error', err);
-    if (RETRYABLE.has(f.code) && p.tries < MAX_SEND_TRIES) this._retryLater(p, 500 + backoffDelay(p.tries, 500, 10000, this._o.random));
+    if (RETRYABLE.has(f.code) && p.tries < MAX_SEND_TRIES) this._retry(p, 500 + backoffDelay(p.tries, 500, 10000, this._o.random));
     else this._settle(p, err);
   }
 
@@ -991,7 +990,7 @@ export class RelayClient<TData = unknown> {
           if (p.via === 'http') p.via = null;
           const status = e.status!;
           if (status === 429 || (status >= 500 && p.tries < MAX_SEND_TRIES)) {
-            this._retryLater(p, e.retryAfter ? e.retryAfter * 1000 : 1000 + backoffDelay(p.tries, 500, 10000, this._o.random));
+            this._retry(p, e.retryAfter ? e.retryAfter * 1000 : 1000 + backoffDelay(p.tries, 500, 10000, this._o.random));
           } else if (status >= 400 && status !== 401 && status !== 403) this._settle(p, e);
           else {
             this._httpError(e);
@@ -1034,9 +1033,9 @@ export class RelayClient<TData = unknown> {
   private async _request<R>(method: string, path: string, body: unknown, token: string | null | undefined): Promise<R> {
     const o = this._o;
     const ctrl = typeof AbortController == 'function' ? new AbortController() : null;
-    const id = o.setTimeout(() => ctrl && ctrl.abort(), o.requestTimeout);
+    const id = o.setTimeout(() => ctrl?.abort(), o.requestTimeout);
     try {
-      return await request<R>(o.fetch, this.url, this.room, token!, method, path, body, ctrl && ctrl.signal);
+      return await request<R>(o.fetch, this.url, this.room, token!, method, path, body, ctrl?.signal);
     } finally {
       o.clearTimeout(id);
     }
@@ -1047,7 +1046,7 @@ export class RelayClient<TData = unknown> {
     const ws = this._ws;
     this._ws = null;
     this._ready = this._polling = false;
-    for (const n of Object.keys(this._t)) this._clear(n);
+    this._clear(...Object.keys(this._t));
     if (ws) {
       try {
         ws.close(1000);
