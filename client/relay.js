@@ -23,6 +23,7 @@ var roomPath = (url, room) => String(url).replace(/\/+$/, "") + "/v1/rooms/" + e
 var RENEW_BEFORE_MS = 6e4;
 var RENEW_MIN_MS = 5e3;
 var MAX_TIMER_MS = 2 ** 31 - 1;
+var MAX_WINDOW_MS = 12e4;
 var jwtClaims = (token) => {
   try {
     return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))) || {};
@@ -452,7 +453,8 @@ var RelayClient = class _RelayClient {
       this._poll();
     } else if (!this._polling) this._status("reconnecting");
     const o = this._o;
-    this._timer("retry", () => this._open(), backoffDelay(this._attempt++, o.backoffBase, o.backoffCap, o.random));
+    const spread = wasOpen && code < 4e3 ? o.random() * this._window : 0;
+    this._timer("retry", () => this._open(), Math.max(spread, backoffDelay(this._attempt++, o.backoffBase, o.backoffCap, o.random)));
   }
   _frame(obj) {
     if (!this._ready) return false;
@@ -564,6 +566,7 @@ var RelayClient = class _RelayClient {
     this._clear("auth");
     this._emit("error", err);
     this._stale = true;
+    this._window = 0;
     if (this._ws) this._drop(this._ws);
   }
   _welcome(f) {
@@ -573,6 +576,7 @@ var RelayClient = class _RelayClient {
     this._refused = null;
     this._heard = true;
     this.user = f.user;
+    this._window = Math.min(MAX_WINDOW_MS, f.reconnect_window_ms || 0);
     if (this.lastSeq == null) this.lastSeq = f.seq;
     else if (this._wsSince == null && f.seq > this.lastSeq) this._catchUp();
     this._save();

@@ -76,6 +76,7 @@ const roomPath = (url: string, room: string) => String(url).replace(/\/+$/, '') 
 const RENEW_BEFORE_MS = 60000;
 const RENEW_MIN_MS = 5000;
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (about 24.8 days)
+const MAX_WINDOW_MS = 120000; // the relay's largest reconnect window (a room of 120 000 sockets)
 
 interface Claims {
   exp?: unknown;
@@ -268,6 +269,8 @@ export class RelayClient<TData = unknown> {
   declare private _saved?: number;
   /** The `since` the current socket was opened with. */
   declare private _wsSince?: number | null;
+  /** The last welcome's reconnect_window_ms (0 without one or after a refused renewal), capped. */
+  declare private _window?: number;
 
   constructor(options: ConnectOptions) {
     const o = (this._o = {
@@ -671,8 +674,13 @@ export class RelayClient<TData = unknown> {
       this._status('polling');
       this._poll();
     } else if (!this._polling) this._status('reconnecting');
+    // A deploy closes every socket of a room at once: when an open socket closes without a relay
+    // refusal, the first retry waits a random part of the last welcome's window if that is longer
+    // than the backoff, so that a room of 100 000 comes back over 100 s instead of all at once.
+    // Later retries are the sockets that did not open: the backoff alone.
     const o = this._o;
-    this._timer('retry', () => this._open(), backoffDelay(this._attempt++, o.backoffBase, o.backoffCap, o.random));
+    const spread = wasOpen && code < 4000 ? o.random() * this._window! : 0;
+    this._timer('retry', () => this._open(), Math.max(spread, backoffDelay(this._attempt++, o.backoffBase, o.backoffCap, o.random)));
   }
 
   private _frame(obj: object | string) {
@@ -796,6 +804,7 @@ export class RelayClient<TData = unknown> {
     this._clear('auth');
     this._emit('error', err);
     this._stale = true;
+    this._window = 0; // no deploy: no reason to wait out the window
     if (this._ws) this._drop(this._ws);
   }
 
@@ -806,6 +815,7 @@ export class RelayClient<TData = unknown> {
     this._refused = null;
     this._heard = true;
     this.user = f.user;
+    this._window = Math.min(MAX_WINDOW_MS, f.reconnect_window_ms || 0);
     if (this.lastSeq == null) this.lastSeq = f.seq;
     // Learnt over HTTP (loadOlder, polling) after this socket opened without since: fetch the rest.
     else if (this._wsSince == null && f.seq > this.lastSeq) this._catchUp();

@@ -53,6 +53,12 @@ export interface Welcome extends Omit<Wire.Welcome, 'reads' | 'presence' | 'occu
   presence?: User[];
   occupancy?: Occupancy;
   reads?: ReadMarker[];
+  /**
+   * In a big room (over 1 000 sockets): ms over which its clients should spread their return
+   * after an unexpected close (a deploy closes every socket at once); 1 ms per socket, at most
+   * 120 000.
+   */
+  reconnect_window_ms?: number;
 }
 
 export interface HistoryPage<TData = unknown> {
