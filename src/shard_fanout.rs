@@ -23,6 +23,56 @@ pub const WINDOW_BYTES: usize = 4 << 20;
 /// the link is given up and opened again (the next hello finds the gap anew).
 pub const MAX_PENDING_ENTRIES: usize = 20_000;
 
+/// Fewest and most sockets per object a `SHARD_VIEWERS` value may set.
+const MIN_SHARD_VIEWERS: usize = 2;
+const MAX_SHARD_VIEWERS: usize = 32_000;
+/// Entries read from `SHARD_VIEWERS_PREFIXES`, and the longest prefix.
+const MAX_PREFIXES: usize = 32;
+const MAX_PREFIX_BYTES: usize = 128;
+
+/// `SHARD_VIEWERS` and its per-prefix overrides `SHARD_VIEWERS_PREFIXES` (`prefix=N,...`, the
+/// longest matching prefix wins): sockets a room holds itself before it places new ones on
+/// shards, and each shard's share. Numbers are clamped to 2..=32,000; entries that are not
+/// `prefix=N` are ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardViewers {
+    default: usize,
+    by_prefix: Vec<(String, usize)>,
+}
+
+impl ShardViewers {
+    pub fn parse(default: usize, prefixes: Option<&str>) -> Self {
+        let number = |text: &str| {
+            let n = text.trim().parse::<usize>().ok()?;
+            Some(n.clamp(MIN_SHARD_VIEWERS, MAX_SHARD_VIEWERS))
+        };
+        let by_prefix = prefixes
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|entry| {
+                let (prefix, n) = entry.trim().rsplit_once('=')?;
+                let prefix = prefix.trim();
+                let valid = !prefix.is_empty() && prefix.len() <= MAX_PREFIX_BYTES;
+                valid.then(|| Some((prefix.to_string(), number(n)?)))?
+            })
+            .take(MAX_PREFIXES)
+            .collect();
+        ShardViewers {
+            default: default.clamp(MIN_SHARD_VIEWERS, MAX_SHARD_VIEWERS),
+            by_prefix,
+        }
+    }
+
+    /// The limit of `room`.
+    pub fn for_room(&self, room: &str) -> usize {
+        self.by_prefix
+            .iter()
+            .filter(|(prefix, _)| room.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.default, |(_, n)| *n)
+    }
+}
+
 /// How loaded each shard is, as the room knows it: the last counts the shard reported plus
 /// the viewers placed on it since (a report replaces both).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -154,24 +204,25 @@ pub fn frame_seq(frame: &str) -> Option<u64> {
     (head.kind == "message").then_some(head.seq).flatten()
 }
 
-/// The room's welcome for a viewer, made for a shard at `seq` (the last message the shard
-/// delivered, after which the viewer's live traffic starts): the first `"seq":` of a welcome
-/// is its own (the keys before it, `type`, `room`, `conn_id` and `user`, cannot hold one
-/// unescaped).
-pub fn welcome_at(template: &str, seq: u64) -> Option<String> {
+/// The room's welcome for a viewer, made for shard `shard` at `seq` (the last message the
+/// shard delivered, after which the viewer's live traffic starts), with the shard's number
+/// added (`"shard":N`, an extension). The first `"seq":` of a welcome is its own (the keys
+/// before it, `type`, `room`, `conn_id` and `user`, cannot hold one unescaped).
+pub fn welcome_at(template: &str, seq: u64, shard: usize) -> Option<String> {
     const KEY: &str = r#""seq":"#;
     let start = template.find(KEY)? + KEY.len();
     let digits = template[start..]
         .bytes()
         .take_while(u8::is_ascii_digit)
         .count();
+    let body = template.strip_suffix('}')?;
     if digits == 0 {
         return None;
     }
     Some(format!(
-        "{}{seq}{}",
+        r#"{}{seq}{},"shard":{shard}}}"#,
         &template[..start],
-        &template[start + digits..]
+        &body[start + digits..]
     ))
 }
 
@@ -236,7 +287,7 @@ impl ShardSequence {
     }
 
     /// The next step; call until it is [`Next::Idle`] or a pull.
-    pub fn next(&mut self) -> Next {
+    pub fn next_step(&mut self) -> Next {
         let Some(last) = self.last.filter(|_| !self.pulling) else {
             return Next::Idle;
         };
@@ -354,7 +405,7 @@ mod tests {
     fn drain(seq: &mut ShardSequence) -> (Vec<u64>, Option<(u64, u64)>) {
         let mut delivered = Vec::new();
         for _ in 0..100_000 {
-            match seq.next() {
+            match seq.next_step() {
                 Next::Deliver(e) => delivered.push(e.s),
                 Next::Pull { after, up_to } => return (delivered, Some((after, up_to))),
                 Next::Idle => break,
@@ -391,6 +442,22 @@ mod tests {
         // A report from a shard the room never heard of is bounded.
         book.reported(MAX_SHARDS + 5, 1, 1);
         assert_eq!(book.shards.len(), MAX_SHARDS);
+    }
+
+    #[test]
+    fn shard_limits_come_from_the_variables_with_the_longest_prefix_winning() {
+        let limits = ShardViewers::parse(10_000, Some("live:=500, live:big:=40000,bad,=3,x:=1"));
+        assert_eq!(limits.for_room("chat:1"), 10_000);
+        assert_eq!(limits.for_room("live:1"), 500);
+        assert_eq!(limits.for_room("live:big:1"), MAX_SHARD_VIEWERS);
+        assert_eq!(limits.for_room("x:1"), MIN_SHARD_VIEWERS);
+        assert_eq!(
+            ShardViewers::parse(1, None).for_room("r"),
+            MIN_SHARD_VIEWERS
+        );
+        let many: Vec<String> = (0..40).map(|i| format!("p{i}:=5")).collect();
+        let limits = ShardViewers::parse(100, Some(&many.join(",")));
+        assert_eq!(limits.by_prefix.len(), MAX_PREFIXES);
     }
 
     #[test]
@@ -491,10 +558,10 @@ mod tests {
     fn a_welcome_is_made_for_the_shards_seq() {
         let template = r#"{"type":"welcome","room":"r","conn_id":"c","user":{"id":"\"seq\":9"},"seq":17,"reads":[{"seq":3}]}"#;
         assert_eq!(
-            welcome_at(template, 15).unwrap(),
-            r#"{"type":"welcome","room":"r","conn_id":"c","user":{"id":"\"seq\":9"},"seq":15,"reads":[{"seq":3}]}"#
+            welcome_at(template, 15, 3).unwrap(),
+            r#"{"type":"welcome","room":"r","conn_id":"c","user":{"id":"\"seq\":9"},"seq":15,"reads":[{"seq":3}],"shard":3}"#
         );
-        assert_eq!(welcome_at(r#"{"type":"welcome"}"#, 1), None);
+        assert_eq!(welcome_at(r#"{"type":"welcome"}"#, 1, 0), None);
     }
 
     #[test]

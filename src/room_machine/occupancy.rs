@@ -22,6 +22,11 @@ pub(super) fn welcome_counts(
 }
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
+    /// The room's own open connections (a shard's viewers are the shard's).
+    pub fn connection_count(&self) -> usize {
+        self.presence.as_ref().map_or(0, |p| p.connection_count())
+    }
+
     /// The room's presence limit (`PRESENCE_FULL_MAX` for this room).
     pub fn presence_full_max(mut self, full_max: usize) -> Self {
         self.occupancy = Occupancy::new(full_max);

@@ -1,0 +1,226 @@
+//! The room's side of sharded fan-out (see [`crate::shard_fanout`]): placing a connect on a
+//! shard once the room holds `SHARD_VIEWERS` sockets, accepting a shard's link, handing the
+//! room's frames down every link, handling a viewer's frame that a shard relays as if the
+//! viewer were the room's own socket, and answering a shard's pull of a missed range. The
+//! links' JavaScript side is `worker/shard_link.mjs`.
+
+use wasm_bindgen::prelude::*;
+use web_sys::Response;
+use worker::worker_sys::ext::WebSocketExt;
+use worker::{State, WebSocket};
+
+use super::room_object::Room;
+use super::{http, internal, now_ms};
+use crate::disconnect::Disconnect;
+use crate::error::{RelayError, RelayResult};
+use crate::header_json;
+use crate::paging::{Direction, SeqRange, MAX_PAGE_LIMIT};
+use crate::random_ids::random_id;
+use crate::room_api::{Connect, SHARD_HEADER};
+use crate::room_machine::{Connection, Effect};
+use crate::shard_fanout::{self, FromShard, Placement};
+
+#[wasm_bindgen(module = "/worker/shard_link.mjs")]
+extern "C" {
+    #[wasm_bindgen(js_name = hasLinks)]
+    fn has_links(state: &JsValue) -> bool;
+    #[wasm_bindgen(js_name = linkGone)]
+    fn link_gone(state: &JsValue);
+    #[wasm_bindgen(js_name = acceptLink, catch)]
+    fn accept_link_js(state: &JsValue, attachment: &str, hello: &str) -> Result<Response, JsValue>;
+    #[wasm_bindgen(js_name = linkBroadcast)]
+    fn link_broadcast(state: &JsValue, seq: f64, frame: &str, except: Option<&str>);
+    #[wasm_bindgen(js_name = linkToViewer)]
+    fn link_to_viewer(state: &JsValue, link: &JsValue, conn: &str, frame: &str);
+    #[wasm_bindgen(js_name = linkCloseViewer)]
+    fn link_close_viewer(state: &JsValue, link: &JsValue, conn: &str, code: u16, reason: &str);
+    #[wasm_bindgen(js_name = linkCloseUsers)]
+    fn link_close_users(state: &JsValue, users: Vec<String>, code: u16, reason: &str);
+}
+
+/// A link's attachment: which shard is behind it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LinkAttachment {
+    shard: usize,
+}
+
+fn link_of(ws: &WebSocket) -> Option<usize> {
+    let raw: &web_sys::WebSocket = ws.as_ref();
+    let text = raw.deserialize_attachment().ok()?.as_string()?;
+    serde_json::from_str::<LinkAttachment>(&text)
+        .ok()
+        .map(|a| a.shard)
+}
+
+/// Hands a frame the room broadcasts down every link (nothing when the room has none).
+/// `except`: the viewer on a shard that must not get it (its publisher).
+pub(super) fn forward(state: &State, frame: &str, except: Option<&str>) {
+    if !has_links(state.as_raw()) {
+        return;
+    }
+    let seq = shard_fanout::frame_seq(frame).unwrap_or(0);
+    link_broadcast(state.as_raw(), seq as f64, frame, except);
+}
+
+/// Closes these users' sockets on every shard too (a ban, a backend's disconnect).
+pub(super) fn close_users(state: &State, user_ids: &[String], code: u16, reason: &str) {
+    if has_links(state.as_raw()) {
+        link_close_users(state.as_raw(), user_ids.to_vec(), code, reason);
+    }
+}
+
+impl Room {
+    /// A connect the room admitted: placed on a shard when the room itself holds
+    /// `SHARD_VIEWERS` sockets (the answer tells the Worker which shard, and carries the
+    /// welcome the shard sends), else `None` and the room accepts it.
+    pub(super) fn place_connection(
+        &self,
+        connect: &Connect,
+        room: &str,
+    ) -> RelayResult<Option<Response>> {
+        self.restore_presence(Some(room))?;
+        let own = self.machine(None, |m| Ok(m.connection_count()))?;
+        let Some(shard) = self
+            .shards
+            .borrow_mut()
+            .place(own, self.limits.shard_viewers.for_room(room))
+        else {
+            return Ok(None);
+        };
+        let conn = Connection {
+            conn_id: random_id(now_ms()),
+            user: connect.caller.user.clone(),
+            exp: connect.caller.exp,
+            counts: false,
+        };
+        let welcome = self.machine(None, |m| m.welcome(&conn))?;
+        let placement = Placement {
+            conn_id: conn.conn_id,
+            welcome,
+        };
+        let body = serde_json::to_string(&placement).map_err(|_| RelayError::internal())?;
+        let answer =
+            http::json(header_json::ascii_only(body), 200).map_err(internal("placement"))?;
+        let headers = [(SHARD_HEADER, shard.to_string())];
+        Ok(Some(
+            http::with_headers(&answer, &headers).map_err(internal("placement"))?,
+        ))
+    }
+
+    /// A shard opens its link: accepted as a hibernatable socket, greeted with the room's
+    /// last seq.
+    pub(super) fn accept_link(&self, room: &str, shard: usize) -> RelayResult<Response> {
+        if shard >= shard_fanout::MAX_SHARDS {
+            return Err(RelayError::bad_request("no such shard"));
+        }
+        let last_seq = self.machine(Some(room), |m| Ok(m.core().last_seq()))?;
+        let attachment =
+            serde_json::to_string(&LinkAttachment { shard }).map_err(|_| RelayError::internal())?;
+        accept_link_js(
+            self.state.as_raw(),
+            &attachment,
+            &shard_fanout::hello_frame(last_seq),
+        )
+        .map_err(|err| internal("accept link")(worker::Error::from(err)))
+    }
+
+    /// A message on a socket that is not a viewer's: a shard's link (anything else is ignored).
+    pub(super) fn on_link_message(&self, ws: &WebSocket, text: Option<String>) {
+        let Some(shard) = link_of(ws) else {
+            worker::console_error!("a frame on a socket the room never accepted");
+            return;
+        };
+        let parsed = text.and_then(|t| serde_json::from_str::<FromShard>(&t).ok());
+        match parsed {
+            Some(FromShard::Frame { conn, text }) => self.viewer_frame(ws, &conn, text),
+            Some(FromShard::Counts { connections, users }) => {
+                self.shards.borrow_mut().reported(shard, connections, users)
+            }
+            None => worker::console_error!("shard {shard} sent an unreadable link frame"),
+        }
+    }
+
+    /// A link closed: the shard's viewers are no longer counted (they come back through the
+    /// Worker and are placed again).
+    pub(super) fn on_link_gone(&self, ws: &WebSocket) {
+        if let Some(shard) = link_of(ws) {
+            self.shards.borrow_mut().unlinked(shard);
+            link_gone(self.state.as_raw());
+        }
+    }
+
+    /// A viewer's frame from a shard, handled by the machine as one of the room's own
+    /// sockets' frames. What the machine says to that socket goes back down the link; what it
+    /// broadcasts skipping its origin skips the viewer on its shard.
+    fn viewer_frame(&self, link: &WebSocket, conn: &Connection, text: Option<String>) {
+        let mut for_viewer = Vec::new();
+        let handled = self.run(None, None, |m, out| {
+            m.on_frame(conn, text.as_deref(), out);
+            let (mine, rest): (Vec<Effect>, Vec<Effect>) = out.drain(..).partition(is_for_origin);
+            for_viewer = mine;
+            *out = rest;
+            Ok(())
+        });
+        let state = self.state.as_raw();
+        let link: &JsValue = AsRef::<web_sys::WebSocket>::as_ref(link);
+        if let Err(err) = handled {
+            link_to_viewer(state, link, &conn.conn_id, &err.to_frame(None));
+            return;
+        }
+        for effect in for_viewer {
+            match effect {
+                Effect::Reply(frame) => link_to_viewer(state, link, &conn.conn_id, &frame),
+                Effect::Close(Disconnect { code, reason, .. }) => {
+                    link_close_viewer(state, link, &conn.conn_id, code, reason)
+                }
+                Effect::Broadcast { frame, pace, .. } => {
+                    super::fanout::send_to_room(&self.state, &frame, None, pace);
+                    forward(&self.state, &frame, Some(&conn.conn_id));
+                }
+                // Renewals and the before-publish hook wait on the viewer's own socket, which
+                // is the shard's: refused here rather than left unanswered.
+                Effect::VerifyToken(_) | Effect::CallHook(_) => {
+                    let refusal =
+                        RelayError::internal().to_frame(protocol_cid(text.as_deref()).as_deref());
+                    link_to_viewer(state, link, &conn.conn_id, &refusal);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A shard's pull: the stored messages `after+1..=up_to`, one history page of them.
+    pub(super) async fn shard_range(
+        &self,
+        room: &str,
+        after: u64,
+        up_to: u64,
+    ) -> RelayResult<Response> {
+        let range = SeqRange {
+            after,
+            before: up_to.saturating_add(1),
+            direction: Direction::Forward,
+            fetch_limit: MAX_PAGE_LIMIT + 1,
+        };
+        let page = self.page(Some(room), &range).await?;
+        http::json(page.to_json(), 200).map_err(internal("shard range"))
+    }
+}
+
+/// The effects of a viewer's frame meant for the viewer itself.
+fn is_for_origin(effect: &Effect) -> bool {
+    match effect {
+        Effect::Reply(_) | Effect::Close(_) | Effect::VerifyToken(_) | Effect::CallHook(_) => true,
+        Effect::Broadcast { skip_origin, .. } => *skip_origin,
+        _ => false,
+    }
+}
+
+/// The `cid` of a client frame, for a refusal that must name it.
+fn protocol_cid(text: Option<&str>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct WithCid {
+        cid: Option<String>,
+    }
+    serde_json::from_str::<WithCid>(text?).ok()?.cid
+}
