@@ -226,6 +226,30 @@ pub fn welcome_at(template: &str, seq: u64, shard: usize) -> Option<String> {
     ))
 }
 
+/// Sockets in a room up to which a welcome carries no reconnect window.
+const QUIET_RECONNECT_SOCKETS: usize = 1_000;
+/// Longest reconnect window.
+const MAX_RECONNECT_WINDOW_MS: usize = 120_000;
+
+/// The window a client of a room with `connections` sockets spreads its reconnect over after
+/// an unexpected close (a deploy closes every socket at once): 1 ms per socket, so that the
+/// room and its shards see about 1,000 reconnects a second; none for rooms up to 1,000 sockets.
+pub fn reconnect_window_ms(connections: usize) -> usize {
+    match connections {
+        n if n <= QUIET_RECONNECT_SOCKETS => 0,
+        n => n.min(MAX_RECONNECT_WINDOW_MS),
+    }
+}
+
+/// A welcome with `"reconnect_window_ms"` added when the room is big enough to need one.
+pub fn with_reconnect_window(welcome: String, connections: usize) -> String {
+    let window = reconnect_window_ms(connections);
+    match welcome.strip_suffix('}') {
+        Some(body) if window > 0 => format!(r#"{body},"reconnect_window_ms":{window}}}"#),
+        _ => welcome,
+    }
+}
+
 /// What the room hands the Worker for a connection it places on a shard, for the shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
@@ -541,6 +565,20 @@ mod tests {
             }
         );
         assert_eq!(seq.resume_plan(last + 1), ResumePlan::Reset { seq: last });
+    }
+
+    #[test]
+    fn big_rooms_spread_reconnects_over_a_window_that_grows_with_them() {
+        assert_eq!(reconnect_window_ms(1_000), 0);
+        assert_eq!(reconnect_window_ms(1_001), 1_001);
+        assert_eq!(reconnect_window_ms(100_000), 100_000);
+        assert_eq!(reconnect_window_ms(1_000_000), MAX_RECONNECT_WINDOW_MS);
+        let welcome = r#"{"type":"welcome","seq":3}"#.to_string();
+        assert_eq!(with_reconnect_window(welcome.clone(), 10), welcome);
+        assert_eq!(
+            with_reconnect_window(welcome, 5_000),
+            r#"{"type":"welcome","seq":3,"reconnect_window_ms":5000}"#
+        );
     }
 
     #[test]

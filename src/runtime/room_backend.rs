@@ -94,7 +94,7 @@ impl Room {
         self.restore_presence(Some(room))?;
         let (users, next, connections) = self.machine(None, |m| Ok(m.presence_page(page)))?;
         // Viewers on shards count too (their users are listed by their shards' counts only).
-        let connections = connections + self.shards.borrow().totals().connections as usize;
+        let connections = connections + self.with_shards(|book| book.totals()).connections as usize;
         http::json(
             json!({"room": room, "users": users, "connections": connections, "next": next})
                 .to_string(),

@@ -99,8 +99,9 @@ pub struct Room {
     machine: RefCell<Option<Machine>>,
     /// The effects of the event being applied, kept between events for their capacity.
     effects: Cell<Vec<Effect>>,
-    /// Where viewers past `SHARD_VIEWERS` go (see [`crate::shard_fanout`]).
-    pub(super) shards: RefCell<ShardBook>,
+    /// Where viewers past `SHARD_VIEWERS` go (see [`crate::shard_fanout`]); rebuilt from the
+    /// links' attachments on first use after a wake.
+    pub(super) shards: RefCell<Option<ShardBook>>,
 }
 
 #[wasm_bindgen(js_class = Room)]
@@ -122,7 +123,7 @@ impl RoomEntry {
             limits,
             machine: RefCell::new(None),
             effects: Cell::new(Vec::new()),
-            shards: RefCell::new(ShardBook::default()),
+            shards: RefCell::new(None),
         });
         RoomEntry { room }
     }
@@ -501,6 +502,7 @@ impl Room {
             let plan = since.map(|since| m.resume_plan(since));
             Ok((plan, m.welcome(&conn)?))
         })?;
+        let welcome = self.with_reconnect_window(welcome)?;
         let attachment = serde_json::to_string(&conn).map_err(|_| RelayError::internal())?;
         let accepted = super::fanout::accept(
             &self.state,

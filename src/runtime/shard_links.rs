@@ -18,7 +18,7 @@ use crate::paging::{Direction, SeqRange, MAX_PAGE_LIMIT};
 use crate::random_ids::random_id;
 use crate::room_api::{Connect, SHARD_HEADER};
 use crate::room_machine::{Connection, Effect};
-use crate::shard_fanout::{self, FromShard, Placement};
+use crate::shard_fanout::{self, FromShard, Placement, ShardBook};
 
 #[wasm_bindgen(module = "/worker/shard_link.mjs")]
 extern "C" {
@@ -38,18 +38,31 @@ extern "C" {
     fn link_close_users(state: &JsValue, users: Vec<String>, code: u16, reason: &str);
 }
 
-/// A link's attachment: which shard is behind it.
+/// The tag of links among the room's sockets (as `worker/shard_link.mjs` accepts them).
+const LINK_TAG: &str = "link";
+
+/// A link's attachment: which shard is behind it, and its last counts (so that a room woken
+/// from hibernation places viewers knowing them).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct LinkAttachment {
     shard: usize,
+    #[serde(default)]
+    connections: usize,
+    #[serde(default)]
+    users: usize,
 }
 
-fn link_of(ws: &WebSocket) -> Option<usize> {
+fn link_of(ws: &WebSocket) -> Option<LinkAttachment> {
     let raw: &web_sys::WebSocket = ws.as_ref();
     let text = raw.deserialize_attachment().ok()?.as_string()?;
-    serde_json::from_str::<LinkAttachment>(&text)
-        .ok()
-        .map(|a| a.shard)
+    serde_json::from_str::<LinkAttachment>(&text).ok()
+}
+
+fn attach_link(ws: &WebSocket, attachment: &LinkAttachment) {
+    if let Ok(json) = serde_json::to_string(attachment) {
+        let raw: &web_sys::WebSocket = ws.as_ref();
+        let _ = raw.serialize_attachment(JsValue::from_str(&json));
+    }
 }
 
 /// Hands a frame the room broadcasts down every link (nothing when the room has none).
@@ -80,11 +93,8 @@ impl Room {
     ) -> RelayResult<Option<Response>> {
         self.restore_presence(Some(room))?;
         let own = self.machine(None, |m| Ok(m.connection_count()))?;
-        let Some(shard) = self
-            .shards
-            .borrow_mut()
-            .place(own, self.limits.shard_viewers.for_room(room))
-        else {
+        let per_object = self.limits.shard_viewers.for_room(room);
+        let Some(shard) = self.with_shards(|book| book.place(own, per_object)) else {
             return Ok(None);
         };
         let conn = Connection {
@@ -94,6 +104,7 @@ impl Room {
             counts: false,
         };
         let welcome = self.machine(None, |m| m.welcome(&conn))?;
+        let welcome = self.with_reconnect_window(welcome)?;
         let placement = Placement {
             conn_id: conn.conn_id,
             welcome,
@@ -107,6 +118,17 @@ impl Room {
         ))
     }
 
+    /// A welcome with the reconnect window of the room's size, its shards' viewers and the
+    /// newcomer included (see [`shard_fanout::reconnect_window_ms`]).
+    pub(super) fn with_reconnect_window(&self, welcome: String) -> RelayResult<String> {
+        let own = self.machine(None, |m| Ok(m.connection_count()))?;
+        let on_shards = self.with_shards(|book| book.totals()).connections as usize;
+        Ok(shard_fanout::with_reconnect_window(
+            welcome,
+            own + on_shards + 1,
+        ))
+    }
+
     /// A shard opens its link: accepted as a hibernatable socket, greeted with the room's
     /// last seq.
     pub(super) fn accept_link(&self, room: &str, shard: usize) -> RelayResult<Response> {
@@ -114,8 +136,12 @@ impl Room {
             return Err(RelayError::bad_request("no such shard"));
         }
         let last_seq = self.machine(Some(room), |m| Ok(m.core().last_seq()))?;
-        let attachment =
-            serde_json::to_string(&LinkAttachment { shard }).map_err(|_| RelayError::internal())?;
+        let attachment = serde_json::to_string(&LinkAttachment {
+            shard,
+            connections: 0,
+            users: 0,
+        })
+        .map_err(|_| RelayError::internal())?;
         accept_link_js(
             self.state.as_raw(),
             &attachment,
@@ -126,15 +152,23 @@ impl Room {
 
     /// A message on a socket that is not a viewer's: a shard's link (anything else is ignored).
     pub(super) fn on_link_message(&self, ws: &WebSocket, text: Option<String>) {
-        let Some(shard) = link_of(ws) else {
+        let Some(link) = link_of(ws) else {
             worker::console_error!("a frame on a socket the room never accepted");
             return;
         };
+        let shard = link.shard;
         let parsed = text.and_then(|t| serde_json::from_str::<FromShard>(&t).ok());
         match parsed {
             Some(FromShard::Frame { conn, text }) => self.viewer_frame(ws, &conn, text),
             Some(FromShard::Counts { connections, users }) => {
-                self.shards.borrow_mut().reported(shard, connections, users)
+                self.with_shards(|book| book.reported(shard, connections, users));
+                let attachment = LinkAttachment {
+                    shard,
+                    connections,
+                    users,
+                };
+                attach_link(ws, &attachment);
+                self.count_shards();
             }
             None => worker::console_error!("shard {shard} sent an unreadable link frame"),
         }
@@ -143,9 +177,40 @@ impl Room {
     /// A link closed: the shard's viewers are no longer counted (they come back through the
     /// Worker and are placed again).
     pub(super) fn on_link_gone(&self, ws: &WebSocket) {
-        if let Some(shard) = link_of(ws) {
-            self.shards.borrow_mut().unlinked(shard);
+        if let Some(link) = link_of(ws) {
+            self.with_shards(|book| book.unlinked(link.shard));
             link_gone(self.state.as_raw());
+            self.count_shards();
+        }
+    }
+
+    /// The room's book of shards, rebuilt from its links' attachments on first use after a
+    /// wake.
+    pub(super) fn with_shards<T>(&self, f: impl FnOnce(&mut ShardBook) -> T) -> T {
+        let mut slot = self.shards.borrow_mut();
+        let book = slot.get_or_insert_with(|| {
+            let mut book = ShardBook::default();
+            for ws in self.state.get_websockets_with_tag(LINK_TAG) {
+                if let Some(link) = link_of(&ws) {
+                    book.reported(link.shard, link.connections, link.users);
+                }
+            }
+            book
+        });
+        f(book)
+    }
+
+    /// Hands the shards' counts to the machine: occupancy and the directory count them.
+    fn count_shards(&self) {
+        let totals = self.with_shards(|book| book.totals());
+        let counted = self.restore_presence(None).and_then(|()| {
+            self.run(None, None, |m, out| {
+                m.shards_reported(totals.connections as usize, totals.users as usize, out);
+                Ok(())
+            })
+        });
+        if let Err(err) = counted {
+            worker::console_error!("shard counts not taken: {err}");
         }
     }
 
