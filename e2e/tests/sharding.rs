@@ -9,6 +9,7 @@
 //! several shards while every other room keeps the default of 10,000.
 
 use futures_util::future::join_all;
+use relay_e2e::backend::{admin_get, stats_entry};
 use relay_e2e::http::{self, ReqAuth};
 use relay_e2e::*;
 use serde_json::{json, Value};
@@ -96,6 +97,20 @@ async fn connections_reach(room: &str, asker: &User, want: u64) {
     panic!("presence connections stayed at {last:?}, want {want}");
 }
 
+/// The room's `connections` in `/v1/stats/rooms`, once it is `want` (rooms report at most
+/// once a second); panics with the last entry otherwise.
+async fn stats_reach(room: &str, want: u64) {
+    let mut last = None;
+    for _ in 0..40 {
+        last = stats_entry(&admin_get("/v1/stats/rooms").await, room);
+        if last.as_ref().map(|e| u64_field(e, "connections")) == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("stats never listed {want} connections: {last:?}");
+}
+
 /// Publishes `n` messages over HTTP as `who`; their seqs.
 async fn publish_over_http(room: &str, who: &User, n: usize, tag: &str) -> Vec<u64> {
     let auth = ReqAuth::Bearer(who.token(&[room]));
@@ -135,6 +150,7 @@ async fn a_big_room_fans_out_through_shards_once_each_in_seq_order() {
 
     let publisher = User::anonymous("shp");
     connections_reach(&room, &publisher, total as u64).await;
+    stats_reach(&room, total as u64).await;
     let sent = publish_over_http(&room, &publisher, 30, "fan").await;
     assert_eq!(sent, (1..=30).collect::<Vec<_>>());
     let received = join_all(
@@ -151,6 +167,7 @@ async fn a_big_room_fans_out_through_shards_once_each_in_seq_order() {
     let leaving: Vec<Viewer> = viewers.drain(..per_object * 2).collect();
     join_all(leaving.into_iter().map(|v| v.client.close())).await;
     connections_reach(&room, &publisher, (total - per_object * 2) as u64).await;
+    stats_reach(&room, (total - per_object * 2) as u64).await;
 }
 
 #[tokio::test]
@@ -281,4 +298,10 @@ async fn a_viewer_resumes_on_another_shard_without_a_gap() {
     assert_eq!(replayed, missed);
     let synced = back.client.recv_until("synced").await;
     assert_eq!(u64_field(&synced, "seq"), 17, "{synced}");
+
+    // A since beyond what the room has is a reset on a shard as on the room.
+    let (mut ahead, welcome) = join(&room, User::anonymous("shv"), Some(99)).await;
+    assert!(ahead.shard.is_some(), "placed on a shard: {welcome}");
+    let reset = ahead.client.recv_ignoring(&["presence", "occupancy"]).await;
+    assert_eq!(reset, json!({"type": "reset", "seq": 17}));
 }
