@@ -156,6 +156,8 @@ pub enum FromShard {
     },
     /// The shard's viewers now.
     Counts { connections: usize, users: usize },
+    /// A viewer closed (what the room keeps for its frames can go).
+    Gone { conn_id: String },
 }
 
 /// What the room sends a shard over its link: a hello with its last seq when the link opens,
@@ -174,7 +176,8 @@ pub fn hello_frame(seq: u64) -> String {
 
 /// One frame of a batch: `s` its seq (0 for frames outside the sequence: presence, typing,
 /// acks), `f` the frame; `x` a viewer it skips (the publisher), `o` the one viewer it is for
-/// (an ack, an error), `c` a close of `o` (code, reason) or of every socket of the users `u`.
+/// (an ack, an error), `c` a close of `o` (code, reason) or of every socket of the users `u`,
+/// `a` the new token expiry of `o` after a renewal (unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct LinkEntry {
     #[serde(default)]
@@ -189,6 +192,8 @@ pub struct LinkEntry {
     pub c: Option<(u16, String)>,
     #[serde(default)]
     pub u: Option<Vec<String>>,
+    #[serde(default)]
+    pub a: Option<i64>,
 }
 
 /// The seq of a frame the room broadcasts, when it is a message (a seq of the room's
@@ -414,6 +419,7 @@ mod tests {
             o: None,
             c: None,
             u: None,
+            a: None,
         }
     }
 
@@ -611,10 +617,15 @@ mod tests {
         let text = serde_json::to_string(&up).unwrap();
         assert_eq!(text, r#"{"t":"counts","connections":3,"users":2}"#);
         assert_eq!(serde_json::from_str::<FromShard>(&text).unwrap(), up);
+        let gone = FromShard::Gone {
+            conn_id: "c1".into(),
+        };
+        let text = serde_json::to_string(&gone).unwrap();
+        assert_eq!(text, r#"{"t":"gone","conn_id":"c1"}"#);
         let down: ToShard = serde_json::from_str(&hello_frame(9)).unwrap();
         assert_eq!(down, ToShard::Hello { seq: 9 });
         let batch: ToShard = serde_json::from_str(
-            r#"{"t":"batch","e":[{"s":4,"f":"m"},{"f":"a","o":"c1"},{"c":[4003,"banned"],"u":["bob"]}]}"#,
+            r#"{"t":"batch","e":[{"s":4,"f":"m"},{"f":"a","o":"c1","a":1900000000},{"c":[4003,"banned"],"u":["bob"]}]}"#,
         )
         .unwrap();
         let ToShard::Batch { e } = batch else {
@@ -622,6 +633,7 @@ mod tests {
         };
         assert_eq!(e[0].s, 4);
         assert_eq!(e[1].o.as_deref(), Some("c1"));
+        assert_eq!(e[1].a, Some(1_900_000_000));
         assert_eq!(e[2].c, Some((4003, "banned".into())));
         assert_eq!(e[2].u.as_deref(), Some(&["bob".to_string()][..]));
     }

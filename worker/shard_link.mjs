@@ -101,6 +101,11 @@ export function linkToViewer(state, link, conn, frame) {
   enqueue(state, link, { s: 0, f: frame, o: conn });
 }
 
+/** A viewer's token was renewed: its new expiry (unix seconds), before the frames after. */
+export function linkRenewViewer(state, link, conn, exp) {
+  enqueue(state, link, { s: 0, f: '', o: conn, a: exp });
+}
+
 /** Closes one viewer of the shard behind `link`, after the frames before. */
 export function linkCloseViewer(state, link, conn, code, reason) {
   enqueue(state, link, { s: 0, f: '', o: conn, c: [code, reason] });

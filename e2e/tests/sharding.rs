@@ -305,3 +305,41 @@ async fn a_viewer_resumes_on_another_shard_without_a_gap() {
     let reset = ahead.client.recv_ignoring(&["presence", "occupancy"]).await;
     assert_eq!(reset, json!({"type": "reset", "seq": 17}));
 }
+
+/// The relay's default `JWT_LEEWAY_SECS`: tokens stay accepted this long past `exp`.
+const LEEWAY_SECS: i64 = 30;
+
+#[tokio::test]
+async fn a_viewer_on_a_shard_renews_its_token_and_is_closed_once_it_expires() {
+    let (prefix, per_object) = sharded_rooms();
+    let room = unique_room(&format!("{prefix}renew"));
+    let _room_full = crowd(&room, per_object).await;
+    let user = User::anonymous("shr");
+    // Accepted for 3 more seconds: `exp` in the past, within the leeway.
+    let short = user
+        .builder()
+        .rooms([room.as_str()])
+        .exp_in(3 - LEEWAY_SECS)
+        .mint();
+    let (mut renewed, welcome) = Client::join(&room, &short).await;
+    assert!(welcome.get("shard").is_some(), "on a shard: {welcome}");
+    let (mut not_renewed, welcome) = Client::join(&room, &short).await;
+    assert!(welcome.get("shard").is_some(), "on a shard: {welcome}");
+
+    let longer = user
+        .builder()
+        .rooms([room.as_str()])
+        .exp_in(12 - LEEWAY_SECS)
+        .mint();
+    renewed
+        .send_json(&json!({"type": "auth", "token": longer}))
+        .await;
+    let answer = renewed.recv_ignoring(&["presence"]).await;
+    assert_eq!(answer["type"], "auth", "{answer}");
+    // The idle one is closed when its token ends; the renewed one is still there then.
+    let (code, reason) = not_renewed.expect_close(Duration::from_secs(10)).await;
+    assert_eq!((code, reason.as_str()), (Some(4001), "token expired"));
+    renewed.ping().await;
+    let (code, reason) = renewed.expect_close(Duration::from_secs(15)).await;
+    assert_eq!((code, reason.as_str()), (Some(4001), "token expired"));
+}

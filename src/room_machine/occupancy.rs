@@ -44,6 +44,14 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         out.push(Effect::Report(self.report()));
     }
 
+    /// A viewer on a shard closed: what the room keeps about its frames goes (its protocol
+    /// violations, its publishes still waiting for the hook, dropped uncommitted). It was
+    /// never in the room's presence: its shard counts it.
+    pub fn shard_viewer_gone(&mut self, conn_id: &str) {
+        self.violations.remove(conn_id);
+        self.hooked_socket_gone(conn_id);
+    }
+
     /// The room's own open connections (a shard's viewers are the shard's).
     pub fn connection_count(&self) -> usize {
         self.presence.as_ref().map_or(0, |p| p.connection_count())

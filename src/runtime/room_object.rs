@@ -61,7 +61,7 @@ pub(super) fn connection_of(ws: &WebSocket) -> Option<Connection> {
 }
 
 /// Stores a socket's connection as its attachment (see [`connection_of`]).
-fn attach(ws: &WebSocket, conn: &Connection) {
+pub(super) fn attach(ws: &WebSocket, conn: &Connection) {
     if let Ok(json) = serde_json::to_string(conn) {
         let raw: &web_sys::WebSocket = ws.as_ref();
         let _ = raw.serialize_attachment(JsValue::from_str(&json));

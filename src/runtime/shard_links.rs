@@ -6,10 +6,12 @@
 
 use wasm_bindgen::prelude::*;
 use web_sys::Response;
+use worker::wasm_bindgen_futures::spawn_local;
 use worker::worker_sys::ext::WebSocketExt;
 use worker::{State, WebSocket};
 
-use super::room_object::Room;
+use super::room_object::{Machine, Room};
+use super::settings::verify_token;
 use super::{http, internal, now_ms};
 use crate::disconnect::Disconnect;
 use crate::error::{RelayError, RelayResult};
@@ -17,7 +19,7 @@ use crate::header_json;
 use crate::paging::{Direction, SeqRange, MAX_PAGE_LIMIT};
 use crate::random_ids::random_id;
 use crate::room_api::{Connect, SHARD_HEADER};
-use crate::room_machine::{Connection, Effect};
+use crate::room_machine::{Connection, Effect, HookCall};
 use crate::shard_fanout::{self, FromShard, Placement, ShardBook};
 
 #[wasm_bindgen(module = "/worker/shard_link.mjs")]
@@ -32,6 +34,8 @@ extern "C" {
     fn link_broadcast(state: &JsValue, seq: f64, frame: &str, except: Option<&str>);
     #[wasm_bindgen(js_name = linkToViewer)]
     fn link_to_viewer(state: &JsValue, link: &JsValue, conn: &str, frame: &str);
+    #[wasm_bindgen(js_name = linkRenewViewer)]
+    fn link_renew_viewer(state: &JsValue, link: &JsValue, conn: &str, exp: f64);
     #[wasm_bindgen(js_name = linkCloseViewer)]
     fn link_close_viewer(state: &JsValue, link: &JsValue, conn: &str, code: u16, reason: &str);
     #[wasm_bindgen(js_name = linkCloseUsers)]
@@ -160,6 +164,12 @@ impl Room {
         let parsed = text.and_then(|t| serde_json::from_str::<FromShard>(&t).ok());
         match parsed {
             Some(FromShard::Frame { conn, text }) => self.viewer_frame(ws, &conn, text),
+            Some(FromShard::Gone { conn_id }) => {
+                let _ = self.run(None, None, |m, _| {
+                    m.shard_viewer_gone(&conn_id);
+                    Ok(())
+                });
+            }
             Some(FromShard::Counts { connections, users }) => {
                 self.with_shards(|book| book.reported(shard, connections, users));
                 let attachment = LinkAttachment {
@@ -215,43 +225,86 @@ impl Room {
     }
 
     /// A viewer's frame from a shard, handled by the machine as one of the room's own
-    /// sockets' frames. What the machine says to that socket goes back down the link; what it
-    /// broadcasts skipping its origin skips the viewer on its shard.
+    /// sockets' frames.
     fn viewer_frame(&self, link: &WebSocket, conn: &Connection, text: Option<String>) {
+        self.run_for_viewer(link, conn, |m, out| {
+            m.on_frame(conn, text.as_deref(), out);
+            Ok(())
+        });
+    }
+
+    /// Runs an event of a viewer on a shard through the machine. What the machine says to
+    /// that socket goes back down the link (replies, closes, a renewal's new expiry); what it
+    /// broadcasts skipping its origin skips the viewer on its shard; a hook call or a token
+    /// check is made here and its outcome is the viewer's next event.
+    fn run_for_viewer(
+        &self,
+        link: &WebSocket,
+        conn: &Connection,
+        event: impl FnOnce(&mut Machine, &mut Vec<Effect>) -> RelayResult<()>,
+    ) {
         let mut for_viewer = Vec::new();
         let handled = self.run(None, None, |m, out| {
-            m.on_frame(conn, text.as_deref(), out);
+            let handled = event(m, out);
             let (mine, rest): (Vec<Effect>, Vec<Effect>) = out.drain(..).partition(is_for_origin);
             for_viewer = mine;
             *out = rest;
-            Ok(())
+            handled
         });
         let state = self.state.as_raw();
-        let link: &JsValue = AsRef::<web_sys::WebSocket>::as_ref(link);
+        let raw_link: &JsValue = AsRef::<web_sys::WebSocket>::as_ref(link);
         if let Err(err) = handled {
-            link_to_viewer(state, link, &conn.conn_id, &err.to_frame(None));
+            link_to_viewer(state, raw_link, &conn.conn_id, &err.to_frame(None));
             return;
         }
         for effect in for_viewer {
             match effect {
-                Effect::Reply(frame) => link_to_viewer(state, link, &conn.conn_id, &frame),
+                Effect::Reply(frame) => link_to_viewer(state, raw_link, &conn.conn_id, &frame),
                 Effect::Close(Disconnect { code, reason, .. }) => {
-                    link_close_viewer(state, link, &conn.conn_id, code, reason)
+                    link_close_viewer(state, raw_link, &conn.conn_id, code, reason)
                 }
                 Effect::Broadcast { frame, pace, .. } => {
                     super::fanout::send_to_room(&self.state, &frame, None, pace);
                     forward(&self.state, &frame, Some(&conn.conn_id));
                 }
-                // Renewals and the before-publish hook wait on the viewer's own socket, which
-                // is the shard's: refused here rather than left unanswered.
-                Effect::VerifyToken(_) | Effect::CallHook(_) => {
-                    let refusal =
-                        RelayError::internal().to_frame(protocol_cid(text.as_deref()).as_deref());
-                    link_to_viewer(state, link, &conn.conn_id, &refusal);
+                Effect::Reattach(renewed) => {
+                    link_renew_viewer(state, raw_link, &conn.conn_id, renewed.exp as f64)
                 }
+                Effect::CallHook(call) => self.call_hook_for_viewer(link, conn, call),
+                Effect::VerifyToken(token) => self.verify_for_viewer(link, conn, token),
                 _ => {}
             }
         }
+    }
+
+    /// The before-publish hook for a viewer's publish or edit; its answer settles it.
+    fn call_hook_for_viewer(&self, link: &WebSocket, conn: &Connection, call: HookCall) {
+        let Some(room) = self.me.upgrade() else {
+            return;
+        };
+        let (link, conn) = (link.clone(), conn.clone());
+        spawn_local(async move {
+            let reply = super::publish_hook::ask(&room.env, &call).await;
+            room.run_for_viewer(&link, &conn, |m, out| {
+                m.on_hook_answer(call.ticket, reply, out);
+                Ok(())
+            });
+        });
+    }
+
+    /// A viewer renews its token in band: verified here, then the machine's renewal.
+    fn verify_for_viewer(&self, link: &WebSocket, conn: &Connection, token: String) {
+        let Some(room) = self.me.upgrade() else {
+            return;
+        };
+        let (link, conn) = (link.clone(), conn.clone());
+        spawn_local(async move {
+            let verified = verify_token(&room.env, &token).await;
+            room.run_for_viewer(&link, &conn, |m, out| {
+                m.on_renewal(&conn, verified, out);
+                Ok(())
+            });
+        });
     }
 
     /// A shard's pull: the stored messages `after+1..=up_to`, one history page of them.
@@ -275,17 +328,12 @@ impl Room {
 /// The effects of a viewer's frame meant for the viewer itself.
 fn is_for_origin(effect: &Effect) -> bool {
     match effect {
-        Effect::Reply(_) | Effect::Close(_) | Effect::VerifyToken(_) | Effect::CallHook(_) => true,
+        Effect::Reply(_)
+        | Effect::Close(_)
+        | Effect::VerifyToken(_)
+        | Effect::CallHook(_)
+        | Effect::Reattach(_) => true,
         Effect::Broadcast { skip_origin, .. } => *skip_origin,
         _ => false,
     }
-}
-
-/// The `cid` of a client frame, for a refusal that must name it.
-fn protocol_cid(text: Option<&str>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct WithCid {
-        cid: Option<String>,
-    }
-    serde_json::from_str::<WithCid>(text?).ok()?.cid
 }

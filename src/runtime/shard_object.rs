@@ -20,7 +20,7 @@ use worker::worker_sys::DurableObjectState;
 use worker::{Env, State, WebSocket};
 
 use super::http::{self, header};
-use super::room_object::connection_of;
+use super::room_object::{attach, connection_of};
 use super::settle::{settle, sleep};
 use super::{internal, percent_encode, send_to_room};
 use crate::config::Limits;
@@ -66,6 +66,8 @@ const MAX_WAITING_FRAMES: usize = 1_024;
 const REPORT_DELAY_MS: u32 = 100;
 /// Attempts at one pull before its range is given up (its messages stay in history).
 const MAX_PULL_ATTEMPTS: u32 = 5;
+/// Rounds of the expiry watch (each waits for an expiry or a minute).
+const MAX_EXPIRY_ROUNDS: u32 = 1_000_000;
 /// Link entries handled in one go.
 const MAX_PUMP_STEPS: usize = shard_fanout::MAX_PENDING_ENTRIES + 1;
 
@@ -77,6 +79,8 @@ pub struct ShardEntry {
 struct Viewer {
     ws: WebSocket,
     user_id: String,
+    /// Until when its token is accepted (unix seconds).
+    exp: i64,
 }
 
 enum Link {
@@ -97,6 +101,8 @@ struct Inner {
     viewers: HashMap<String, Viewer>,
     waiting: VecDeque<String>,
     report_due: bool,
+    /// Whether the task that closes viewers whose token expired is running.
+    watching_expiry: bool,
 }
 
 pub struct Shard {
@@ -137,6 +143,7 @@ impl ShardEntry {
                     viewers: HashMap::new(),
                     waiting: VecDeque::new(),
                     report_due: false,
+                    watching_expiry: false,
                 }),
                 on_message: Closure::new(move |generation, text: String| {
                     if let Some(shard) = for_message.upgrade() {
@@ -265,9 +272,11 @@ impl Shard {
             Viewer {
                 ws: server.clone(),
                 user_id: conn.user.id.clone(),
+                exp: conn.exp,
             },
         );
         self.schedule_report();
+        self.watch_expiry();
         match plan {
             Some(ResumePlan::Reset { seq }) => {
                 super::fanout::end_replay(&server, &protocol::reset_frame(seq))
@@ -505,12 +514,13 @@ impl Shard {
             let Some(ws) = self.viewer_socket(&conn_id) else {
                 return;
             };
-            match entry.c {
-                Some((code, reason)) => {
+            match (entry.c, entry.a) {
+                (Some((code, reason)), _) => {
                     super::fanout::flush(&self.state);
                     let _ = ws.close(Some(code), Some(&reason));
                 }
-                None => super::fanout::send_to_socket(&self.state, &ws, &entry.f),
+                (None, Some(exp)) => self.renewed(&conn_id, &ws, exp),
+                (None, None) => super::fanout::send_to_socket(&self.state, &ws, &entry.f),
             }
             return;
         }
@@ -660,11 +670,84 @@ impl Shard {
         Err(RelayError::internal())
     }
 
+    /// A viewer's token was renewed through the room: its connection keeps the new expiry.
+    fn renewed(&self, conn_id: &str, ws: &WebSocket, exp: i64) {
+        if let Some(conn) = connection_of(ws) {
+            attach(ws, &Connection { exp, ..conn });
+        }
+        if let Some(viewer) = self.inner.borrow_mut().viewers.get_mut(conn_id) {
+            viewer.exp = exp;
+        }
+    }
+
+    /// Closes viewers whose token expired, even idle ones (their frames are checked by the
+    /// room): a task that sleeps until the earliest expiry while viewers are here.
+    fn watch_expiry(&self) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            if inner.watching_expiry {
+                return;
+            }
+            inner.watching_expiry = true;
+        }
+        let Some(shard) = self.me.upgrade() else {
+            return;
+        };
+        spawn_local(async move {
+            // Each round sleeps at least until an expiry or a minute: bounded by the tokens'.
+            for _ in 0..MAX_EXPIRY_ROUNDS {
+                let earliest = shard.inner.borrow().viewers.values().map(|v| v.exp).min();
+                let Some(earliest) = earliest else {
+                    break;
+                };
+                let wait = (earliest.saturating_mul(1000) + 1 - super::now_ms()).clamp(0, 60_000);
+                sleep(wait as u32).await;
+                let now = super::now_ms();
+                let expired: Vec<WebSocket> = shard
+                    .inner
+                    .borrow()
+                    .viewers
+                    .values()
+                    .filter(|v| v.exp.saturating_mul(1000) < now)
+                    .map(|v| v.ws.clone())
+                    .collect();
+                if !expired.is_empty() {
+                    super::fanout::flush(&shard.state);
+                }
+                for ws in expired {
+                    let _ = ws.close(
+                        Some(disconnect::TOKEN_EXPIRED.code),
+                        Some(disconnect::TOKEN_EXPIRED.reason),
+                    );
+                    shard.viewer_gone(&ws);
+                }
+            }
+            shard.inner.borrow_mut().watching_expiry = false;
+        });
+    }
+
     fn viewer_gone(&self, ws: &WebSocket) {
         let Some(conn) = connection_of(ws) else {
             return;
         };
-        self.inner.borrow_mut().viewers.remove(&conn.conn_id);
+        if self
+            .inner
+            .borrow_mut()
+            .viewers
+            .remove(&conn.conn_id)
+            .is_none()
+        {
+            return;
+        }
+        // Only over a link that is up: a link that broke took the room's view of it along.
+        let gone = FromShard::Gone {
+            conn_id: conn.conn_id,
+        };
+        if let (Ok(text), Link::Up(link)) =
+            (serde_json::to_string(&gone), &self.inner.borrow().link)
+        {
+            let _ = link.send_with_str(&text);
+        }
         self.schedule_report();
     }
 

@@ -11,6 +11,7 @@ import {
   linkCloseUsers,
   linkCloseViewer,
   linkGone,
+  linkRenewViewer,
   linkToViewer,
   openLink,
 } from '../shard_link.mjs';
@@ -108,11 +109,13 @@ test("an ack or a close for a viewer goes only to its shard's link, in order wit
   linkBroadcast(state, 7, 'm7', 'c1');
   linkToViewer(state, links[0], 'c1', 'ack7');
   linkCloseViewer(state, links[1], 'c2', 4008, 'rate limit');
+  linkRenewViewer(state, links[0], 'c1', 1900000000);
   linkCloseUsers(state, ['bob'], 4003, 'banned');
   flushLinks(state);
   assert.deepEqual(links[0].batches()[1].e, [
     { s: 7, f: 'm7', x: 'c1' },
     { s: 0, f: 'ack7', o: 'c1' },
+    { s: 0, f: '', o: 'c1', a: 1900000000 },
     { s: 0, f: '', u: ['bob'], c: [4003, 'banned'] },
   ]);
   assert.deepEqual(links[1].batches()[1].e, [
