@@ -18,19 +18,20 @@ const MAX_BYTES = 1 << 20;
 const linkCounts = new WeakMap();
 const queues = new WeakMap();
 
-/** Whether the room has a shard link (a room without one pays nothing more per frame). */
-export function hasLinks(state) {
+/**
+ * Whether the room has a shard link (a room without one pays nothing more per frame);
+ * `recount`: a link closed, count them again. (One function for both: wasm-bindgen imports
+ * each such plain function of a module by a namespace import of its own, and two of one
+ * module make a duplicate key in the bundle.)
+ */
+export function hasLinks(state, recount) {
+  if (recount) linkCounts.delete(state);
   let count = linkCounts.get(state);
   if (count === undefined) {
     count = state.getWebSockets(LINK).length;
     linkCounts.set(state, count);
   }
   return count > 0;
-}
-
-/** A link closed: the room counts its links again at the next frame. */
-export function linkGone(state) {
-  linkCounts.delete(state);
 }
 
 /**

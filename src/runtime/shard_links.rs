@@ -24,10 +24,9 @@ use crate::shard_fanout::{self, FromShard, Placement, ShardBook};
 
 #[wasm_bindgen(module = "/worker/shard_link.mjs")]
 extern "C" {
+    /// Whether the room has a link; `recount` after one closed.
     #[wasm_bindgen(js_name = hasLinks)]
-    fn has_links(state: &JsValue) -> bool;
-    #[wasm_bindgen(js_name = linkGone)]
-    fn link_gone(state: &JsValue);
+    fn has_links(state: &JsValue, recount: bool) -> bool;
     #[wasm_bindgen(js_name = acceptLink, catch)]
     fn accept_link_js(state: &JsValue, attachment: &str, hello: &str) -> Result<Response, JsValue>;
     #[wasm_bindgen(js_name = linkBroadcast)]
@@ -72,7 +71,7 @@ fn attach_link(ws: &WebSocket, attachment: &LinkAttachment) {
 /// Hands a frame the room broadcasts down every link (nothing when the room has none).
 /// `except`: the viewer on a shard that must not get it (its publisher).
 pub(super) fn forward(state: &State, frame: &str, except: Option<&str>) {
-    if !has_links(state.as_raw()) {
+    if !has_links(state.as_raw(), false) {
         return;
     }
     let seq = shard_fanout::frame_seq(frame).unwrap_or(0);
@@ -81,7 +80,7 @@ pub(super) fn forward(state: &State, frame: &str, except: Option<&str>) {
 
 /// Closes these users' sockets on every shard too (a ban, a backend's disconnect).
 pub(super) fn close_users(state: &State, user_ids: &[String], code: u16, reason: &str) {
-    if has_links(state.as_raw()) {
+    if has_links(state.as_raw(), false) {
         link_close_users(state.as_raw(), user_ids.to_vec(), code, reason);
     }
 }
@@ -189,7 +188,7 @@ impl Room {
     pub(super) fn on_link_gone(&self, ws: &WebSocket) {
         if let Some(link) = link_of(ws) {
             self.with_shards(|book| book.unlinked(link.shard));
-            link_gone(self.state.as_raw());
+            has_links(self.state.as_raw(), true);
             self.count_shards();
         }
     }
