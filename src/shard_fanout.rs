@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::occupancy::Counts;
 use crate::room::{ResumePlan, MAX_REPLAY_MESSAGES};
-use crate::room_machine::Connection;
+use crate::room_machine::{Connection, Effect};
 
 /// Most shards of one room; past that many full ones, new viewers go to the least loaded.
 pub const MAX_SHARDS: usize = 64;
@@ -252,6 +252,22 @@ pub fn with_reconnect_window(welcome: String, connections: usize) -> String {
     match welcome.strip_suffix('}') {
         Some(body) if window > 0 => format!(r#"{body},"reconnect_window_ms":{window}}}"#),
         _ => welcome,
+    }
+}
+
+/// Whether an effect of a viewer's event (a viewer on a shard, handled by the room) is meant
+/// for that viewer and goes back down its shard's link: replies, its close, a renewal's new
+/// expiry, a hook call or token check made for it, and a broadcast that skips it (which the
+/// room then sends to everyone else). The rest the room applies as for any event.
+pub fn is_for_viewer(effect: &Effect) -> bool {
+    match effect {
+        Effect::Reply(_)
+        | Effect::Close(_)
+        | Effect::VerifyToken(_)
+        | Effect::CallHook(_)
+        | Effect::Reattach(_) => true,
+        Effect::Broadcast { skip_origin, .. } => *skip_origin,
+        _ => false,
     }
 }
 
@@ -585,6 +601,31 @@ mod tests {
             with_reconnect_window(welcome, 5_000),
             r#"{"type":"welcome","seq":3,"reconnect_window_ms":5000}"#
         );
+    }
+
+    #[test]
+    fn a_viewers_own_effects_go_back_to_its_shard_and_the_rest_stay_with_the_room() {
+        use crate::room_machine::Pace;
+        let broadcast = |skip_origin| Effect::Broadcast {
+            frame: "f".into(),
+            skip_origin,
+            pace: Pace::Now,
+        };
+        assert!(is_for_viewer(&Effect::Reply("ack".into())));
+        assert!(is_for_viewer(&Effect::Close(
+            crate::disconnect::TOKEN_EXPIRED
+        )));
+        assert!(is_for_viewer(&Effect::VerifyToken("t".into())));
+        assert!(
+            is_for_viewer(&broadcast(true)),
+            "a publish skips its publisher"
+        );
+        assert!(
+            !is_for_viewer(&broadcast(false)),
+            "occupancy goes to everyone"
+        );
+        assert!(!is_for_viewer(&Effect::SetAlarm(1)));
+        assert!(!is_for_viewer(&Effect::LogError("x".into())));
     }
 
     #[test]

@@ -245,7 +245,8 @@ impl Room {
         let mut for_viewer = Vec::new();
         let handled = self.run(None, None, |m, out| {
             let handled = event(m, out);
-            let (mine, rest): (Vec<Effect>, Vec<Effect>) = out.drain(..).partition(is_for_origin);
+            let (mine, rest): (Vec<Effect>, Vec<Effect>) =
+                out.drain(..).partition(shard_fanout::is_for_viewer);
             for_viewer = mine;
             *out = rest;
             handled
@@ -321,18 +322,5 @@ impl Room {
         };
         let page = self.page(Some(room), &range).await?;
         http::json(page.to_json(), 200).map_err(internal("shard range"))
-    }
-}
-
-/// The effects of a viewer's frame meant for the viewer itself.
-fn is_for_origin(effect: &Effect) -> bool {
-    match effect {
-        Effect::Reply(_)
-        | Effect::Close(_)
-        | Effect::VerifyToken(_)
-        | Effect::CallHook(_)
-        | Effect::Reattach(_) => true,
-        Effect::Broadcast { skip_origin, .. } => *skip_origin,
-        _ => false,
     }
 }
