@@ -184,6 +184,15 @@ impl ShardEntry {
         let Some(conn) = connection_of(&ws) else {
             return;
         };
+        // A shard object made anew under open sockets (its link and its sequence are gone
+        // with the old one) cannot serve them: they reconnect through the room and resume.
+        if self.shard.inner.borrow().room.is_none() {
+            let _ = ws.close(
+                Some(disconnect::INTERNAL.code),
+                Some(disconnect::INTERNAL.reason),
+            );
+            return;
+        }
         let up = FromShard::Frame {
             conn,
             text: message.as_string(),
