@@ -197,16 +197,16 @@ pub struct LinkEntry {
 }
 
 /// The seq of a frame the room broadcasts, when it is a message (a seq of the room's
-/// sequence); presence, typing, read and occupancy frames have none.
+/// sequence); presence, typing, read and occupancy frames have none. Read from the frame's
+/// head without parsing the rest (a message's data may be large): a message frame starts with
+/// its type and room, and the room's name, a JSON string, cannot hold an unescaped `"seq":`.
 pub fn frame_seq(frame: &str) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct Head<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: &'a str,
-        seq: Option<u64>,
-    }
-    let head: Head = serde_json::from_str(frame).ok()?;
-    (head.kind == "message").then_some(head.seq).flatten()
+    const MESSAGE: &str = r#"{"type":"message","#;
+    const KEY: &str = r#""seq":"#;
+    let rest = frame.strip_prefix(MESSAGE)?;
+    let start = rest.find(KEY)? + KEY.len();
+    let digits = rest[start..].bytes().take_while(u8::is_ascii_digit).count();
+    rest[start..start + digits].parse().ok()
 }
 
 /// The room's welcome for a viewer, made for shard `shard` at `seq` (the last message the
@@ -634,6 +634,12 @@ mod tests {
             frame_seq(r#"{"type":"message","room":"r","seq":42,"data":{"seq":1}}"#),
             Some(42)
         );
+        let data = serde_json::value::RawValue::from_string(r#"{"seq":7}"#.into()).unwrap();
+        let tricky_room = r#"r"seq":5"#;
+        let frame =
+            crate::room::message_body(tricky_room, 9, "id", "message", &data, None, None, "t")
+                .unwrap();
+        assert_eq!(frame_seq(&frame), Some(9), "{frame}");
         assert_eq!(frame_seq(r#"{"type":"read","user":{},"seq":3}"#), None);
         assert_eq!(frame_seq(r#"{"type":"typing","active":true}"#), None);
         assert_eq!(frame_seq("not json"), None);
