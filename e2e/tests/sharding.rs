@@ -343,3 +343,56 @@ async fn a_viewer_on_a_shard_renews_its_token_and_is_closed_once_it_expires() {
     let (code, reason) = renewed.expect_close(Duration::from_secs(15)).await;
     assert_eq!((code, reason.as_str()), (Some(4001), "token expired"));
 }
+
+#[tokio::test]
+async fn typing_and_bans_reach_viewers_on_shards() {
+    let (prefix, per_object) = sharded_rooms();
+    let room = unique_room(&format!("{prefix}typing"));
+    let mut viewers = crowd(&room, per_object + 6).await;
+    let on_room = viewers
+        .iter()
+        .position(|v| v.shard.is_none())
+        .expect("a viewer on the room");
+    let mut on_room = viewers.remove(on_room);
+    let at = viewers
+        .iter()
+        .position(|v| v.shard == Some(0))
+        .expect("a viewer on shard 0");
+    let mut typist = viewers.remove(at);
+    let at = viewers
+        .iter()
+        .position(|v| v.shard == Some(0))
+        .expect("another viewer on shard 0");
+    let mut neighbour = viewers.remove(at);
+
+    // Typing on a shard goes through the room to everyone else, not back to the typist.
+    typist
+        .client
+        .send_json(&json!({"type": "typing", "active": true}))
+        .await;
+    for v in [&mut on_room, &mut neighbour] {
+        let typing = v.client.recv_until("typing").await;
+        assert_eq!(str_field(&typing["user"], "id"), typist.user.id, "{typing}");
+    }
+    typist
+        .client
+        .expect_none("its own typing", Duration::from_millis(500), |f| {
+            ty(f) == "typing"
+        })
+        .await;
+
+    // A ban closes the user's socket on its shard; the others stay.
+    let path = room_path(&room, &format!("bans/{}", encode_segment(&typist.user.id)));
+    http::send(
+        reqwest::Method::PUT,
+        &path,
+        &relay_e2e::backend::webhook_auth(),
+        None,
+        &[],
+    )
+    .await
+    .assert_status(200);
+    let (code, reason) = typist.client.expect_close(Duration::from_secs(5)).await;
+    assert_eq!((code, reason.as_str()), (Some(4003), "banned"));
+    neighbour.client.ping().await;
+}
