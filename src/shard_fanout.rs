@@ -365,7 +365,8 @@ impl ShardSequence {
 
     /// The rows a pull fetched (ascending): those that continue the sequence are delivered
     /// (returned, to go to every viewer). A pull that failed or found nothing gives up on the
-    /// range it asked for rather than wait for ever: its messages stay in history.
+    /// range it asked for rather than wait for ever: its messages stay in history, and the
+    /// window starts over after them.
     pub fn filled(&mut self, up_to: u64, rows: Vec<(u64, String)>) -> Vec<String> {
         self.pulling = false;
         let mut frames = Vec::new();
@@ -379,6 +380,9 @@ impl ShardSequence {
             if let Some(last) = self.last.as_mut() {
                 *last = (*last).max(up_to);
             }
+            // The window must stay gapless: resumes across the skipped range ask the room.
+            self.window.clear();
+            self.window_bytes = 0;
         }
         frames
     }
@@ -546,9 +550,11 @@ mod tests {
         // The room's history had only part of it: the rest is pulled next.
         assert_eq!(seq.filled(14, vec![(11, "m11".into())]), vec!["m11"]);
         assert_eq!(drain(&mut seq), (vec![], Some((11, 14))));
-        // A pull that finds nothing gives the range up instead of asking for ever.
+        // A pull that finds nothing gives the range up instead of asking for ever, and the
+        // window, which would have a hole, starts over.
         assert!(seq.filled(14, vec![]).is_empty());
         assert_eq!(seq.last(), Some(14));
+        assert_eq!(seq.window_rows(10, 15, 200), None);
         assert_eq!(drain(&mut seq), (vec![], None));
     }
 
