@@ -14,6 +14,7 @@ use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
 use crate::publish_hook::HookConfig;
 use crate::rate_limit::RateLimits;
 use crate::room_prefixes::RoomPrefixes;
+use crate::shard_fanout::ShardViewers;
 
 /// Messages whose bodies a room keeps in its own storage after they are archived in D1.
 pub const DEFAULT_HOT_WINDOW: u64 = 1_000;
@@ -41,6 +42,9 @@ pub const MAX_SOCKET_BUFFER_BYTES: usize = 64 << 20;
 /// `message.unread` (`UNREAD_NOTIFY_AFTER_S`): a minute, so that a user who steps away briefly
 /// is not notified at once.
 pub const DEFAULT_UNREAD_NOTIFY_AFTER_S: u64 = 60;
+/// Sockets per object before a room shards its fan-out (`SHARD_VIEWERS`): well below the
+/// 32,768 hibernatable sockets one object may hold, so that nothing changes for ordinary rooms.
+pub const DEFAULT_SHARD_VIEWERS: u64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -55,12 +59,16 @@ pub struct Limits {
     /// How long an offline member leaves a message unread before `message.unread`, in ms
     /// (`UNREAD_NOTIFY_AFTER_S`, 5 s to a day).
     pub unread_notify_after_ms: i64,
+    /// Sockets a room holds itself before it places new ones on shards, and each shard's
+    /// share (`SHARD_VIEWERS`, per prefix `SHARD_VIEWERS_PREFIXES`).
+    pub shard_viewers: ShardViewers,
 }
 
 impl Limits {
     /// Reads `MAX_FRAME_BYTES`, `ROOM_HOT_WINDOW`, `ARCHIVE_DELAY_MS`, `PUBLISH_RATE_PER_SEC`,
     /// `PUBLISH_BURST`, `RATE_LIMIT_STRIKES`, `CONNECT_RATE_PER_SEC`, `CONNECT_BURST`,
-    /// `MAX_SOCKET_BUFFER_BYTES` and `UNREAD_NOTIFY_AFTER_S`; missing or
+    /// `MAX_SOCKET_BUFFER_BYTES`, `UNREAD_NOTIFY_AFTER_S`, `SHARD_VIEWERS` and
+    /// `SHARD_VIEWERS_PREFIXES`; missing or
     /// unparsable values fall back to the defaults, and each is clamped to a sane range.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let number = |name: &str, default: u64, min: u64, max: u64| {
@@ -100,6 +108,10 @@ impl Limits {
                 86_400,
             ) as i64
                 * 1000,
+            shard_viewers: ShardViewers::parse(
+                number("SHARD_VIEWERS", DEFAULT_SHARD_VIEWERS, 2, 32_000) as usize,
+                var("SHARD_VIEWERS_PREFIXES").as_deref(),
+            ),
         }
     }
 }
@@ -249,6 +261,29 @@ mod tests {
         assert_eq!(after_ms("300"), 300_000);
         assert_eq!(after_ms("1"), 5_000);
         assert_eq!(after_ms("9999999"), 86_400_000);
+    }
+
+    #[test]
+    fn rooms_shard_past_ten_thousand_sockets_unless_told() {
+        let viewers = |value: &str| {
+            let value = value.to_string();
+            Limits::from_vars(|name| (name == "SHARD_VIEWERS").then(|| value.clone()))
+                .shard_viewers
+                .for_room("r")
+        };
+        assert_eq!(
+            Limits::from_vars(|_| None).shard_viewers.for_room("r"),
+            10_000
+        );
+        let by_prefix = Limits::from_vars(|name| match name {
+            "SHARD_VIEWERS_PREFIXES" => Some("e2e-shard:=25".into()),
+            _ => None,
+        });
+        assert_eq!(by_prefix.shard_viewers.for_room("e2e-shard:1"), 25);
+        assert_eq!(by_prefix.shard_viewers.for_room("chat:1"), 10_000);
+        assert_eq!(viewers("25"), 25);
+        assert_eq!(viewers("1"), 2);
+        assert_eq!(viewers("100000"), 32_000);
     }
 
     #[test]

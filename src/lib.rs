@@ -83,6 +83,7 @@ pub mod room_sql;
 mod room_test_support;
 pub mod room_unread;
 pub mod router;
+pub mod shard_fanout;
 pub mod signed_target;
 pub mod site;
 pub mod sql;

@@ -26,6 +26,12 @@ use crate::webhook::RoomBroadcast;
 pub const ROOM_HEADER: &str = "x-relay-room";
 pub const CALLER_HEADER: &str = "x-relay-caller";
 pub const SUBPROTOCOL_HEADER: &str = "x-relay-subprotocol";
+/// On a room's answer to a connect it places on a shard: the shard's number (the Worker
+/// forwards the upgrade to the object `<room>#<n>`, see `worker/upgrade.mjs`); on that
+/// forwarded upgrade, the same number for the shard.
+pub const SHARD_HEADER: &str = "x-relay-shard";
+/// On the forwarded upgrade: the room's [`crate::shard_fanout::Placement`], as ASCII JSON.
+pub const PLACEMENT_HEADER: &str = "x-relay-placement";
 
 const CONNECT: &str = "/connect";
 const HISTORY: &str = "/history";
@@ -39,6 +45,8 @@ const DISCONNECT: &str = "/disconnect";
 const BANS: &str = "/bans";
 const UNBAN: &str = "/unban";
 const EVENTS_SETTLED: &str = "/events/settled";
+const SHARD_LINK: &str = "/shard-link";
+const SHARD_RANGE: &str = "/shard-range";
 
 const REPORTS: &str = "/reports";
 const TOTALS: &str = "/stats";
@@ -169,6 +177,16 @@ pub enum RoomRequest {
     Bans,
     /// The events queue's consumer is done with one of the room's batches: the next may go.
     EventsSettled(BatchSettled),
+    /// A shard opens its link to the room: a WebSocket upgrade (see [`crate::shard_fanout`]).
+    ShardLink {
+        shard: usize,
+    },
+    /// A shard pulls the messages `after+1..=up_to` it missed or a resume needs (one page:
+    /// the answer is a history page).
+    ShardRange {
+        after: u64,
+        up_to: u64,
+    },
 }
 
 /// The body of [`RoomRequest::Unban`].
@@ -261,6 +279,17 @@ impl RoomRequest {
             RoomRequest::EventsSettled(settled) => {
                 Wire::new("POST", EVENTS_SETTLED).json_body(settled)?
             }
+            RoomRequest::ShardLink { shard } => {
+                let mut query = Query::default();
+                query.push("shard", shard);
+                Wire::new("GET", query.after(SHARD_LINK))
+            }
+            RoomRequest::ShardRange { after, up_to } => {
+                let mut query = Query::default();
+                query.push("after", after);
+                query.push("up_to", up_to);
+                Wire::new("GET", query.after(SHARD_RANGE))
+            }
         })
     }
 
@@ -323,6 +352,13 @@ impl RoomRequest {
             },
             ("GET", BANS) => RoomRequest::Bans,
             ("POST", EVENTS_SETTLED) => RoomRequest::EventsSettled(json_body(body)?),
+            ("GET", SHARD_LINK) => RoomRequest::ShardLink {
+                shard: number(&query, "shard")?.ok_or_else(|| malformed("shard"))?,
+            },
+            ("GET", SHARD_RANGE) => RoomRequest::ShardRange {
+                after: number(&query, "after")?.ok_or_else(|| malformed("after"))?,
+                up_to: number(&query, "up_to")?.ok_or_else(|| malformed("up_to"))?,
+            },
             _ => return Err(RelayError::not_found("no such room route")),
         })
     }
@@ -550,6 +586,19 @@ mod tests {
     }
 
     #[test]
+    fn shard_links_and_ranges_round_trip() {
+        assert_round_trip(&RoomRequest::ShardLink { shard: 12 });
+        assert_round_trip(&RoomRequest::ShardRange {
+            after: 7,
+            up_to: 4_000,
+        });
+        let wire = RoomRequest::ShardRange { after: 7, up_to: 9 }
+            .encode()
+            .unwrap();
+        assert_eq!(wire.path, "/shard-range?after=7&up_to=9");
+    }
+
+    #[test]
     fn broadcasts_round_trip_with_and_without_an_id() {
         for id in [None, Some("order-42".to_string())] {
             let request = RoomRequest::Broadcast(RoomBroadcast {
@@ -652,6 +701,10 @@ mod tests {
             ("GET", "/history?limit=4294967296"),
             ("GET", "/history?limit=5&after=x"),
             ("GET", "/history?limit=5&before=1.5"),
+            ("GET", "/shard-link"),
+            ("GET", "/shard-link?shard=x"),
+            ("GET", "/shard-range?after=1"),
+            ("GET", "/shard-range?after=1&up_to=-2"),
         ];
         for (method, path) in bad {
             let err = decode(method, path, &with_caller, None).unwrap_err();

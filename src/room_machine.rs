@@ -186,6 +186,9 @@ pub struct RoomMachine<S, C> {
     occupancy: Occupancy,
     /// When members' unread messages are next looked at (see [`unread`]).
     unread_check: unread::UnreadCheck,
+    /// Connections and users on the room's shards, as they last reported (see
+    /// [`crate::shard_fanout`]): counted in occupancy and reports.
+    on_shards: (usize, usize),
 }
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
@@ -219,6 +222,7 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
             hook: publish_hook::Hook::default(),
             occupancy: Occupancy::new(DEFAULT_PRESENCE_FULL_MAX),
             unread_check: unread::UnreadCheck::default(),
+            on_shards: (0, 0),
         }
     }
 
@@ -483,7 +487,8 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     pub fn welcome(&mut self, conn: &Connection) -> RelayResult<String> {
         let reads = self.core.welcome_reads()?.to_vec();
         let presence = self.presence.get_or_insert_with(Presence::default);
-        let counts = occupancy::welcome_counts(&self.occupancy, presence, &conn.user);
+        let counts =
+            occupancy::welcome_counts(&self.occupancy, presence, &conn.user, self.on_shards);
         let listed = match counts {
             Some(_) => Vec::new(),
             None => presence.users_with(&conn.user),
@@ -756,12 +761,12 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     }
 
     /// The room's counts as the directory lists them; its seq counts as reported from now.
-    fn report(&mut self) -> RoomReport {
+    pub(super) fn report(&mut self) -> RoomReport {
         let presence = self.presence.as_ref();
         let report = RoomReport {
             room: self.core.room().to_string(),
-            connections: presence.map_or(0, |p| p.connection_count()) as u64,
-            users: presence.map_or(0, |p| p.user_count()) as u64,
+            connections: (presence.map_or(0, |p| p.connection_count()) + self.on_shards.0) as u64,
+            users: (presence.map_or(0, |p| p.user_count()) + self.on_shards.1) as u64,
             last_seq: self.core.last_seq(),
         };
         self.reported_seq = Some(report.last_seq);

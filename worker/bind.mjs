@@ -12,7 +12,7 @@ import { settleEventBatch } from "./queue.mjs";
 const OBJECT_METHODS = ["fetch", "alarm", "webSocketMessage", "webSocketClose", "webSocketError"];
 
 /**
- * `relay`: the wasm-bindgen module (`fetch`, `deliverEvents`, `Room`, `Directory`,
+ * `relay`: the wasm-bindgen module (`fetch`, `deliverEvents`, `Room`, `Directory`, `RoomShard`,
  * `__worker_init_state`, `__wbg_reset_state`). `scope`: where uncaught errors and rejections are reported.
  */
 export function bindRelay(relay, scope) {
@@ -99,5 +99,10 @@ export function bindRelay(relay, scope) {
     return DurableObjectEntry;
   }
 
-  return { handler, Room: durableObject(relay.Room), Directory: durableObject(relay.Directory) };
+  return {
+    handler,
+    Room: durableObject(relay.Room),
+    Directory: durableObject(relay.Directory),
+    RoomShard: durableObject(relay.RoomShard),
+  };
 }

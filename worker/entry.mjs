@@ -7,3 +7,4 @@ const bound = bindRelay(relay, globalThis);
 export default bound.handler;
 export const Room = bound.Room;
 export const Directory = bound.Directory;
+export const RoomShard = bound.RoomShard;

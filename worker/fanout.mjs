@@ -36,6 +36,8 @@
 // queueing more for it, and which holds a resuming socket's frames back until its paced replay
 // has ended (see "Slow consumers" below).
 
+import { LINK } from './shard_link.mjs';
+
 const BATCH = 'batch';
 const PLAIN = 'plain';
 const MAX_ENTRIES = 256;
@@ -76,7 +78,9 @@ function kindsOf(state) {
   if (kinds === undefined) {
     const batched = state.getWebSockets(BATCH).length;
     const plain = state.getWebSockets(PLAIN).length;
-    kinds = { batched: batched > 0, untagged: state.getWebSockets().length > batched + plain };
+    // Shard links (shard_link.mjs) are no viewers: they get the room's frames in their batches.
+    const links = state.getWebSockets(LINK).length;
+    kinds = { batched: batched > 0, untagged: state.getWebSockets().length > batched + plain + links };
     roomKinds.set(state, kinds);
   }
   return kinds;
@@ -296,8 +300,9 @@ export function sendToAll(state, frame, except, delayMs) {
   let batched = kinds.batched;
   if (kinds.untagged) {
     batched = false;
+    const links = new Set(state.getWebSockets(LINK));
     for (const ws of state.getWebSockets()) {
-      if (ws === except) continue;
+      if (ws === except || links.has(ws)) continue;
       if (takesBatches(state, ws)) batched = true;
       else send(ws, frame);
     }

@@ -15,3 +15,23 @@ export function upgradeObject(env, binding, name, url, names, values) {
   }
   return env[binding].getByName(name).fetch(url, { headers });
 }
+
+// The room's answer to a connect it places on a shard carries this header (the shard's number)
+// and the placement as its body; the upgrade then goes to the shard object `<room>#<n>` with
+// both as headers (src/room_api.rs names them too).
+const SHARD_HEADER = "x-relay-shard";
+const PLACEMENT_HEADER = "x-relay-placement";
+
+/**
+ * A viewer's connect: to the room `name` first; when the room places it on a shard (past
+ * SHARD_VIEWERS sockets), on to that shard. Resolves to the 101 (or refusal) of whichever
+ * object took it.
+ */
+export async function upgradeViaRoom(env, name, url, names, values) {
+  const answer = await upgradeObject(env, "ROOMS", name, url, names, values);
+  const shard = answer.status === 200 ? answer.headers.get(SHARD_HEADER) : null;
+  if (shard === null) return answer;
+  const placement = await answer.text();
+  return upgradeObject(env, "SHARDS", `${name}#${shard}`, url, [...names, SHARD_HEADER, PLACEMENT_HEADER],
+    [...values, shard, placement]);
+}

@@ -9,19 +9,54 @@ use crate::protocol;
 use crate::room::Stamps;
 
 /// The counts a connection about to be accepted is welcomed with, when it gets counts rather
-/// than the list (the room is in counts mode, or this connection takes it past its limit).
+/// than the list (the room is in counts mode, or this connection takes it past its limit);
+/// `on_shards`: the connections and users on the room's shards.
 pub(super) fn welcome_counts(
     occupancy: &Occupancy,
     presence: &Presence,
     newcomer: &User,
+    on_shards: (usize, usize),
 ) -> Option<Counts> {
     let (connections, users) = presence.counts_with(newcomer);
+    let (connections, users) = (connections + on_shards.0, users + on_shards.1);
     occupancy
         .welcomes_with_counts(users)
         .then(|| Counts::new(connections, users))
 }
 
 impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
+    /// The room's counts: its own sockets and its shards' viewers (a user with sockets on
+    /// two objects counts on each).
+    fn counts(&mut self) -> Counts {
+        let presence = self.presence();
+        let (connections, users) = (presence.connection_count(), presence.user_count());
+        Counts::new(connections + self.on_shards.0, users + self.on_shards.1)
+    }
+
+    /// The room's shards reported their viewers (in all): occupancy and the directory count
+    /// them from now on.
+    pub fn shards_reported(&mut self, connections: usize, users: usize, out: &mut Vec<Effect>) {
+        if self.on_shards == (connections, users) {
+            return;
+        }
+        self.on_shards = (connections, users);
+        self.occupancy_changed(None, out);
+        out.push(Effect::Report(self.report()));
+    }
+
+    /// A viewer on a shard closed: what the room keeps about its frames goes (its protocol
+    /// violations, its publishes still waiting for the hook, dropped uncommitted). It was
+    /// never in the room's presence: its shard counts it.
+    pub fn shard_viewer_gone(&mut self, conn_id: &str) {
+        self.violations.remove(conn_id);
+        self.hooked_socket_gone(conn_id);
+    }
+
+    /// The room's own open connections (a shard's viewers are the shard's).
+    pub fn connection_count(&self) -> usize {
+        self.presence.as_ref().map_or(0, |p| p.connection_count())
+    }
+
     /// The room's presence limit (`PRESENCE_FULL_MAX` for this room).
     pub fn presence_full_max(mut self, full_max: usize) -> Self {
         self.occupancy = Occupancy::new(full_max);
@@ -35,9 +70,8 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
         connected: Option<&Connection>,
         out: &mut Vec<Effect>,
     ) {
-        let presence = self.presence();
-        let counts = Counts::new(presence.connection_count(), presence.user_count());
-        let empty = presence.is_empty();
+        let counts = self.counts();
+        let empty = self.presence().is_empty() && self.on_shards.0 == 0;
         let now = self.clock.now_ms();
         let (switched, send_at) = self.occupancy.changed(counts, empty, now);
         if switched {
@@ -64,10 +98,10 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
 
     /// From the alarm: the `occupancy` frame owed, if due (else the alarm comes back then).
     pub(super) fn flush_occupancy(&mut self, out: &mut Vec<Effect>) {
-        let Some(presence) = self.presence.as_ref() else {
+        if self.presence.is_none() {
             return;
-        };
-        let counts = Counts::new(presence.connection_count(), presence.user_count());
+        }
+        let counts = self.counts();
         match self.occupancy.flush(counts, self.clock.now_ms()) {
             Flush::Nothing => {}
             Flush::Send(counts) => out.push(Effect::Broadcast {
@@ -232,6 +266,37 @@ mod tests {
         let mut out = Vec::new();
         m.on_alarm(&mut out);
         out
+    }
+
+    #[test]
+    fn viewers_on_shards_count_in_occupancy_welcomes_and_reports() {
+        let (mut m, _) = machine(3);
+        m.restore([]);
+        connect(&mut m, 0);
+        let mut out = Vec::new();
+        m.shards_reported(40, 30, &mut out);
+        assert!(
+            out.contains(&Effect::MarkCounts),
+            "30 users on shards: counts mode"
+        );
+        let reported = out.iter().find_map(|e| match e {
+            Effect::Report(r) => Some((r.connections, r.users)),
+            _ => None,
+        });
+        assert_eq!(reported, Some((41, 31)));
+        let (welcome, _) = connect(&mut m, 1);
+        assert_eq!(
+            welcome["occupancy"],
+            serde_json::json!({"connections": 42, "users": 32})
+        );
+        let sent = frames(&alarm(&mut m));
+        assert_eq!(
+            sent,
+            [serde_json::json!({"type": "occupancy", "connections": 42, "users": 32})]
+        );
+        let mut again = Vec::new();
+        m.shards_reported(40, 30, &mut again);
+        assert!(again.is_empty(), "the same counts change nothing");
     }
 
     #[test]

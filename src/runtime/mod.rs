@@ -14,6 +14,8 @@ mod room_events;
 mod room_object;
 mod settings;
 mod settle;
+mod shard_links;
+mod shard_object;
 mod sql;
 mod worker_entry;
 
@@ -91,12 +93,12 @@ extern "C" {
 
 #[wasm_bindgen(module = "/worker/upgrade.mjs")]
 extern "C" {
-    /// The whole upgrade call to an object in one crossing: its stub, a header object
-    /// literal and the request (a connect storm makes one per connection).
-    #[wasm_bindgen(js_name = upgradeObject, catch)]
-    fn upgrade_object(
+    /// The whole upgrade call to the room's object in one crossing: its stub, a header object
+    /// literal and the request (a connect storm makes one per connection), then on to the
+    /// shard the room places it on, if it does.
+    #[wasm_bindgen(js_name = upgradeViaRoom, catch)]
+    fn upgrade_via_room(
         env: &Env,
-        binding: &str,
         name: &str,
         url: &str,
         names: Vec<String>,
@@ -105,7 +107,7 @@ extern "C" {
 }
 
 /// Starts a WebSocket connect to the room's Durable Object: the Promise of its 101 (or error)
-/// response.
+/// response, or of the shard's the room placed it on.
 pub fn room_upgrade(env: &Env, room: &str, connect: Connect) -> RelayResult<Promise> {
     let wire = RoomRequest::Connect(connect).encode()?;
     let (mut names, mut values): (Vec<String>, Vec<String>) = wire
@@ -115,9 +117,8 @@ pub fn room_upgrade(env: &Env, room: &str, connect: Connect) -> RelayResult<Prom
         .unzip();
     names.push(ROOM_HEADER.to_string());
     values.push(percent_encode(room));
-    upgrade_object(
+    upgrade_via_room(
         env,
-        "ROOMS",
         room,
         &format!("https://room{}", wire.path),
         names,

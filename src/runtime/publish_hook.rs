@@ -33,7 +33,7 @@ extern "C" {
 
 /// Asks the hook. Without a usable target (the log said why at startup) there is no answer,
 /// and the room's fail mode decides.
-async fn ask(env: &Env, call: &HookCall) -> HookReply {
+pub(super) async fn ask(env: &Env, call: &HookCall) -> HookReply {
     let settings = settings(env);
     let Some(config) = settings.publish_hook.as_ref() else {
         return HookReply::default();

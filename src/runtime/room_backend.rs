@@ -93,6 +93,8 @@ impl Room {
     pub(super) fn presence_list(&self, room: &str, page: &PresencePage) -> RelayResult<Response> {
         self.restore_presence(Some(room))?;
         let (users, next, connections) = self.machine(None, |m| Ok(m.presence_page(page)))?;
+        // Viewers on shards count too (the pages list the room's own users).
+        let connections = connections + self.with_shards(|book| book.totals()).connections as usize;
         http::json(
             json!({"room": room, "users": users, "connections": connections, "next": next})
                 .to_string(),

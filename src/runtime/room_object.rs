@@ -33,6 +33,7 @@ use crate::room_api::{self, Caller, Connect, RoomRequest, ROOM_HEADER, SUBPROTOC
 use crate::room_archive;
 use crate::room_machine::{Connection, Effect, RoomMachine, UserPublish};
 use crate::room_name;
+use crate::shard_fanout::ShardBook;
 
 // The alarm's JavaScript side is `worker/alarm.mjs`, with its tests in `worker/test/`.
 #[wasm_bindgen(module = "/worker/alarm.mjs")]
@@ -53,14 +54,14 @@ pub(super) type Machine = RoomMachine<SqlRoomStore, RuntimeStamps>;
 /// A socket's connection, from its attachment: one JSON string, a single crossing into
 /// JavaScript where a JS object would take one per field (the room reads it on every frame).
 /// `None` for a socket the room never accepted.
-fn connection_of(ws: &WebSocket) -> Option<Connection> {
+pub(super) fn connection_of(ws: &WebSocket) -> Option<Connection> {
     let raw: &web_sys::WebSocket = ws.as_ref();
     let text = raw.deserialize_attachment().ok()?.as_string()?;
     serde_json::from_str(&text).ok()
 }
 
 /// Stores a socket's connection as its attachment (see [`connection_of`]).
-fn attach(ws: &WebSocket, conn: &Connection) {
+pub(super) fn attach(ws: &WebSocket, conn: &Connection) {
     if let Ok(json) = serde_json::to_string(conn) {
         let raw: &web_sys::WebSocket = ws.as_ref();
         let _ = raw.serialize_attachment(JsValue::from_str(&json));
@@ -93,11 +94,14 @@ pub struct Room {
     pub(super) me: Weak<Room>,
     pub(super) state: State,
     pub(super) env: Env,
-    limits: Limits,
+    pub(super) limits: Limits,
     /// The room's state and policy, opened on first use; borrowed once per event.
     machine: RefCell<Option<Machine>>,
     /// The effects of the event being applied, kept between events for their capacity.
     effects: Cell<Vec<Effect>>,
+    /// Where viewers past `SHARD_VIEWERS` go (see [`crate::shard_fanout`]); rebuilt from the
+    /// links' attachments on first use after a wake.
+    pub(super) shards: RefCell<Option<ShardBook>>,
 }
 
 #[wasm_bindgen(js_class = Room)]
@@ -119,6 +123,7 @@ impl RoomEntry {
             limits,
             machine: RefCell::new(None),
             effects: Cell::new(Vec::new()),
+            shards: RefCell::new(None),
         });
         RoomEntry { room }
     }
@@ -147,7 +152,10 @@ impl RoomEntry {
                 m.on_frame(&conn, text.as_deref(), out);
                 Ok(())
             }),
-            None => Err(RelayError::internal()),
+            None => {
+                self.room.on_link_message(&ws, text);
+                return;
+            }
         };
         if let Err(err) = handled {
             super::fanout::send_to_socket(&self.room.state, &ws, &err.to_frame(None));
@@ -302,6 +310,7 @@ impl Room {
                 } => {
                     let except = origin.filter(|_| skip_origin);
                     super::fanout::send_to_room(&self.state, &frame, except, pace);
+                    super::shard_links::forward(&self.state, &frame, None);
                 }
                 Effect::CloseConnections { conn_ids, close } => {
                     self.close_where(|c| conn_ids.contains(&c.conn_id), close.code, close.reason)
@@ -310,7 +319,10 @@ impl Room {
                     user_ids,
                     code,
                     reason,
-                } => self.close_where(|c| user_ids.contains(&c.user.id), code, &reason),
+                } => {
+                    super::shard_links::close_users(&self.state, &user_ids, code, &reason);
+                    self.close_where(|c| user_ids.contains(&c.user.id), code, &reason)
+                }
                 Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),
                 Effect::WakeForLeaves { after_ms } => wake_for_leaves = Some(after_ms),
                 Effect::Report(report) => super::reports::queue_report(&self.env, report),
@@ -424,6 +436,9 @@ impl Room {
                 let subprotocol = connect.subprotocol.clone();
                 let connected = async {
                     self.admit(&connect.caller, &room)?;
+                    if let Some(placed) = self.place_connection(&connect, &room)? {
+                        return Ok(placed);
+                    }
                     self.accept_connection(connect, &room).await
                 };
                 connected
@@ -458,6 +473,8 @@ impl Room {
                 }
                 self.presence_list(&room, &page)
             }
+            RoomRequest::ShardLink { shard } => self.accept_link(&room, shard),
+            RoomRequest::ShardRange { after, up_to } => self.shard_range(&room, after, up_to).await,
             backend => self.backend_request(backend, &room),
         }
     }
@@ -485,6 +502,7 @@ impl Room {
             let plan = since.map(|since| m.resume_plan(since));
             Ok((plan, m.welcome(&conn)?))
         })?;
+        let welcome = self.with_reconnect_window(welcome)?;
         let attachment = serde_json::to_string(&conn).map_err(|_| RelayError::internal())?;
         let accepted = super::fanout::accept(
             &self.state,
@@ -583,7 +601,7 @@ impl Room {
 
     /// The stored messages of `range` from the room's own storage and, for the bodies it no
     /// longer keeps, from the archive: a history page, or a resume's next rows.
-    async fn page(&self, room: Option<&str>, range: &SeqRange) -> RelayResult<Page> {
+    pub(super) async fn page(&self, room: Option<&str>, range: &SeqRange) -> RelayResult<Page> {
         let (name, local, complete) = self.machine(room, |m| {
             let (rows, complete) = m.core().local_page(range)?;
             Ok((m.core().room().to_string(), rows, complete))
@@ -619,6 +637,7 @@ impl Room {
     /// close waits out the leave grace and has the leave announced unless they came back.
     async fn on_gone(&self, ws: &WebSocket) {
         let Some(conn) = connection_of(ws) else {
+            self.on_link_gone(ws);
             return;
         };
         if self.restore_presence(None).is_err() {

@@ -29,6 +29,7 @@ function fakeRelay() {
   }
   relay.Room = Room;
   relay.Directory = Room;
+  relay.RoomShard = Room;
   return relay;
 }
 
