@@ -434,14 +434,7 @@ impl Room {
         match request {
             RoomRequest::Connect(connect) => {
                 let subprotocol = connect.subprotocol.clone();
-                let connected = async {
-                    self.admit(&connect.caller, &room)?;
-                    if let Some(placed) = self.place_connection(&connect, &room)? {
-                        return Ok(placed);
-                    }
-                    self.accept_connection(connect, &room).await
-                };
-                connected
+                self.connect(connect, &room)
                     .await
                     .or_else(|err| refuse_connect(subprotocol, err))
             }
@@ -477,6 +470,16 @@ impl Room {
             RoomRequest::ShardRange { after, up_to } => self.shard_range(&room, after, up_to).await,
             backend => self.backend_request(backend, &room),
         }
+    }
+
+    /// A connect admitted, then placed on a shard when the room is full of viewers, or taken
+    /// here.
+    async fn connect(&self, connect: Connect, room: &str) -> RelayResult<Response> {
+        self.admit(&connect.caller, room)?;
+        if let Some(placed) = self.place_connection(&connect, room)? {
+            return Ok(placed);
+        }
+        self.accept_connection(connect, room).await
     }
 
     /// Bounds a user's connection attempts to this room: a reconnect loop is refused with 429.

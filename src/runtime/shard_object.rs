@@ -30,7 +30,7 @@ use crate::protocol;
 use crate::replay::{self, Replay};
 use crate::room::{ResumePlan, MAX_REPLAY_MESSAGES};
 use crate::room_api::{
-    RoomRequest, PLACEMENT_HEADER, ROOM_HEADER, SHARD_HEADER, SUBPROTOCOL_HEADER,
+    Connect, RoomRequest, PLACEMENT_HEADER, ROOM_HEADER, SHARD_HEADER, SUBPROTOCOL_HEADER,
 };
 use crate::room_machine::{Connection, Pace};
 use crate::room_name;
@@ -228,22 +228,7 @@ impl Shard {
     /// A viewer the room placed here: welcomed at the shard's last delivered seq, resumed
     /// from the window or the room's history.
     async fn connect(&self, req: &Request) -> RelayResult<Response> {
-        let room = header(req, ROOM_HEADER)
-            .map(|r| room_name::percent_decode(&r))
-            .transpose()?
-            .ok_or_else(|| RelayError::bad_request("missing room"))?;
-        let index: usize = header(req, SHARD_HEADER)
-            .and_then(|n| n.parse().ok())
-            .filter(|n| *n < shard_fanout::MAX_SHARDS)
-            .ok_or_else(|| RelayError::bad_request("missing shard"))?;
-        let placement: Placement = header(req, PLACEMENT_HEADER)
-            .and_then(|p| serde_json::from_str(&p).ok())
-            .ok_or_else(|| RelayError::bad_request("missing placement"))?;
-        let RoomRequest::Connect(connect) =
-            RoomRequest::decode("GET", &req.url(), |n| header(req, n), None)?
-        else {
-            return Err(RelayError::bad_request("not a connect"));
-        };
+        let (room, index, placement, connect) = placed_connect(req)?;
         {
             let mut inner = self.inner.borrow_mut();
             if inner.room.is_none() {
@@ -819,4 +804,26 @@ impl Shard {
             let _ = ws.close_with_code_and_reason(1000, "no viewers");
         }
     }
+}
+
+/// What the room's placement forwarded: the room, the shard's number, the placement and the
+/// viewer's connect.
+fn placed_connect(req: &Request) -> RelayResult<(String, usize, Placement, Connect)> {
+    let room = header(req, ROOM_HEADER)
+        .map(|r| room_name::percent_decode(&r))
+        .transpose()?
+        .ok_or_else(|| RelayError::bad_request("missing room"))?;
+    let index: usize = header(req, SHARD_HEADER)
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n < shard_fanout::MAX_SHARDS)
+        .ok_or_else(|| RelayError::bad_request("missing shard"))?;
+    let placement: Placement = header(req, PLACEMENT_HEADER)
+        .and_then(|p| serde_json::from_str(&p).ok())
+        .ok_or_else(|| RelayError::bad_request("missing placement"))?;
+    let RoomRequest::Connect(connect) =
+        RoomRequest::decode("GET", &req.url(), |n| header(req, n), None)?
+    else {
+        return Err(RelayError::bad_request("not a connect"));
+    };
+    Ok((room, index, placement, connect))
 }
