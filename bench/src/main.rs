@@ -11,6 +11,7 @@ mod common;
 mod cpu;
 mod fanout;
 mod history;
+mod publishers;
 mod report;
 mod rooms;
 mod stats;
@@ -68,6 +69,9 @@ enum Cmd {
     /// The highest total publish rate over K rooms of P clients at which delivery p99 stays
     /// under a threshold (and nothing is lost): the rooms workload at increasing rates.
     Capacity(capacity::CapacityArgs),
+    /// P publishers into one room, each in a closed loop: durable (acknowledged)
+    /// publishes/s and ack latency.
+    Publishers(publishers::PublishersArgs),
     /// Open C connections as fast as a concurrency limit allows: connections/s, failures.
     Storm(storm::StormArgs),
     /// Open C connections, hold them, close them: server RSS before/during/after.
@@ -115,6 +119,10 @@ fn main() -> ExitCode {
             Cmd::Capacity(a) => {
                 let ctx = Ctx::leak(&a.common)?;
                 capacity::run(ctx, &a).await
+            }
+            Cmd::Publishers(a) => {
+                let ctx = Ctx::leak(&a.common)?;
+                publishers::run(ctx, &a).await
             }
             Cmd::Storm(a) => {
                 let ctx = Ctx::leak(&a.common)?;
