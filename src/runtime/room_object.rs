@@ -24,6 +24,7 @@ use crate::config::Limits;
 use crate::disconnect::{self, Disconnect};
 use crate::edits::Change;
 use crate::error::{RelayError, RelayResult};
+use crate::group_commit::{Arrival, GroupCommit};
 use crate::paging::{self, HistoryQuery, Page, SeqRange};
 use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
@@ -98,7 +99,12 @@ pub struct Room {
     machine: RefCell<Option<Machine>>,
     /// The effects of the event being applied, kept between events for their capacity.
     effects: Cell<Vec<Effect>>,
+    /// Frames that wait for the commit in flight, to share the next one (`group_commit`).
+    group: RefCell<GroupCommit<QueuedFrame>>,
 }
+
+/// A frame as it arrived: its socket and its text (`None` for a binary frame).
+type QueuedFrame = (WebSocket, Option<String>);
 
 #[wasm_bindgen(js_class = Room)]
 impl RoomEntry {
@@ -119,12 +125,14 @@ impl RoomEntry {
             limits,
             machine: RefCell::new(None),
             effects: Cell::new(Vec::new()),
+            group: RefCell::new(GroupCommit::default()),
         });
         RoomEntry { room }
     }
 
     pub fn fetch(&self, req: Request) -> JsValue {
         let room = Rc::clone(&self.room);
+        room.handle_queued_frames();
         settle(async move {
             let response = match room.handle(req).await {
                 Ok(response) => response,
@@ -137,20 +145,21 @@ impl RoomEntry {
     #[wasm_bindgen(js_name = webSocketMessage)]
     pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
         let ws = WebSocket::from(ws);
-        // Frames that were already in flight when the room closed this socket are ignored.
+        // Frames that were already in flight when the room closed this socket are ignored (and
+        // checked again when handled: a queued frame waits).
         if ws.as_ref().ready_state() != OPEN {
             return;
         }
         let text = message.as_string();
-        let handled = match connection_of(&ws) {
-            Some(conn) => self.room.run(None, Some(&ws), |m, out| {
-                m.on_frame(&conn, text.as_deref(), out);
-                Ok(())
-            }),
-            None => Err(RelayError::internal()),
-        };
-        if let Err(err) = handled {
-            super::fanout::send_to_socket(&self.room.state, &ws, &err.to_frame(None));
+        let bytes = text.as_ref().map_or(0, String::len);
+        let arrival = self.room.group.borrow_mut().arrive((ws, text), bytes);
+        match arrival {
+            Arrival::HandleNow(frames) => {
+                self.room.handle_frames(frames);
+                self.room.watch_commit();
+            }
+            Arrival::HandleFull(frames) => self.room.handle_frames(frames),
+            Arrival::Queued => {}
         }
     }
 
@@ -163,6 +172,7 @@ impl RoomEntry {
         _was_clean: bool,
     ) -> JsValue {
         let room = Rc::clone(&self.room);
+        room.handle_queued_frames();
         settle(async move {
             let ws = WebSocket::from(ws);
             // Completes the closing handshake where the runtime does not do it by itself.
@@ -175,6 +185,7 @@ impl RoomEntry {
     #[wasm_bindgen(js_name = webSocketError)]
     pub fn websocket_error(&self, ws: web_sys::WebSocket, _error: JsValue) -> JsValue {
         let room = Rc::clone(&self.room);
+        room.handle_queued_frames();
         settle(async move {
             room.on_gone(&WebSocket::from(ws)).await;
             Ok(JsValue::UNDEFINED)
@@ -183,6 +194,7 @@ impl RoomEntry {
 
     pub fn alarm(&self) -> JsValue {
         let room = Rc::clone(&self.room);
+        room.handle_queued_frames();
         settle(async move {
             let _ = room.run(None, None, |m, out| {
                 m.on_alarm(out);
@@ -263,6 +275,51 @@ impl Room {
             .events(events)
             .publish_hook(publish_hook)
             .presence_full_max(presence_full_max))
+    }
+
+    /// Handles frames in the order they arrived, in this turn: their writes share one
+    /// transaction, and their acks leave when it is durable.
+    fn handle_frames(&self, frames: Vec<QueuedFrame>) {
+        for (ws, text) in frames {
+            // Frames that were already in flight when the room closed this socket are ignored.
+            if ws.as_ref().ready_state() != OPEN {
+                continue;
+            }
+            let handled = match connection_of(&ws) {
+                Some(conn) => self.run(None, Some(&ws), |m, out| {
+                    m.on_frame(&conn, text.as_deref(), out);
+                    Ok(())
+                }),
+                None => Err(RelayError::internal()),
+            };
+            if let Err(err) = handled {
+                super::fanout::send_to_socket(&self.state, &ws, &err.to_frame(None));
+            }
+        }
+    }
+
+    /// Waits for the writes so far to be durable, then handles the frames that arrived
+    /// meanwhile, together, and waits for their commit in turn, until none came.
+    fn watch_commit(&self) {
+        let Some(room) = self.me.upgrade() else {
+            return;
+        };
+        spawn_local(async move {
+            // A failed commit breaks the object; the queued frames are handled either way and
+            // their own writes report it.
+            let _ = room.state.storage().sync().await;
+            let frames = room.group.borrow_mut().committed();
+            if !frames.is_empty() {
+                room.handle_frames(frames);
+                room.watch_commit();
+            }
+        });
+    }
+
+    /// Handles the frames still queued before another event of the room, which came after them.
+    fn handle_queued_frames(&self) {
+        let frames = self.group.borrow_mut().take_before_event();
+        self.handle_frames(frames);
     }
 
     /// Runs one event through the machine (borrowed once), then applies its effects, for the
