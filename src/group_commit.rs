@@ -17,6 +17,10 @@ pub const MAX_QUEUED_FRAMES: usize = 512;
 /// Bytes of queued frames at most (a full queue is handled at once).
 pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 
+/// How long queued frames wait for a commit at most: past it they are handled anyway (only
+/// the grouping is lost; their acks still wait for durability).
+pub const MAX_COMMIT_WAIT_MS: u32 = 1000;
+
 /// What to do with a frame that just arrived.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Arrival<T> {
@@ -73,8 +77,8 @@ impl<T> GroupCommit<T> {
         Arrival::Queued
     }
 
-    /// The watched commit is durable (or failed: the frames are handled either way, and the
-    /// runtime reports a broken storage on their writes). Returns the frames to handle now, in
+    /// The watched commit is durable, failed or overdue ([`MAX_COMMIT_WAIT_MS`]): the frames
+    /// are handled either way (after a failure the runtime resets the object). Returns the frames to handle now, in
     /// one turn; when there are any, their commit is the one in flight and is to be watched.
     pub fn committed(&mut self) -> Vec<T> {
         let frames = self.take_queue();

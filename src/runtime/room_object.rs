@@ -9,7 +9,7 @@ use std::rc::{Rc, Weak};
 
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
-use worker::wasm_bindgen_futures::spawn_local;
+use worker::wasm_bindgen_futures::{spawn_local, JsFuture};
 use worker::worker_sys::ext::WebSocketExt;
 use worker::worker_sys::DurableObjectState;
 use worker::{Env, State, WebSocket};
@@ -24,7 +24,7 @@ use crate::config::Limits;
 use crate::disconnect::{self, Disconnect};
 use crate::edits::Change;
 use crate::error::{RelayError, RelayResult};
-use crate::group_commit::{Arrival, GroupCommit};
+use crate::group_commit::{Arrival, GroupCommit, MAX_COMMIT_WAIT_MS};
 use crate::paging::{self, HistoryQuery, Page, SeqRange};
 use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
@@ -41,6 +41,15 @@ extern "C" {
     /// Makes the room's alarm fire no later than `at` (ms since the epoch), without waiting.
     #[wasm_bindgen(js_name = setAlarmNoLaterThan)]
     fn set_alarm_no_later_than(state: &JsValue, at: f64);
+}
+
+// The group commit's wait is `worker/commit.mjs`, with its tests in `worker/test/`.
+#[wasm_bindgen(module = "/worker/commit.mjs")]
+extern "C" {
+    /// Resolves to "durable" when the writes so far are, "failed" or "overdue" (after
+    /// `max_wait_ms`) otherwise; never rejects.
+    #[wasm_bindgen(js_name = whenDurable)]
+    fn when_durable(storage: &JsValue, max_wait_ms: u32) -> js_sys::Promise;
 }
 
 /// `WebSocket.readyState` of an open socket.
@@ -305,9 +314,15 @@ impl Room {
             return;
         };
         spawn_local(async move {
-            // A failed commit breaks the object; the queued frames are handled either way and
-            // their own writes report it.
-            let _ = room.state.storage().sync().await;
+            // Handled whatever the outcome: after a failed commit the runtime resets the object
+            // (and their writes fail), and an overdue one only loses the grouping.
+            let storage = room.state.storage();
+            let waited = JsFuture::from(when_durable(storage.as_raw(), MAX_COMMIT_WAIT_MS)).await;
+            if waited.ok().and_then(|v| v.as_string()).as_deref() == Some("overdue") {
+                worker::console_error!(
+                    "a commit took over {MAX_COMMIT_WAIT_MS} ms; handling the frames queued behind it"
+                );
+            }
             let frames = room.group.borrow_mut().committed();
             if !frames.is_empty() {
                 room.handle_frames(frames);
