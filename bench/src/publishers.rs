@@ -68,8 +68,8 @@ struct PublisherStats {
 
 pub async fn run(ctx: &'static Ctx, a: &PublishersArgs) -> Res<RunOutput> {
     let p = a.publishers;
-    if !(2..=5_000).contains(&p) || !(1..=64).contains(&a.window) {
-        return Err("--publishers must be in [2, 5000], --window in [1, 64]".into());
+    if !(1..=5_000).contains(&p) || !(1..=64).contains(&a.window) {
+        return Err("--publishers must be in [1, 5000], --window in [1, 64]".into());
     }
     if !(a.duration > 0.0 && a.duration <= 600.0) {
         return Err("--duration must be in (0, 600]".into());

@@ -109,7 +109,7 @@ pub struct Room {
     /// The effects of the event being applied, kept between events for their capacity.
     effects: Cell<Vec<Effect>>,
     /// Frames that wait for the commit in flight, to share the next one (`group_commit`).
-    group: RefCell<GroupCommit<QueuedFrame>>,
+    group: RefCell<GroupCommit<QueuedFrame, web_sys::WebSocket>>,
 }
 
 /// A frame as it arrived: its socket and its text (`None` for a binary frame).
@@ -161,14 +161,18 @@ impl RoomEntry {
         }
         let text = message.as_string();
         let bytes = text.as_ref().map_or(0, String::len);
-        let arrival = self.room.group.borrow_mut().arrive((ws, text), bytes);
-        match arrival {
-            Arrival::HandleNow(frames) => {
-                self.room.handle_frames(frames);
+        // Its source: the runtime hands the room the same object for a socket every time.
+        let source: web_sys::WebSocket = ws.as_ref().clone();
+        let arrival = self
+            .room
+            .group
+            .borrow_mut()
+            .arrive((ws, text), source, bytes, now_ms());
+        if let Arrival::Handle { frames, watch } = arrival {
+            self.room.handle_frames(frames);
+            if watch {
                 self.room.watch_commit();
             }
-            Arrival::HandleFull(frames) => self.room.handle_frames(frames),
-            Arrival::Queued => {}
         }
     }
 
@@ -323,7 +327,7 @@ impl Room {
                     "a commit took over {MAX_COMMIT_WAIT_MS} ms; handling the frames queued behind it"
                 );
             }
-            let frames = room.group.borrow_mut().committed();
+            let frames = room.group.borrow_mut().committed(now_ms());
             if !frames.is_empty() {
                 room.handle_frames(frames);
                 room.watch_commit();
@@ -333,7 +337,7 @@ impl Room {
 
     /// Handles the frames still queued before another event of the room, which came after them.
     fn handle_queued_frames(&self) {
-        let frames = self.group.borrow_mut().take_before_event();
+        let frames = self.group.borrow_mut().take_before_event(now_ms());
         self.handle_frames(frames);
     }
 
