@@ -24,8 +24,8 @@ pub const MAX_QUEUED_FRAMES: usize = 512;
 pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 
 /// A frame that comes from another socket within this many ms of the last frame handled makes
-/// the room watch the commit of its writes (a local commit takes well under this; a gap longer than a commit
-/// means no commit was in flight to share).
+/// the room watch the commit of its writes (a local commit takes well under this; after a gap
+/// longer than a commit there was no commit in flight to share).
 pub const BUSY_GAP_MS: i64 = 10;
 
 /// How long queued frames wait for a commit at most: past it they are handled anyway (only
