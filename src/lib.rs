@@ -56,6 +56,7 @@ pub mod error;
 pub mod events;
 pub mod events_outbox;
 pub mod feed;
+pub mod group_commit;
 pub mod header_json;
 pub mod jwks;
 pub mod jwks_refresh;

@@ -12,6 +12,7 @@ mod cpu;
 mod events_sink;
 mod fanout;
 mod history;
+mod publishers;
 mod received;
 mod report;
 mod report_events;
@@ -71,6 +72,9 @@ enum Cmd {
     /// The highest total publish rate over K rooms of P clients at which delivery p99 stays
     /// under a threshold (and nothing is lost): the rooms workload at increasing rates.
     Capacity(capacity::CapacityArgs),
+    /// P publishers into one room, each in a closed loop: durable (acknowledged)
+    /// publishes/s and ack latency.
+    Publishers(publishers::PublishersArgs),
     /// Open C connections as fast as a concurrency limit allows: connections/s, failures.
     Storm(storm::StormArgs),
     /// Open C connections, hold them, close them: server RSS before/during/after.
@@ -126,6 +130,10 @@ fn main() -> ExitCode {
             Cmd::Capacity(a) => {
                 let ctx = Ctx::leak(&a.common)?;
                 capacity::run(ctx, &a).await
+            }
+            Cmd::Publishers(a) => {
+                let ctx = Ctx::leak(&a.common)?;
+                publishers::run(ctx, &a).await
             }
             Cmd::Storm(a) => {
                 let ctx = Ctx::leak(&a.common)?;

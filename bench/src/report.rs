@@ -91,6 +91,14 @@ fn metrics(scenario: &str) -> &'static [Metric] {
             "higher",
         ),
     ];
+    const PUBLISHERS: [Metric; 6] = [
+        m("acked_per_s", "durable (acked) publishes/s", "higher"),
+        m("ack_ms.p50", "ack p50 (ms)", "lower"),
+        m("ack_ms.p99", "ack p99 (ms)", "lower"),
+        m("lost", "lost", "lower"),
+        m("duplicated", "duplicated", "lower"),
+        m("acks_out_of_order", "acks out of seq order", "lower"),
+    ];
     const STARTUP: [Metric; 1] = [m(
         "ms",
         "start (wrangler dev; node for baseline-node) to first /health 200 (ms)",
@@ -112,6 +120,7 @@ fn metrics(scenario: &str) -> &'static [Metric] {
         "idle" => &IDLE,
         "history" => &HISTORY,
         "capacity" => &CAPACITY,
+        "publishers" => &PUBLISHERS,
         "startup" => &STARTUP,
         "size" => &SIZE,
         _ => &[],

@@ -9,7 +9,7 @@ use std::rc::{Rc, Weak};
 
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
-use worker::wasm_bindgen_futures::spawn_local;
+use worker::wasm_bindgen_futures::{spawn_local, JsFuture};
 use worker::worker_sys::ext::WebSocketExt;
 use worker::worker_sys::DurableObjectState;
 use worker::{Env, State, WebSocket};
@@ -24,6 +24,7 @@ use crate::config::Limits;
 use crate::disconnect::{self, Disconnect};
 use crate::edits::Change;
 use crate::error::{RelayError, RelayResult};
+use crate::group_commit::{Arrival, GroupCommit, MAX_COMMIT_WAIT_MS};
 use crate::paging::{self, HistoryQuery, Page, SeqRange};
 use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
@@ -41,6 +42,15 @@ extern "C" {
     /// Makes the room's alarm fire no later than `at` (ms since the epoch), without waiting.
     #[wasm_bindgen(js_name = setAlarmNoLaterThan)]
     fn set_alarm_no_later_than(state: &JsValue, at: f64);
+}
+
+// The group commit's wait is `worker/commit.mjs`, with its tests in `worker/test/`.
+#[wasm_bindgen(module = "/worker/commit.mjs")]
+extern "C" {
+    /// Resolves to "durable" when the writes so far are, "failed" or "overdue" (after
+    /// `max_wait_ms`) otherwise; never rejects.
+    #[wasm_bindgen(js_name = whenDurable)]
+    fn when_durable(storage: &JsValue, max_wait_ms: u32) -> js_sys::Promise;
 }
 
 /// `WebSocket.readyState` of an open socket.
@@ -102,7 +112,12 @@ pub struct Room {
     /// Where viewers past `SHARD_VIEWERS` go (see [`crate::shard_fanout`]); rebuilt from the
     /// links' attachments on first use after a wake.
     pub(super) shards: RefCell<Option<ShardBook>>,
+    /// Frames that wait for the commit in flight, to share the next one (`group_commit`).
+    group: RefCell<GroupCommit<QueuedFrame, web_sys::WebSocket>>,
 }
+
+/// A frame as it arrived: its socket and its text (`None` for a binary frame).
+type QueuedFrame = (WebSocket, Option<String>);
 
 #[wasm_bindgen(js_class = Room)]
 impl RoomEntry {
@@ -124,12 +139,14 @@ impl RoomEntry {
             machine: RefCell::new(None),
             effects: Cell::new(Vec::new()),
             shards: RefCell::new(None),
+            group: RefCell::new(GroupCommit::default()),
         });
         RoomEntry { room }
     }
 
     pub fn fetch(&self, req: Request) -> JsValue {
         let room = Rc::clone(&self.room);
+        room.handle_queued_frames();
         settle(async move {
             let response = match room.handle(req).await {
                 Ok(response) => response,
@@ -142,23 +159,25 @@ impl RoomEntry {
     #[wasm_bindgen(js_name = webSocketMessage)]
     pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
         let ws = WebSocket::from(ws);
-        // Frames that were already in flight when the room closed this socket are ignored.
+        // Frames that were already in flight when the room closed this socket are ignored (and
+        // checked again when handled: a queued frame waits).
         if ws.as_ref().ready_state() != OPEN {
             return;
         }
         let text = message.as_string();
-        let handled = match connection_of(&ws) {
-            Some(conn) => self.room.run(None, Some(&ws), |m, out| {
-                m.on_frame(&conn, text.as_deref(), out);
-                Ok(())
-            }),
-            None => {
-                self.room.on_link_message(&ws, text);
-                return;
+        let bytes = text.as_ref().map_or(0, String::len);
+        // Its source: the runtime hands the room the same object for a socket every time.
+        let source: web_sys::WebSocket = ws.as_ref().clone();
+        let arrival = self
+            .room
+            .group
+            .borrow_mut()
+            .arrive((ws, text), source, bytes, now_ms());
+        if let Arrival::Handle { frames, watch } = arrival {
+            self.room.handle_frames(frames);
+            if watch {
+                self.room.watch_commit();
             }
-        };
-        if let Err(err) = handled {
-            super::fanout::send_to_socket(&self.room.state, &ws, &err.to_frame(None));
         }
     }
 
@@ -171,6 +190,7 @@ impl RoomEntry {
         _was_clean: bool,
     ) -> JsValue {
         let room = Rc::clone(&self.room);
+        room.handle_queued_frames();
         settle(async move {
             let ws = WebSocket::from(ws);
             // Completes the closing handshake where the runtime does not do it by itself.
@@ -183,6 +203,7 @@ impl RoomEntry {
     #[wasm_bindgen(js_name = webSocketError)]
     pub fn websocket_error(&self, ws: web_sys::WebSocket, _error: JsValue) -> JsValue {
         let room = Rc::clone(&self.room);
+        room.handle_queued_frames();
         settle(async move {
             room.on_gone(&WebSocket::from(ws)).await;
             Ok(JsValue::UNDEFINED)
@@ -191,6 +212,7 @@ impl RoomEntry {
 
     pub fn alarm(&self) -> JsValue {
         let room = Rc::clone(&self.room);
+        room.handle_queued_frames();
         settle(async move {
             let _ = room.run(None, None, |m, out| {
                 m.on_alarm(out);
@@ -271,6 +293,61 @@ impl Room {
             .events(events)
             .publish_hook(publish_hook)
             .presence_full_max(presence_full_max))
+    }
+
+    /// Handles frames in the order they arrived, in this turn: their writes share one
+    /// transaction, and their acks leave when it is durable.
+    fn handle_frames(&self, frames: Vec<QueuedFrame>) {
+        for (ws, text) in frames {
+            // Frames that were already in flight when the room closed this socket are ignored.
+            if ws.as_ref().ready_state() != OPEN {
+                continue;
+            }
+            let handled = match connection_of(&ws) {
+                Some(conn) => self.run(None, Some(&ws), |m, out| {
+                    m.on_frame(&conn, text.as_deref(), out);
+                    Ok(())
+                }),
+                // A shard's link: its viewers' frames share the commits too.
+                None => {
+                    self.on_link_message(&ws, text);
+                    continue;
+                }
+            };
+            if let Err(err) = handled {
+                super::fanout::send_to_socket(&self.state, &ws, &err.to_frame(None));
+            }
+        }
+    }
+
+    /// Waits for the writes so far to be durable, then handles the frames that arrived
+    /// meanwhile, together, and waits for their commit in turn, until none came.
+    fn watch_commit(&self) {
+        let Some(room) = self.me.upgrade() else {
+            return;
+        };
+        spawn_local(async move {
+            // Handled whatever the outcome: after a failed commit the runtime resets the object
+            // (and their writes fail), and an overdue one only loses the grouping.
+            let storage = room.state.storage();
+            let waited = JsFuture::from(when_durable(storage.as_raw(), MAX_COMMIT_WAIT_MS)).await;
+            if waited.ok().and_then(|v| v.as_string()).as_deref() == Some("overdue") {
+                worker::console_error!(
+                    "a commit took over {MAX_COMMIT_WAIT_MS} ms; handling the frames queued behind it"
+                );
+            }
+            let frames = room.group.borrow_mut().committed(now_ms());
+            if !frames.is_empty() {
+                room.handle_frames(frames);
+                room.watch_commit();
+            }
+        });
+    }
+
+    /// Handles the frames still queued before another event of the room, which came after them.
+    fn handle_queued_frames(&self) {
+        let frames = self.group.borrow_mut().take_before_event(now_ms());
+        self.handle_frames(frames);
     }
 
     /// Runs one event through the machine (borrowed once), then applies its effects, for the
