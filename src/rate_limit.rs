@@ -1,5 +1,5 @@
 //! Token buckets for publishes, typing and connects, kept per user and room so that
-//! reconnecting starts nothing afresh, and the strike count that ends abusive connections.
+//! reconnecting starts nothing afresh, and the strikes per connection that end a flood.
 
 use std::collections::HashMap;
 
@@ -46,16 +46,6 @@ impl TokenBucket {
     }
 }
 
-/// Publish limits of one user in a room: refused publishes count as strikes, and the
-/// connection that publishes with too many strikes in a row is closed (4008). An accepted
-/// publish clears the strikes.
-#[derive(Debug, Clone)]
-pub struct PublishLimiter {
-    bucket: TokenBucket,
-    strikes: u32,
-    max_strikes: u32,
-}
-
 /// What to do with a publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -68,30 +58,33 @@ pub enum Verdict {
     Close,
 }
 
-impl PublishLimiter {
-    pub fn new(limits: &RateLimits, now_ms: i64) -> Self {
-        PublishLimiter {
-            bucket: TokenBucket::new(limits.publish_per_second, limits.publish_burst, now_ms),
-            strikes: 0,
-            max_strikes: limits.max_strikes,
+/// A pause this long between two refusals of a connection clears its strikes: a client that
+/// pauses after a refusal (or just stops) starts afresh, one that keeps publishing does not.
+pub const STRIKE_PAUSE_MS: i64 = 1_000;
+
+/// The refused publishes of one connection since its last pause of [`STRIKE_PAUSE_MS`]. An
+/// accepted publish does not clear them: the refill lets a flooder through every few frames,
+/// and clearing on each of those let any flood slower than `max_strikes` per refill interval
+/// go on forever.
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    count: u32,
+    last_ms: i64,
+}
+
+impl Strikes {
+    /// Counts a refusal at `now_ms`; true when it makes more than `max` without a pause.
+    fn strike(&mut self, max: u32, now_ms: i64) -> bool {
+        if now_ms.saturating_sub(self.last_ms) >= STRIKE_PAUSE_MS {
+            self.count = 0;
         }
+        self.count += 1;
+        self.last_ms = now_ms.max(self.last_ms);
+        self.count > max
     }
 
-    pub fn check(&mut self, now_ms: i64) -> Verdict {
-        match self.bucket.try_take(now_ms) {
-            Ok(()) => {
-                self.strikes = 0;
-                Verdict::Allow
-            }
-            Err(retry_after_ms) => {
-                self.strikes += 1;
-                if self.strikes > self.max_strikes {
-                    Verdict::Close
-                } else {
-                    Verdict::Refuse { retry_after_ms }
-                }
-            }
-        }
+    fn paused(&self, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.last_ms) >= STRIKE_PAUSE_MS
     }
 }
 
@@ -100,7 +93,8 @@ impl PublishLimiter {
 pub struct RateLimits {
     pub publish_per_second: u32,
     pub publish_burst: u32,
-    /// Refused publishes in a row before the connection is closed with 4008.
+    /// Refused publishes of one connection, without a pause of [`STRIKE_PAUSE_MS`] between two
+    /// of them, beyond which it is closed with 4008.
     pub max_strikes: u32,
     pub typing_per_second: u32,
     pub typing_burst: u32,
@@ -126,7 +120,7 @@ impl Default for RateLimits {
 /// The buckets of one user in one room, shared by all their connections and HTTP publishes.
 #[derive(Debug, Clone)]
 struct UserLimits {
-    publish: PublishLimiter,
+    publish: TokenBucket,
     typing: TokenBucket,
     connect: TokenBucket,
 }
@@ -134,18 +128,15 @@ struct UserLimits {
 impl UserLimits {
     fn new(rates: &RateLimits, now_ms: i64) -> Self {
         UserLimits {
-            publish: PublishLimiter::new(rates, now_ms),
+            publish: TokenBucket::new(rates.publish_per_second, rates.publish_burst, now_ms),
             typing: TokenBucket::new(rates.typing_per_second, rates.typing_burst, now_ms),
             connect: TokenBucket::new(rates.connect_per_second, rates.connect_burst, now_ms),
         }
     }
 
-    /// Whether forgetting this user changes nothing: every bucket has refilled, no strikes.
+    /// Whether forgetting this user changes nothing: every bucket has refilled.
     fn is_idle(&mut self, now_ms: i64) -> bool {
-        self.publish.strikes == 0
-            && self.publish.bucket.is_full(now_ms)
-            && self.typing.is_full(now_ms)
-            && self.connect.is_full(now_ms)
+        self.publish.is_full(now_ms) && self.typing.is_full(now_ms) && self.connect.is_full(now_ms)
     }
 }
 
@@ -158,6 +149,8 @@ pub const MAX_TRACKED_USERS: usize = 10_000;
 pub struct RoomLimits {
     rates: RateLimits,
     users: HashMap<String, UserLimits>,
+    /// By connection id: the strikes of connections refused lately (bounded like `users`).
+    strikes: HashMap<String, Strikes>,
 }
 
 impl RoomLimits {
@@ -165,6 +158,7 @@ impl RoomLimits {
         RoomLimits {
             rates,
             users: HashMap::new(),
+            strikes: HashMap::new(),
         }
     }
 
@@ -182,9 +176,34 @@ impl RoomLimits {
             .or_insert_with(|| UserLimits::new(rates, now_ms))
     }
 
-    /// A publish by `user_id`, over any connection or HTTP.
-    pub fn publish(&mut self, user_id: &str, now_ms: i64) -> Verdict {
-        self.user(user_id, now_ms).publish.check(now_ms)
+    /// A publish by `user_id` without a socket (over HTTP): refused while the user's bucket
+    /// is empty (with the ms until a token is free), never counted as a strike.
+    pub fn publish_without_socket(&mut self, user_id: &str, now_ms: i64) -> Result<(), u64> {
+        self.user(user_id, now_ms).publish.try_take(now_ms)
+    }
+
+    /// A publish by `user_id` over its connection `conn_id`: the bucket is the user's, the
+    /// strikes are the connection's.
+    pub fn publish(&mut self, user_id: &str, conn_id: &str, now_ms: i64) -> Verdict {
+        let Err(retry_after_ms) = self.publish_without_socket(user_id, now_ms) else {
+            return Verdict::Allow;
+        };
+        if !self.strikes.contains_key(conn_id) && self.strikes.len() >= MAX_TRACKED_USERS {
+            self.strikes.retain(|_, strikes| !strikes.paused(now_ms));
+            if self.strikes.len() >= MAX_TRACKED_USERS {
+                self.strikes.clear();
+            }
+        }
+        let strikes = self.strikes.entry(conn_id.to_string()).or_insert(Strikes {
+            count: 0,
+            last_ms: now_ms,
+        });
+        if strikes.strike(self.rates.max_strikes, now_ms) {
+            self.strikes.remove(conn_id);
+            Verdict::Close
+        } else {
+            Verdict::Refuse { retry_after_ms }
+        }
     }
 
     /// Whether a typing frame of `user_id` may go out (beyond the rate it is dropped).
@@ -240,12 +259,16 @@ mod tests {
             ..Default::default()
         };
         let mut room = RoomLimits::new(rates);
-        assert_eq!(room.publish("ann", 0), Verdict::Allow);
-        assert_eq!(room.publish("ann", 0), Verdict::Allow);
-        // A new connection of ann (or an HTTP publish) draws from the same bucket.
-        assert!(matches!(room.publish("ann", 0), Verdict::Refuse { .. }));
-        assert_eq!(room.publish("bob", 0), Verdict::Allow);
-        assert_eq!(room.publish("ann", 1_000), Verdict::Allow);
+        assert!(room.publish_without_socket("ann", 0).is_ok());
+        assert!(room.publish_without_socket("ann", 0).is_ok());
+        // Another connection of ann, and an HTTP publish, draw from the same bucket.
+        assert!(matches!(
+            room.publish("ann", "tab2", 0),
+            Verdict::Refuse { .. }
+        ));
+        assert!(room.publish_without_socket("ann", 0).is_err());
+        assert!(room.publish_without_socket("bob", 0).is_ok());
+        assert!(room.publish_without_socket("ann", 1_000).is_ok());
     }
 
     #[test]
@@ -275,49 +298,96 @@ mod tests {
     #[test]
     fn the_user_map_is_bounded_and_forgets_idle_users_first() {
         let mut room = RoomLimits::new(RateLimits::default());
-        assert_eq!(room.publish("busy", 0), Verdict::Allow);
+        assert!(room.publish_without_socket("busy", 0).is_ok());
         for i in 1..MAX_TRACKED_USERS {
             // Everyone else connected once, long ago: idle again by t = 1 000 000.
             room.connect(&format!("u{i}"), 0).unwrap();
         }
         assert_eq!(room.tracked_users(), MAX_TRACKED_USERS);
         // At t = 1: nobody has refilled, so a newcomer makes the room forget everybody.
-        assert_eq!(room.publish("newcomer", 1), Verdict::Allow);
+        assert!(room.publish_without_socket("newcomer", 1).is_ok());
         assert_eq!(room.tracked_users(), 1);
         for i in 0..MAX_TRACKED_USERS - 1 {
             room.connect(&format!("v{i}"), 2).unwrap();
         }
         for _ in 0..39 {
-            room.publish("newcomer", 3);
+            room.publish_without_socket("newcomer", 3).ok();
         }
         // A second later the others have refilled, newcomer has not: only the idle go.
         let later = 3 + 1_000;
-        assert_eq!(room.publish("third", later), Verdict::Allow);
+        assert!(room.publish_without_socket("third", later).is_ok());
         assert_eq!(room.tracked_users(), 2);
-        assert!(matches!(room.publish("newcomer", later), Verdict::Allow));
+        assert!(room.publish_without_socket("newcomer", later).is_ok());
     }
 
     #[test]
-    fn strikes_close_a_flooder_and_an_accepted_publish_clears_them() {
+    fn strikes_close_a_flood_even_when_the_refill_lets_publishes_through() {
+        let limits = RateLimits {
+            publish_per_second: 20,
+            publish_burst: 1,
+            max_strikes: 5,
+            ..Default::default()
+        };
+        // One frame every 10 ms: every fifth is accepted (a token each 50 ms). Clearing the
+        // strikes on those kept this flood open for ever.
+        let mut room = RoomLimits::new(limits.clone());
+        let verdicts: Vec<Verdict> = (0..10).map(|i| room.publish("ann", "c1", i * 10)).collect();
+        assert_eq!(verdicts[0], Verdict::Allow);
+        assert_eq!(verdicts[5], Verdict::Allow, "the refill: {verdicts:?}");
+        assert_eq!(
+            verdicts[7],
+            Verdict::Close,
+            "the sixth refusal: {verdicts:?}"
+        );
+        // The strikes are the connection's: another socket of the user starts at none.
+        let mut room = RoomLimits::new(limits.clone());
+        room.publish("ann", "c1", 0);
+        for _ in 0..5 {
+            assert!(matches!(
+                room.publish("ann", "c1", 0),
+                Verdict::Refuse { .. }
+            ));
+        }
+        assert!(matches!(
+            room.publish("ann", "c2", 0),
+            Verdict::Refuse { .. }
+        ));
+        assert_eq!(room.publish("ann", "c1", 0), Verdict::Close);
+    }
+
+    #[test]
+    fn a_pause_between_refusals_clears_the_strikes() {
         let limits = RateLimits {
             publish_per_second: 1,
             publish_burst: 1,
             max_strikes: 3,
             ..Default::default()
         };
-        let mut limiter = PublishLimiter::new(&limits, 0);
-        assert_eq!(limiter.check(0), Verdict::Allow);
-        for _ in 0..3 {
-            assert!(matches!(limiter.check(0), Verdict::Refuse { .. }));
-        }
-        assert_eq!(limiter.check(0), Verdict::Close);
-        let mut patient = PublishLimiter::new(&limits, 0);
+        // Refused twice a second, each time after a pause of a second: never closed.
+        let mut patient = RoomLimits::new(limits);
         for second in 0..10 {
-            assert_eq!(patient.check(second * 1000), Verdict::Allow);
-            assert!(matches!(
-                patient.check(second * 1000),
-                Verdict::Refuse { .. }
-            ));
+            let now = second * STRIKE_PAUSE_MS;
+            assert_eq!(patient.publish("ann", "c1", now), Verdict::Allow);
+            for _ in 0..3 {
+                assert!(matches!(
+                    patient.publish("ann", "c1", now),
+                    Verdict::Refuse { .. }
+                ));
+            }
         }
+    }
+
+    #[test]
+    fn the_strike_map_is_bounded() {
+        let limits = RateLimits {
+            publish_burst: 1,
+            ..Default::default()
+        };
+        let mut room = RoomLimits::new(limits);
+        room.publish_without_socket("ann", 0).ok();
+        for i in 0..MAX_TRACKED_USERS + 10 {
+            room.publish("ann", &format!("c{i}"), 0);
+        }
+        assert!(room.strikes.len() <= MAX_TRACKED_USERS);
     }
 }

@@ -327,7 +327,10 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     /// Whether a socket's publish, edit or delete (one bucket) is within the user's rate; if
     /// not, the refusal (with `cid`) or, for abuse, the close is in `out`.
     fn within_publish_rate(&mut self, conn: &Connection, cid: &str, out: &mut Vec<Effect>) -> bool {
-        match self.rates.publish(&conn.user.id, self.clock.now_ms()) {
+        match self
+            .rates
+            .publish(&conn.user.id, &conn.conn_id, self.clock.now_ms())
+        {
             Verdict::Allow => true,
             Verdict::Refuse { retry_after_ms } => {
                 let refusal = RelayError::rate_limited(retry_after_ms).to_frame(Some(cid));
@@ -589,11 +592,9 @@ impl<S: MachineStore, C: Stamps> RoomMachine<S, C> {
     /// one, within their publish rate (a user over it just waits: HTTP has no socket to close).
     pub(crate) fn admit_http_publish(&mut self, user: &User) -> RelayResult<()> {
         self.check_member(user)?;
-        match self.rates.publish(&user.id, self.clock.now_ms()) {
-            Verdict::Allow => Ok(()),
-            Verdict::Refuse { retry_after_ms } => Err(RelayError::rate_limited(retry_after_ms)),
-            Verdict::Close => Err(RelayError::rate_limited(1_000)),
-        }
+        self.rates
+            .publish_without_socket(&user.id, self.clock.now_ms())
+            .map_err(RelayError::rate_limited)
     }
 
     /// A user's publish over HTTP, limited like one over their sockets; in a hooked room it

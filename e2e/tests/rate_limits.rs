@@ -1,8 +1,9 @@
 //! Rate limits: a token bucket per user and room (20/s, burst 40), shared by the user's sockets
 //! and HTTP publishes, refuses excess WebSocket publishes with `rate_limited` (echoing the cid)
-//! without storing them, closes a connection with 4008 after more than 50 refusals in a row,
-//! over HTTP answers 429 with `Retry-After`, and survives reconnecting; connection attempts of
-//! one user to one room are bounded too (burst 30, 5/s, then 429).
+//! without storing them, closes a connection with 4008 after more than 50 refusals without a
+//! one-second pause (an accepted publish in between does not clear them), over HTTP answers 429
+//! with `Retry-After`, and survives reconnecting; connection attempts of one user to one room
+//! are bounded too (burst 30, 5/s, then 429).
 
 use relay_e2e::http::{self, ReqAuth};
 use relay_e2e::*;
@@ -84,7 +85,7 @@ async fn a_flooding_connection_is_limited_then_closed_with_4008() {
     assert!(!refused.is_empty(), "at least one rate_limited error");
     assert!(
         refused.len() >= STRIKES,
-        "more than {STRIKES} refusals in a row before the close: only {} errors",
+        "more than {STRIKES} refusals before the close: only {} errors",
         refused.len()
     );
     for cid in &refused {
@@ -161,6 +162,61 @@ async fn a_flooding_connection_is_limited_then_closed_with_4008() {
     let s = w.publish_acked("after-flood", None, &json!(1)).await;
     assert_eq!(s.seq, k as u64 + 1);
     w.close().await;
+}
+
+/// A flooder that paces its frames (100 a second, five times the rate) gets a publish accepted
+/// every 50 ms from the refill, between a few refusals: it is still closed once it has had
+/// more than 50 refusals without a pause, while the same user's other socket stays open.
+/// (Before, an accepted publish cleared the count, so only a flood faster than 50 refusals
+/// per refill interval was ever closed.)
+#[tokio::test]
+async fn a_paced_flooder_is_closed_although_the_refill_lets_some_publishes_through() {
+    let room = unique_room("e2e:rate");
+    let flooder = User::new("paced", "Paced", "x");
+    let (mut other_tab, _) = Client::join_as(&room, &flooder).await;
+    let (mut f, _) = Client::join_as(&room, &flooder).await;
+    let mut written = 0;
+    for i in 0..400 {
+        if f.try_send_text(publish_frame(&format!("p{i}"), i))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        written += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (frames, code, reason) = f.drain_until_close(Duration::from_secs(20)).await;
+    assert_eq!(
+        code,
+        Some(4008),
+        "the paced flooder is closed with 4008 (reason {reason:?}); {written} frames written"
+    );
+    let (acks, refused) = sort_replies(&frames);
+    assert!(
+        refused.len() >= STRIKES,
+        "more than {STRIKES} refusals before the close: {}",
+        refused.len()
+    );
+    // The refill let publishes through between the refusals: the count was not cleared.
+    let first_refusal = frames
+        .iter()
+        .position(|v| ty(v) == "error")
+        .expect("a refusal");
+    let acked_after = frames[first_refusal..]
+        .iter()
+        .filter(|v| ty(v) == "ack")
+        .count();
+    assert!(
+        acked_after >= 2,
+        "publishes accepted between the refusals: {acked_after} ({} acks, {} refusals)",
+        acks.len(),
+        refused.len()
+    );
+    // The count is the socket's: the user's other socket is still open.
+    other_tab.clear_backlog();
+    other_tab.ping().await;
+    other_tab.close().await;
 }
 
 #[tokio::test]
