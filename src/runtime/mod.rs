@@ -8,6 +8,7 @@ mod fanout;
 mod http;
 mod jwks_fetch;
 mod publish_hook;
+mod replay_pump;
 mod reports;
 mod room_backend;
 mod room_events;

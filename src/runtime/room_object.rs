@@ -16,6 +16,7 @@ use worker::{Env, State, WebSocket};
 
 use super::archive::Archive;
 use super::http::{self, header};
+use super::replay_pump;
 use super::settings::{settings, verify_token};
 use super::settle::{settle, sleep};
 use super::sql::SqlRoomStore;
@@ -28,8 +29,8 @@ use crate::group_commit::{Arrival, GroupCommit, MAX_COMMIT_WAIT_MS};
 use crate::paging::{self, HistoryQuery, Page, SeqRange};
 use crate::protocol::{self, Publish, Receipt};
 use crate::random_ids::{random_below, random_id};
-use crate::replay::{self, Replay};
-use crate::room::{self, ResumePlan, RoomCore, Stamps, MAX_REPLAY_MESSAGES};
+use crate::replay::Replay;
+use crate::room::{self, ResumePlan, RoomCore, Stamps};
 use crate::room_api::{self, Caller, Connect, RoomRequest, ROOM_HEADER, SUBPROTOCOL_HEADER};
 use crate::room_archive;
 use crate::room_machine::{Connection, Effect, RoomMachine, UserPublish};
@@ -612,7 +613,7 @@ impl Room {
     /// Starts a resume's replay. Its first page, when the room keeps it, goes out in this turn,
     /// before anything live can reach the socket: a replay that fits in it ends right here
     /// with `synced`. A longer one holds the socket's other frames back and continues in pages
-    /// paced by the socket's reading (see [`Room::continue_replay`]).
+    /// paced by the socket's reading (see [`replay_pump`]).
     fn replay(&self, ws: WebSocket, mut replay: Replay) {
         let first_page = replay.next_fetch().map(|range| {
             let (rows, complete) = self.machine(None, |m| m.core().local_page(&range))?;
@@ -626,57 +627,23 @@ impl Room {
             self.close_socket(&ws, disconnect::INTERNAL);
             return;
         }
-        if let Some(page) = replay.next_page() {
-            super::fanout::send_replay_page(&ws, &page);
-        }
-        if replay.is_done() {
-            super::fanout::end_replay(&ws, &protocol::synced_frame(replay.sent()));
-            return;
-        }
         let Some(room) = self.me.upgrade() else {
             return;
         };
-        super::fanout::hold(&ws, replay::MAX_REPLAY_MS);
+        let Some(replay) = replay_pump::send_first_page(&ws, replay) else {
+            return;
+        };
         // The task's timers and D1 reads keep the object awake until the replay ends.
         spawn_local(async move {
-            if let Err(err) = room.continue_replay(&ws, replay).await {
+            let fetch = |range: SeqRange| {
+                let room = Rc::clone(&room);
+                async move { Ok(room.page(None, &range).await?.messages) }
+            };
+            if let Err(err) = replay_pump::pump(&ws, replay, fetch).await {
                 worker::console_error!("replay failed: {err}");
                 room.close_socket(&ws, disconnect::INTERNAL);
             }
         });
-    }
-
-    /// Sends the rest of a replay page by page, each once the socket has taken most of the
-    /// one before, then `synced` and the frames held meanwhile. A socket that closes stops it;
-    /// one that does not drain, or whose replay outlasts [`replay::MAX_REPLAY_MS`], is closed
-    /// with 4010 and resumes from what it got.
-    async fn continue_replay(&self, ws: &WebSocket, mut replay: Replay) -> RelayResult<()> {
-        let deadline = now_ms() + i64::from(replay::MAX_REPLAY_MS);
-        // Each round but the last sends at least one message: the replay's bound bounds them.
-        for _ in 0..=MAX_REPLAY_MESSAGES {
-            if !super::fanout::drained(ws, replay::LOW_WATER_BYTES, replay::MAX_DRAIN_WAIT_MS).await
-            {
-                return Ok(());
-            }
-            if now_ms() > deadline {
-                super::fanout::close_slow_consumer(ws);
-                return Ok(());
-            }
-            if replay.is_done() {
-                super::fanout::end_replay(ws, &protocol::synced_frame(replay.sent()));
-                return Ok(());
-            }
-            if let Some(range) = replay.next_fetch() {
-                replay.add_rows(self.page(None, &range).await?.messages)?;
-            }
-            let Some(page) = replay.next_page() else {
-                return Err(RelayError::internal());
-            };
-            if !super::fanout::send_replay_page(ws, &page) {
-                return Ok(());
-            }
-        }
-        Err(RelayError::internal())
     }
 
     /// The stored messages of `range` from the room's own storage and, for the bodies it no

@@ -20,15 +20,17 @@ use worker::worker_sys::DurableObjectState;
 use worker::{Env, State, WebSocket};
 
 use super::http::{self, header};
+use super::replay_pump;
 use super::room_object::{attach, connection_of};
 use super::settle::{settle, sleep};
 use super::{internal, percent_encode, send_to_room};
 use crate::config::Limits;
 use crate::disconnect;
 use crate::error::{RelayError, RelayResult};
+use crate::paging::SeqRange;
 use crate::protocol;
 use crate::replay::{self, Replay};
-use crate::room::{ResumePlan, MAX_REPLAY_MESSAGES};
+use crate::room::ResumePlan;
 use crate::room_api::{
     Connect, RoomRequest, PLACEMENT_HEADER, ROOM_HEADER, SHARD_HEADER, SUBPROTOCOL_HEADER,
 };
@@ -590,12 +592,7 @@ impl Shard {
     /// live frame), else page by page from the room, held frames following `synced`.
     fn replay(&self, ws: WebSocket, mut replay: Replay) {
         if let Some(range) = replay.next_fetch() {
-            let rows = self.inner.borrow().sequence.window_rows(
-                range.after,
-                range.before,
-                replay::PAGE_MESSAGES as usize,
-            );
-            if let Some(rows) = rows.filter(|rows| !rows.is_empty()) {
+            if let Some(rows) = self.window_page(&range) {
                 if replay.add_rows(rows).is_err() {
                     let _ = ws.close(
                         Some(disconnect::INTERNAL.code),
@@ -605,19 +602,23 @@ impl Shard {
                 }
             }
         }
-        if let Some(page) = replay.next_page() {
-            super::fanout::send_replay_page(&ws, &page);
-        }
-        if replay.is_done() {
-            super::fanout::end_replay(&ws, &protocol::synced_frame(replay.sent()));
-            return;
-        }
         let Some(shard) = self.me.upgrade() else {
             return;
         };
-        super::fanout::hold(&ws, replay::MAX_REPLAY_MS);
+        let Some(replay) = replay_pump::send_first_page(&ws, replay) else {
+            return;
+        };
         spawn_local(async move {
-            if let Err(err) = shard.continue_replay(&ws, replay).await {
+            let fetch = |range: SeqRange| {
+                let shard = Rc::clone(&shard);
+                async move {
+                    match shard.window_page(&range) {
+                        Some(rows) => Ok(rows),
+                        None => shard.fetch_range(range.after, range.before - 1).await,
+                    }
+                }
+            };
+            if let Err(err) = replay_pump::pump(&ws, replay, fetch).await {
                 worker::console_error!("replay failed: {err}");
                 let _ = ws.close(
                     Some(disconnect::INTERNAL.code),
@@ -627,41 +628,14 @@ impl Shard {
         });
     }
 
-    async fn continue_replay(&self, ws: &WebSocket, mut replay: Replay) -> RelayResult<()> {
-        let deadline = super::now_ms() + i64::from(replay::MAX_REPLAY_MS);
-        for _ in 0..=MAX_REPLAY_MESSAGES {
-            if !super::fanout::drained(ws, replay::LOW_WATER_BYTES, replay::MAX_DRAIN_WAIT_MS).await
-            {
-                return Ok(());
-            }
-            if super::now_ms() > deadline {
-                super::fanout::close_slow_consumer(ws);
-                return Ok(());
-            }
-            if replay.is_done() {
-                super::fanout::end_replay(ws, &protocol::synced_frame(replay.sent()));
-                return Ok(());
-            }
-            if let Some(range) = replay.next_fetch() {
-                let window = self.inner.borrow().sequence.window_rows(
-                    range.after,
-                    range.before,
-                    replay::PAGE_MESSAGES as usize,
-                );
-                let rows = match window.filter(|rows| !rows.is_empty()) {
-                    Some(rows) => rows,
-                    None => self.fetch_range(range.after, range.before - 1).await?,
-                };
-                replay.add_rows(rows)?;
-            }
-            let Some(page) = replay.next_page() else {
-                return Err(RelayError::internal());
-            };
-            if !super::fanout::send_replay_page(ws, &page) {
-                return Ok(());
-            }
-        }
-        Err(RelayError::internal())
+    /// A page of `range` from the shard's window, when it holds the range's start.
+    fn window_page(&self, range: &SeqRange) -> Option<Vec<(u64, String)>> {
+        let rows = self.inner.borrow().sequence.window_rows(
+            range.after,
+            range.before,
+            replay::PAGE_MESSAGES as usize,
+        );
+        rows.filter(|rows| !rows.is_empty())
     }
 
     /// A viewer's token was renewed through the room: its connection keeps the new expiry.
