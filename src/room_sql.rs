@@ -40,7 +40,12 @@ const SCHEMA: [&str; 10] = [
     // The outbox of outgoing events (its statements are in events_outbox.rs).
     "CREATE TABLE IF NOT EXISTS events_outbox (n INTEGER PRIMARY KEY, event TEXT NOT NULL)",
     crate::edits::SCHEMA,
-    crate::room_unread::SCHEMA,
+    // Members whose unread streak is watched for message.unread (statements in room_unread.rs).
+    "CREATE TABLE IF NOT EXISTS unread_watch (
+        member_id TEXT PRIMARY KEY,
+        after_seq INTEGER NOT NULL,
+        notified INTEGER
+    )",
 ];
 
 /// Meta key: the lowest seq whose body the room still keeps.

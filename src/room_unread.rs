@@ -14,12 +14,6 @@ use crate::error::RelayResult;
 use crate::room_sql::SqlRoomStore;
 use crate::sql::{Sql, SqlValue};
 
-pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS unread_watch (
-    member_id TEXT PRIMARY KEY,
-    after_seq INTEGER NOT NULL,
-    notified INTEGER
-)";
-
 /// A member whose streak has begun: its first message and when that was committed.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct UnreadCandidate {

@@ -388,7 +388,7 @@ impl Room {
                 } => {
                     let except = origin.filter(|_| skip_origin);
                     super::fanout::send_to_room(&self.state, &frame, except, pace);
-                    super::shard_links::forward(&self.state, &frame, None);
+                    self.forward_to_shards(&frame, None);
                 }
                 Effect::CloseConnections { conn_ids, close } => {
                     self.close_where(|c| conn_ids.contains(&c.conn_id), close.code, close.reason)
@@ -398,7 +398,7 @@ impl Room {
                     code,
                     reason,
                 } => {
-                    super::shard_links::close_users(&self.state, &user_ids, code, &reason);
+                    self.close_users_on_shards(&user_ids, code, &reason);
                     self.close_where(|c| user_ids.contains(&c.user.id), code, &reason)
                 }
                 Effect::SetAlarm(at) => set_alarm_no_later_than(self.state.as_raw(), at as f64),

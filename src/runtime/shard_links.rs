@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::Response;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::worker_sys::ext::WebSocketExt;
-use worker::{State, WebSocket};
+use worker::WebSocket;
 
 use super::room_object::{Machine, Room};
 use super::settings::verify_token;
@@ -68,24 +68,24 @@ fn attach_link(ws: &WebSocket, attachment: &LinkAttachment) {
     }
 }
 
-/// Hands a frame the room broadcasts down every link (nothing when the room has none).
-/// `except`: the viewer on a shard that must not get it (its publisher).
-pub(super) fn forward(state: &State, frame: &str, except: Option<&str>) {
-    if !has_links(state.as_raw(), false) {
-        return;
-    }
-    let seq = shard_fanout::frame_seq(frame).unwrap_or(0);
-    link_broadcast(state.as_raw(), seq as f64, frame, except);
-}
-
-/// Closes these users' sockets on every shard too (a ban, a backend's disconnect).
-pub(super) fn close_users(state: &State, user_ids: &[String], code: u16, reason: &str) {
-    if has_links(state.as_raw(), false) {
-        link_close_users(state.as_raw(), user_ids.to_vec(), code, reason);
-    }
-}
-
 impl Room {
+    /// Hands a frame the room broadcasts down every link (nothing when the room has none).
+    /// `except`: the viewer on a shard that must not get it (its publisher).
+    pub(super) fn forward_to_shards(&self, frame: &str, except: Option<&str>) {
+        if !has_links(self.state.as_raw(), false) {
+            return;
+        }
+        let seq = shard_fanout::frame_seq(frame).unwrap_or(0);
+        link_broadcast(self.state.as_raw(), seq as f64, frame, except);
+    }
+
+    /// Closes these users' sockets on every shard too (a ban, a backend's disconnect).
+    pub(super) fn close_users_on_shards(&self, user_ids: &[String], code: u16, reason: &str) {
+        if has_links(self.state.as_raw(), false) {
+            link_close_users(self.state.as_raw(), user_ids.to_vec(), code, reason);
+        }
+    }
+
     /// A connect the room admitted: placed on a shard when the room itself holds
     /// `SHARD_VIEWERS` sockets (the answer tells the Worker which shard, and carries the
     /// welcome the shard sends), else `None` and the room accepts it.
@@ -265,7 +265,7 @@ impl Room {
                 }
                 Effect::Broadcast { frame, pace, .. } => {
                     super::fanout::send_to_room(&self.state, &frame, None, pace);
-                    forward(&self.state, &frame, Some(&conn.conn_id));
+                    self.forward_to_shards(&frame, Some(&conn.conn_id));
                 }
                 Effect::Reattach(renewed) => {
                     link_renew_viewer(state, raw_link, &conn.conn_id, renewed.exp as f64)
