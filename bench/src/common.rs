@@ -284,6 +284,20 @@ pub fn classify(e: &WsError) -> String {
     }
 }
 
+/// Why a socket's stream ended, from what it just yielded, or `None` while it goes on: a close
+/// frame with its code, an error's bucket, or the end of the stream.
+pub fn end_reason(msg: &Option<Result<Message, WsError>>) -> Option<String> {
+    match msg {
+        Some(Ok(Message::Close(c))) => Some(format!(
+            "closed {}",
+            c.as_ref().map(|c| u16::from(c.code)).unwrap_or(1005)
+        )),
+        Some(Err(e)) => Some(classify(e)),
+        None => Some("eof".into()),
+        Some(Ok(_)) => None,
+    }
+}
+
 /// Sends a close frame and waits (bounded) for the server's close, reading whatever
 /// arrives meanwhile.
 pub async fn close_ws(mut ws: Ws, within: Duration) {
@@ -503,6 +517,24 @@ pub fn semaphore(n: usize) -> std::sync::Arc<tokio::sync::Semaphore> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn end_reasons_name_the_close_code_or_the_end() {
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+        let close = Message::Close(Some(CloseFrame {
+            code: CloseCode::from(4008),
+            reason: "rate limit abuse".into(),
+        }));
+        assert_eq!(end_reason(&Some(Ok(close))).as_deref(), Some("closed 4008"));
+        assert_eq!(
+            end_reason(&Some(Ok(Message::Close(None)))).as_deref(),
+            Some("closed 1005")
+        );
+        assert_eq!(end_reason(&None).as_deref(), Some("eof"));
+        let closed = Some(Err(WsError::ConnectionClosed));
+        assert_eq!(end_reason(&closed).as_deref(), Some("closed"));
+        assert_eq!(end_reason(&Some(Ok(Message::text("{}")))), None);
+    }
 
     #[test]
     fn only_loopback_urls() {

@@ -697,24 +697,12 @@ async fn receive(
             _ = common::stopped(&mut stop) => break,
             m = ws.next() => m,
         };
-        let text = match msg {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Close(c))) => {
-                st.ended = Some(format!(
-                    "closed {}",
-                    c.map(|c| u16::from(c.code)).unwrap_or(1005)
-                ));
-                break;
-            }
-            Some(Err(e)) => {
-                st.ended = Some(common::classify(&e));
-                break;
-            }
-            None => {
-                st.ended = Some("eof".into());
-                break;
-            }
-            Some(Ok(_)) => continue,
+        if let Some(reason) = common::end_reason(&msg) {
+            st.ended = Some(reason);
+            break;
+        }
+        let Some(Ok(Message::Text(text))) = msg else {
+            continue;
         };
         let now = now_us();
         for one in common::frame_texts(text.as_str()) {

@@ -306,24 +306,12 @@ async fn publisher(ws: Ws, plan: Plan, totals: Arc<Totals>) -> PublisherStats {
             m = stream.next() => m,
             _ = sleep_until(until) => continue,
         };
-        let text = match msg {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Close(c))) => {
-                st.ended = Some(format!(
-                    "closed {}",
-                    c.map(|c| u16::from(c.code)).unwrap_or(1005)
-                ));
-                continue;
-            }
-            Some(Err(e)) => {
-                st.ended = Some(common::classify(&e));
-                continue;
-            }
-            None => {
-                st.ended = Some("eof".into());
-                continue;
-            }
-            Some(Ok(_)) => continue,
+        if let Some(reason) = common::end_reason(&msg) {
+            st.ended = Some(reason);
+            continue;
+        }
+        let Some(Ok(Message::Text(text))) = msg else {
+            continue;
         };
         let now = now_us();
         for one in common::frame_texts(text.as_str()) {

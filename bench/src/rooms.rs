@@ -396,16 +396,11 @@ async fn client(
                         next_at = plan.first + plan.period.mul_f64(next as f64);
                     }
                     msg = stream.next(), if st.ended.is_none() => {
-                        let text = match msg {
-                            Some(Ok(Message::Text(t))) => t,
-                            Some(Ok(Message::Close(c))) => {
-                                st.ended = Some(format!("closed {}", c.map(|c| u16::from(c.code)).unwrap_or(1005)));
-                                continue;
-                            }
-                            Some(Err(e)) => { st.ended = Some(common::classify(&e)); continue; }
-                            None => { st.ended = Some("eof".into()); continue; }
-                            Some(Ok(_)) => continue,
-                        };
+                        if let Some(reason) = common::end_reason(&msg) {
+                            st.ended = Some(reason);
+                            continue;
+                        }
+                        let Some(Ok(Message::Text(text))) = msg else { continue };
                         let now = now_us();
         for one in common::frame_texts(text.as_str()) {
                         let Ok(f) = serde_json::from_str::<Frame>(one) else { continue };

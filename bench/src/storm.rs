@@ -131,24 +131,14 @@ async fn open_many(
                     _ = common::stopped(&mut stop) => break,
                     m = ws.next() => m,
                 };
+                if let Some(reason) = common::end_reason(&msg) {
+                    held.ended_early = Some(reason);
+                    break;
+                }
                 match msg {
-                    Some(Ok(Message::Close(c))) => {
-                        held.ended_early = Some(format!(
-                            "closed {}",
-                            c.map(|c| u16::from(c.code)).unwrap_or(1005)
-                        ));
-                        break;
-                    }
                     Some(Ok(Message::Text(t))) => held.received.count_message(t.as_str()),
                     Some(Ok(other)) => held.received.count_other(other.len()),
-                    Some(Err(e)) => {
-                        held.ended_early = Some(common::classify(&e));
-                        break;
-                    }
-                    None => {
-                        held.ended_early = Some("eof".into());
-                        break;
-                    }
+                    _ => {}
                 }
             }
             if held.ended_early.is_none() {
