@@ -382,6 +382,31 @@ impl Counts {
     }
 }
 
+/// Awaits the connection attempts of a run's setup, in order: the sockets that opened, with
+/// `setup_s` (since `setup_start`), `connected` and `connect_failures` (by reason) put in
+/// `results`. Fails only when a task itself failed.
+pub async fn gather_opens<T>(
+    opens: Vec<tokio::task::JoinHandle<Result<T, String>>>,
+    setup_start: Instant,
+    results: &mut Map<String, Value>,
+) -> Result<Vec<T>, String> {
+    let mut failures = Counts::default();
+    let mut opened = Vec::with_capacity(opens.len());
+    for o in opens {
+        match o.await.map_err(|e| format!("connect task: {e}"))? {
+            Ok(socket) => opened.push(socket),
+            Err(reason) => failures.add(&reason),
+        }
+    }
+    results.insert(
+        "setup_s".into(),
+        json!(r3(setup_start.elapsed().as_secs_f64())),
+    );
+    results.insert("connected".into(), json!(opened.len()));
+    results.insert("connect_failures".into(), failures.to_json());
+    Ok(opened)
+}
+
 // ---- the server's memory -----------------------------------------------------------------
 
 /// VmRSS (KiB) of `pid` and of each of its descendants: `(pid, command name, KiB)`, the

@@ -102,20 +102,7 @@ pub async fn run(ctx: &'static Ctx, a: &PublishersArgs) -> Res<RunOutput> {
             })
         })
         .collect();
-    let mut failures = Counts::default();
-    let mut sockets = Vec::with_capacity(p);
-    for o in opens {
-        match o.await.map_err(|e| format!("connect task: {e}"))? {
-            Ok(s) => sockets.push(s),
-            Err(reason) => failures.add(&reason),
-        }
-    }
-    results.insert(
-        "setup_s".into(),
-        json!(common::r3(setup_start.elapsed().as_secs_f64())),
-    );
-    results.insert("connected".into(), json!(sockets.len()));
-    results.insert("connect_failures".into(), failures.to_json());
+    let sockets = common::gather_opens(opens, setup_start, &mut results).await?;
     if sockets.len() < p {
         results.insert("complete".into(), json!(false));
         results.insert("error".into(), json!("not every publisher connected"));

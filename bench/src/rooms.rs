@@ -177,20 +177,7 @@ pub async fn run_workload(ctx: &'static Ctx, w: &Workload) -> Res<Map<String, Va
             }));
         }
     }
-    let mut failures = Counts::default();
-    let mut clients = Vec::with_capacity(k * p);
-    for o in opens {
-        match o.await.map_err(|e| format!("connect task: {e}"))? {
-            Ok(c) => clients.push(c),
-            Err(reason) => failures.add(&reason),
-        }
-    }
-    results.insert(
-        "setup_s".into(),
-        json!(common::r3(setup_start.elapsed().as_secs_f64())),
-    );
-    results.insert("connected".into(), json!(clients.len()));
-    results.insert("connect_failures".into(), failures.to_json());
+    let clients = common::gather_opens(opens, setup_start, &mut results).await?;
     if clients.len() < k * p {
         results.insert("complete".into(), json!(false));
         results.insert("error".into(), json!("not every client connected"));
