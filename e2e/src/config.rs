@@ -100,3 +100,18 @@ pub fn members_only_prefix() -> String {
         .unwrap_or_else(|| panic!("MEMBERS_ONLY_PREFIXES={prefixes:?} names no prefix"))
         .to_string()
 }
+
+/// The prefix and number of the first entry of a `*_PREFIXES` variable of `prefix=N` entries
+/// (e.g. `SHARD_VIEWERS_PREFIXES`, `PRESENCE_FULL_MAX_PREFIXES`), which the relay must be
+/// started with too.
+pub fn first_prefix_limit(name: &str) -> (String, usize) {
+    let var = required(name);
+    let entry = var.split(',').next().unwrap_or_default().trim();
+    let (prefix, limit) = entry
+        .rsplit_once('=')
+        .unwrap_or_else(|| panic!("{name}={var:?}: want prefix=N"));
+    let limit = limit
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}={var:?}: N is not a number"));
+    (prefix.to_string(), limit)
+}

@@ -24,8 +24,8 @@ pub mod token;
 pub mod ws;
 
 pub use config::{
-    admin_secret, allowed_origin, jwt_secret, members_only_prefix, relay_url, webhook_secret,
-    ws_url,
+    admin_secret, allowed_origin, first_prefix_limit, jwt_secret, members_only_prefix, relay_url,
+    webhook_secret, ws_url,
 };
 pub use http::{HttpResponse, ReqAuth};
 pub use shape::*;

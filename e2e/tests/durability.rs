@@ -119,16 +119,7 @@ impl StateFile {
 
 /// The prefix and per-object limit of the first `SHARD_VIEWERS_PREFIXES` entry.
 fn sharded_rooms() -> (String, usize) {
-    let var = std::env::var("SHARD_VIEWERS_PREFIXES")
-        .expect("SHARD_VIEWERS_PREFIXES (prefix=N) must be given to the relay and the tests");
-    let entry = var.split(',').next().unwrap_or_default().trim();
-    let (prefix, limit) = entry
-        .rsplit_once('=')
-        .unwrap_or_else(|| panic!("SHARD_VIEWERS_PREFIXES={var:?}: want prefix=N"));
-    (
-        prefix.to_string(),
-        limit.parse().expect("a number of sockets"),
-    )
+    first_prefix_limit("SHARD_VIEWERS_PREFIXES")
 }
 
 /// A connected socket, its user, and where it landed (`None`: on the room itself).

@@ -15,16 +15,7 @@ use tokio::time::Instant;
 
 /// The prefix and limit of the first `PRESENCE_FULL_MAX_PREFIXES` entry.
 fn small_rooms() -> (String, usize) {
-    let var = std::env::var("PRESENCE_FULL_MAX_PREFIXES")
-        .expect("PRESENCE_FULL_MAX_PREFIXES (prefix=N) must be given to the relay and the tests");
-    let entry = var.split(',').next().unwrap_or_default().trim();
-    let (prefix, limit) = entry
-        .rsplit_once('=')
-        .unwrap_or_else(|| panic!("PRESENCE_FULL_MAX_PREFIXES={var:?}: want prefix=N"));
-    (
-        prefix.to_string(),
-        limit.parse().expect("a number of users"),
-    )
+    first_prefix_limit("PRESENCE_FULL_MAX_PREFIXES")
 }
 
 fn small_room() -> (String, usize) {
