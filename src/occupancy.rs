@@ -12,6 +12,7 @@
 use serde::Serialize;
 
 use crate::error::{RelayError, RelayResult};
+use crate::room_prefixes::PrefixNumbers;
 
 /// Users online above which a room switches to counts, unless `PRESENCE_FULL_MAX` says.
 pub const DEFAULT_PRESENCE_FULL_MAX: usize = 100;
@@ -19,9 +20,8 @@ pub const DEFAULT_PRESENCE_FULL_MAX: usize = 100;
 pub const MAX_PRESENCE_FULL_MAX: usize = 1_000;
 /// Shortest time between two `occupancy` frames of a room.
 pub const OCCUPANCY_INTERVAL_MS: i64 = 2_000;
-/// Entries read from `PRESENCE_FULL_MAX_PREFIXES`, and the longest prefix.
+/// Entries read from `PRESENCE_FULL_MAX_PREFIXES`.
 const MAX_PREFIXES: usize = 32;
-const MAX_PREFIX_BYTES: usize = 128;
 
 /// A room's counts, as an `occupancy` frame and a counts welcome carry them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,17 +43,11 @@ impl Counts {
 /// `PRESENCE_FULL_MAX` and its per-prefix overrides `PRESENCE_FULL_MAX_PREFIXES`
 /// (`prefix=N,...`, the longest matching prefix wins).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresenceLimits {
-    default: usize,
-    by_prefix: Vec<(String, usize)>,
-}
+pub struct PresenceLimits(PrefixNumbers);
 
 impl Default for PresenceLimits {
     fn default() -> Self {
-        PresenceLimits {
-            default: DEFAULT_PRESENCE_FULL_MAX,
-            by_prefix: Vec::new(),
-        }
+        PresenceLimits::parse(None, None).0
     }
 }
 
@@ -62,48 +56,29 @@ impl PresenceLimits {
     /// from the first user). Returns what could not be used, for the log.
     pub fn parse(full_max: Option<&str>, prefixes: Option<&str>) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
-        let number = |text: &str| {
-            text.trim()
-                .parse::<usize>()
-                .ok()
-                .map(|n| n.min(MAX_PRESENCE_FULL_MAX))
-        };
         let default = match full_max.map(str::trim).filter(|v| !v.is_empty()) {
             None => DEFAULT_PRESENCE_FULL_MAX,
-            Some(text) => number(text).unwrap_or_else(|| {
-                warnings.push("PRESENCE_FULL_MAX is not a number; using 100".to_string());
-                DEFAULT_PRESENCE_FULL_MAX
-            }),
-        };
-        let mut by_prefix = Vec::new();
-        for entry in prefixes.unwrap_or_default().split(',').map(str::trim) {
-            if entry.is_empty() {
-                continue;
-            }
-            let parsed = entry
-                .rsplit_once('=')
-                .and_then(|(prefix, n)| Some((prefix.trim(), number(n)?)))
-                .filter(|(prefix, _)| !prefix.is_empty() && prefix.len() <= MAX_PREFIX_BYTES);
-            match parsed {
-                Some((prefix, n)) if by_prefix.len() < MAX_PREFIXES => {
-                    by_prefix.push((prefix.to_string(), n))
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) => n.min(MAX_PRESENCE_FULL_MAX),
+                Err(_) => {
+                    warnings.push("PRESENCE_FULL_MAX is not a number; using 100".to_string());
+                    DEFAULT_PRESENCE_FULL_MAX
                 }
-                _ => warnings.push(format!(
-                    "PRESENCE_FULL_MAX_PREFIXES: an entry was ignored (each is prefix=N, at \
-                     most {MAX_PREFIXES} of them)"
-                )),
-            }
-        }
-        (PresenceLimits { default, by_prefix }, warnings)
+            },
+        };
+        let range = 0..=MAX_PRESENCE_FULL_MAX;
+        let (limits, ignored) = PrefixNumbers::parse(default, prefixes, range, MAX_PREFIXES);
+        let warning = format!(
+            "PRESENCE_FULL_MAX_PREFIXES: an entry was ignored (each is prefix=N, at most \
+             {MAX_PREFIXES} of them)"
+        );
+        warnings.extend(std::iter::repeat_n(warning, ignored));
+        (PresenceLimits(limits), warnings)
     }
 
     /// The limit of `room`.
     pub fn for_room(&self, room: &str) -> usize {
-        self.by_prefix
-            .iter()
-            .filter(|(prefix, _)| room.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map_or(self.default, |(_, n)| *n)
+        self.0.for_room(room)
     }
 }
 

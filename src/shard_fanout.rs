@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::occupancy::Counts;
 use crate::room::{ResumePlan, MAX_REPLAY_MESSAGES};
 use crate::room_machine::{Connection, Effect};
+use crate::room_prefixes::PrefixNumbers;
 
 /// Most shards of one room; past that many full ones, new viewers go to the least loaded.
 pub const MAX_SHARDS: usize = 64;
@@ -26,50 +27,26 @@ pub const MAX_PENDING_ENTRIES: usize = 20_000;
 /// Fewest and most sockets per object a `SHARD_VIEWERS` value may set.
 const MIN_SHARD_VIEWERS: usize = 2;
 const MAX_SHARD_VIEWERS: usize = 32_000;
-/// Entries read from `SHARD_VIEWERS_PREFIXES`, and the longest prefix.
+/// Entries read from `SHARD_VIEWERS_PREFIXES`.
 const MAX_PREFIXES: usize = 32;
-const MAX_PREFIX_BYTES: usize = 128;
 
 /// `SHARD_VIEWERS` and its per-prefix overrides `SHARD_VIEWERS_PREFIXES` (`prefix=N,...`, the
 /// longest matching prefix wins): sockets a room holds itself before it places new ones on
 /// shards, and each shard's share. Numbers are clamped to 2..=32,000; entries that are not
 /// `prefix=N` are ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardViewers {
-    default: usize,
-    by_prefix: Vec<(String, usize)>,
-}
+pub struct ShardViewers(PrefixNumbers);
 
 impl ShardViewers {
     pub fn parse(default: usize, prefixes: Option<&str>) -> Self {
-        let number = |text: &str| {
-            let n = text.trim().parse::<usize>().ok()?;
-            Some(n.clamp(MIN_SHARD_VIEWERS, MAX_SHARD_VIEWERS))
-        };
-        let by_prefix = prefixes
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|entry| {
-                let (prefix, n) = entry.trim().rsplit_once('=')?;
-                let prefix = prefix.trim();
-                let valid = !prefix.is_empty() && prefix.len() <= MAX_PREFIX_BYTES;
-                valid.then(|| Some((prefix.to_string(), number(n)?)))?
-            })
-            .take(MAX_PREFIXES)
-            .collect();
-        ShardViewers {
-            default: default.clamp(MIN_SHARD_VIEWERS, MAX_SHARD_VIEWERS),
-            by_prefix,
-        }
+        let range = MIN_SHARD_VIEWERS..=MAX_SHARD_VIEWERS;
+        let default = default.clamp(MIN_SHARD_VIEWERS, MAX_SHARD_VIEWERS);
+        ShardViewers(PrefixNumbers::parse(default, prefixes, range, MAX_PREFIXES).0)
     }
 
     /// The limit of `room`.
     pub fn for_room(&self, room: &str) -> usize {
-        self.by_prefix
-            .iter()
-            .filter(|(prefix, _)| room.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map_or(self.default, |(_, n)| *n)
+        self.0.for_room(room)
     }
 }
 
@@ -507,7 +484,7 @@ mod tests {
         );
         let many: Vec<String> = (0..40).map(|i| format!("p{i}:=5")).collect();
         let limits = ShardViewers::parse(100, Some(&many.join(",")));
-        assert_eq!(limits.by_prefix.len(), MAX_PREFIXES);
+        assert_eq!(limits.0.prefix_count(), MAX_PREFIXES);
     }
 
     #[test]
